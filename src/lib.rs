@@ -1,0 +1,16 @@
+//! mboxpopd: a POP3 server for local mbox spools.
+//!
+//! The crate is split along the architecture:
+//! - [`protocol`]: POP3 command parsing and the session state machine, free of sockets and files.
+//! - [`storage`]: the mbox maildrop: indexing, transmit encoding, UIDLs, locks, crash-safe commit.
+//! - [`auth`]: account backends (passwd-file, system) and password-hash verification.
+//! - [`transport`]: bounded line reading, plain/TLS streams.
+//! - [`server`]: inetd and standalone drivers, privileges, signals, logging.
+//! - [`config`]: the configuration file.
+
+pub mod auth;
+pub mod config;
+pub mod protocol;
+pub mod server;
+pub mod storage;
+pub mod transport;

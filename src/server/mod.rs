@@ -1,0 +1,9 @@
+//! Running sessions: inetd and standalone drivers, privileges, signals, logging.
+
+pub mod connection;
+pub mod inetd;
+pub mod listener;
+pub mod logging;
+pub mod privileges;
+pub mod services;
+pub mod signals;

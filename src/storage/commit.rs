@@ -1,0 +1,1 @@
+//! OWNER: see src/storage/mod.rs.

@@ -1,0 +1,18 @@
+//! The mbox maildrop.
+//!
+//! Pure logic (no files): `index` (one pass over the bytes, memchr), `encode` (the transmit
+//! encoder shared by sizing and RETR/TOP), `uidl` (UIDL schemes).
+//! I/O: `lock` (fs2 session lock, dot-lock, fcntl), `mailbox` (open/serve, implements
+//! `protocol::Maildrop`), `commit` + `journal` (crash-safe in-place rewrite and recovery).
+
+pub mod encode;
+pub mod error;
+pub mod index;
+pub mod uidl;
+
+pub mod commit;
+pub mod journal;
+pub mod lock;
+pub mod mailbox;
+
+pub use error::StoreError;
