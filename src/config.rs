@@ -1,6 +1,40 @@
 //! The configuration file (`key = value` lines, `#` comments). See mboxpopd.conf(5).
 //!
 //! OWNER: server/transport helper implements `Config::parse` / `Config::load` and validation.
+//!
+//! KEYS (the contract shared by code, tests, etc/mboxpopd.conf and mboxpopd.conf(5)):
+//! ```text
+//! listen = 0.0.0.0:110 [::]:110     # list, space or comma separated; standalone plain POP3
+//! tls_listen = [::]:995             # implicit-TLS listeners (need tls_cert/tls_key)
+//! hostname = mail.example.org       # default: the system host name
+//! auth = system | passwd-file
+//! passwd_file = /etc/mboxpopd/passwd
+//! user = mail                       # virtual-user mode: drop to this user after binding
+//! group = mail
+//! spool_group = mail                # supplementary group for dot-locks in /var/mail
+//! mailbox = /var/mail/%u            # %u user, %h home, %% percent
+//! mbox_format = mboxo | mboxrd
+//! uidl_format = native | popa3d | x-uidl | imap
+//! apop = yes | no
+//! plaintext_auth = never | tls | always
+//! tls_cert = /etc/ssl/certs/pop.pem  # PEM chain (or .p12/.pfx PKCS#12 with empty password)
+//! tls_key = /etc/ssl/private/pop.key
+//! tls_min_version = 1.2             # 1.0 | 1.1 | 1.2 | 1.3
+//! timeout = 10m                     # durations: N (seconds), Ns, Nms, Nm, Nh
+//! handshake_timeout = 30s
+//! auth_failure_delay = 2s
+//! max_auth_failures = 3
+//! login_delay = 0                   # seconds advertised as LOGIN-DELAY; absent/0 = not sent
+//! max_connections = 200
+//! max_connections_per_ip = 10
+//! hold_mda_locks = no
+//! dotlock_method = excl | link
+//! dotlock_stale_age = 5m
+//! lock_timeout = 30s
+//! syslog_facility = mail
+//! ```
+//! Booleans: yes/no/true/false/on/off/1/0. Unknown keys and bad values are startup errors
+//! naming the file and line.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
