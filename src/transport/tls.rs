@@ -1,1 +1,626 @@
+//! The server's TLS context: certificate loading with startup validation, SIGHUP reload, and
+//! handshakes bounded by a deadline.
+//!
+//! Handshakes run through `native-tls` (OpenSSL on Linux). The `openssl` crate, which
+//! native-tls already depends on, is used directly for what native-tls cannot do:
+//! - read traditional `BEGIN RSA PRIVATE KEY` / `BEGIN EC PRIVATE KEY` files (native-tls takes
+//!   PKCS#8 only; certbot writes PKCS#8, `openssl genrsa` on 1.x and many CAs' tools do not);
+//! - refuse an expired certificate, and a key that does not belong to the certificate, at
+//!   startup: OpenSSL silently drops a mismatched key and every handshake then fails with "no
+//!   shared cipher", which is the runtime surprise the admin must not get.
+//!
+//! TLS 1.3: native-tls builds its OpenSSL acceptor from Mozilla's *intermediate v4* profile,
+//! which sets `SSL_OP_NO_TLSv1_3`, and offers no way to clear it. A native-tls server therefore
+//! negotiates at most TLS 1.2, and `tls_min_version = 1.3` would make every handshake fail; it
+//! is refused at startup with [`TlsSetupError::Tls13Unavailable`] (see docs/tls.md).
 
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use native_tls::{HandshakeError, Identity, Protocol, TlsAcceptor};
+use openssl::asn1::Asn1Time;
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+use crate::config::{TlsConfig, TlsVersion};
+
+/// A TLS stream as the driver sees it: the handshake deadline wrapper stays inside, inert
+/// once the handshake is done.
+pub type TlsStream<S> = native_tls::TlsStream<Deadline<S>>;
+
+/// Certificates expiring sooner than this produce a warning at load time.
+const EXPIRY_WARNING_DAYS: u32 = 14;
+
+/// Why the TLS context could not be built. Every variant names the file involved, because the
+/// admin reads this once, at startup, and must know which file to fix.
+#[derive(Debug)]
+pub enum TlsSetupError {
+    /// The file is missing or unreadable (permissions, a directory, ...).
+    Read { path: PathBuf, source: io::Error },
+    /// No PEM certificate in the file.
+    NoCertificate { path: PathBuf },
+    /// A certificate block that OpenSSL cannot parse.
+    BadCertificate { path: PathBuf, detail: String },
+    /// No private key in the file, or one OpenSSL cannot parse.
+    BadKey { path: PathBuf, detail: String },
+    /// A passphrase-protected key: a daemon has nobody to ask for the passphrase.
+    EncryptedKey { path: PathBuf },
+    /// A PKCS#12 file that cannot be opened with an empty password or lacks cert or key.
+    BadPkcs12 { path: PathBuf, detail: String },
+    /// The server certificate's notAfter is in the past.
+    Expired { path: PathBuf, not_after: String },
+    /// The server certificate's notBefore is in the future (clock or issuance problem).
+    NotYetValid { path: PathBuf, not_before: String },
+    /// The private key does not belong to the server certificate.
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    /// `tls_min_version = 1.3`, which the native-tls acceptor cannot negotiate.
+    Tls13Unavailable,
+    /// OpenSSL refused to build the acceptor from an otherwise valid identity.
+    Acceptor { detail: String },
+}
+
+impl fmt::Display for TlsSetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsSetupError::Read { path, source } => {
+                write!(f, "cannot read {}: {}", path.display(), source)
+            }
+            TlsSetupError::NoCertificate { path } => {
+                write!(f, "{}: no PEM certificate found", path.display())
+            }
+            TlsSetupError::BadCertificate { path, detail } => {
+                write!(f, "{}: invalid certificate: {}", path.display(), detail)
+            }
+            TlsSetupError::BadKey { path, detail } => {
+                write!(f, "{}: invalid private key: {}", path.display(), detail)
+            }
+            TlsSetupError::EncryptedKey { path } => write!(
+                f,
+                "{}: the private key is passphrase-protected; store it unencrypted \
+                 (mode 0600, readable by root only)",
+                path.display()
+            ),
+            TlsSetupError::BadPkcs12 { path, detail } => write!(
+                f,
+                "{}: unusable PKCS#12 file (an empty password is required): {}",
+                path.display(),
+                detail
+            ),
+            TlsSetupError::Expired { path, not_after } => write!(
+                f,
+                "{}: the certificate expired on {}",
+                path.display(),
+                not_after
+            ),
+            TlsSetupError::NotYetValid { path, not_before } => write!(
+                f,
+                "{}: the certificate is not valid before {} (check the system clock)",
+                path.display(),
+                not_before
+            ),
+            TlsSetupError::KeyMismatch { cert, key } => write!(
+                f,
+                "the private key {} does not match the certificate {}",
+                key.display(),
+                cert.display()
+            ),
+            TlsSetupError::Tls13Unavailable => write!(
+                f,
+                "tls_min_version = 1.3 is not supported: the TLS library (native-tls) \
+                 negotiates at most TLS 1.2; use 1.2"
+            ),
+            TlsSetupError::Acceptor { detail } => {
+                write!(f, "cannot set up TLS: {}", detail)
+            }
+        }
+    }
+}
+
+impl std::error::Error for TlsSetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsSetupError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// What was loaded, for the startup/reload log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    /// The server certificate's subject, e.g. `CN=mail.example.org`.
+    pub subject: String,
+    /// notAfter as OpenSSL prints it (`Jan  1 00:00:00 2027 GMT`).
+    pub not_after: String,
+    /// Whole days until notAfter (0 on the last day).
+    pub days_left: i32,
+    /// Certificates after the server's own (intermediates).
+    pub chain_len: usize,
+}
+
+impl fmt::Display for CertificateInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}, valid until {} ({} days), {} chain certificate(s)",
+            self.subject, self.not_after, self.days_left, self.chain_len
+        )
+    }
+}
+
+/// The shared TLS acceptor. Cloning is cheap; all clones see a [`TlsContext::reload`].
+#[derive(Clone)]
+pub struct TlsContext {
+    // The acceptor is cloned out under the read lock and the handshake runs without the lock,
+    // so a reload never waits for a slow client, and streams already accepted keep the
+    // OpenSSL context they were built from (it is reference-counted).
+    acceptor: Arc<RwLock<TlsAcceptor>>,
+    info: Arc<RwLock<CertificateInfo>>,
+}
+
+impl fmt::Debug for TlsContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsContext")
+            .field("certificate", &self.certificate_info())
+            .finish()
+    }
+}
+
+impl TlsContext {
+    /// Read and validate the certificate and key, and build the acceptor. Run this before
+    /// dropping privileges: the key is normally readable by root only.
+    pub fn load(config: &TlsConfig) -> Result<TlsContext, TlsSetupError> {
+        let (acceptor, info) = build(config)?;
+        Ok(TlsContext {
+            acceptor: Arc::new(RwLock::new(acceptor)),
+            info: Arc::new(RwLock::new(info)),
+        })
+    }
+
+    /// Replace the certificate (SIGHUP). On error the old acceptor stays in use. Sessions
+    /// already running, and handshakes already started, are not affected either way.
+    pub fn reload(&self, config: &TlsConfig) -> Result<(), TlsSetupError> {
+        let (acceptor, info) = build(config)?;
+        // A poisoned lock only means a panic elsewhere while holding it; the value inside is
+        // a whole acceptor either way, so recover it rather than stop serving TLS.
+        *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+        *self.info.write().unwrap_or_else(|e| e.into_inner()) = info;
+        Ok(())
+    }
+
+    /// The certificate currently served.
+    pub fn certificate_info(&self) -> CertificateInfo {
+        self.info.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn current(&self) -> TlsAcceptor {
+        self.acceptor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Server-side handshake on a blocking stream with no deadline of its own (the caller's
+    /// socket timeouts, if any, apply to each read).
+    pub fn accept<S: Read + Write>(&self, stream: S) -> io::Result<native_tls::TlsStream<S>> {
+        self.current().accept(stream).map_err(|e| match e {
+            HandshakeError::Failure(e) => io::Error::new(classify_kind(&e), e),
+            HandshakeError::WouldBlock(_) => {
+                io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+            }
+        })
+    }
+
+    /// Server-side handshake that must complete within `timeout` in total (a client trickling
+    /// one byte per read timeout cannot stretch it). Afterwards the stream's timeouts are set
+    /// to `then` (the session's inactivity timeout) and the deadline is lifted.
+    pub fn accept_timed<S: Read + Write + IoTimeout>(
+        &self,
+        stream: S,
+        timeout: Duration,
+        then: Option<Duration>,
+    ) -> Result<TlsStream<S>, HandshakeFailure> {
+        let started = Instant::now();
+        let wrapped = Deadline {
+            inner: stream,
+            deadline: Some(started + timeout),
+        };
+        match self.current().accept(wrapped) {
+            Ok(mut tls) => {
+                tls.get_mut().deadline = None;
+                tls.get_ref()
+                    .inner
+                    .set_io_timeout(then)
+                    .map_err(|e| HandshakeFailure::Io(e.to_string()))?;
+                Ok(tls)
+            }
+            Err(HandshakeError::Failure(e)) => Err(HandshakeFailure::from_error(&e)),
+            // Only a non-blocking stream ends up here; ours block with timeouts.
+            Err(HandshakeError::WouldBlock(_)) => Err(HandshakeFailure::Timeout),
+        }
+    }
+}
+
+/// Why a handshake failed, reduced to what the one log line for it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// The handshake deadline passed.
+    Timeout,
+    /// The client closed or reset the connection mid-handshake.
+    Dropped,
+    /// The client sent something that is not TLS (plaintext POP3 on 995, HTTP, garbage).
+    NotTls,
+    /// The client offered only protocol versions below `tls_min_version`.
+    ProtocolVersion,
+    /// Any other TLS-level refusal (no shared cipher, bad record, alert from the client, ...).
+    Tls(String),
+    /// A socket error other than the above.
+    Io(String),
+}
+
+impl fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeFailure::Timeout => f.write_str("TLS handshake timed out"),
+            HandshakeFailure::Dropped => f.write_str("client disconnected during TLS handshake"),
+            HandshakeFailure::NotTls => f.write_str("client did not speak TLS"),
+            HandshakeFailure::ProtocolVersion => {
+                f.write_str("client offered only TLS versions below tls_min_version")
+            }
+            HandshakeFailure::Tls(s) => write!(f, "TLS handshake failed: {}", s),
+            HandshakeFailure::Io(s) => write!(f, "TLS handshake I/O error: {}", s),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeFailure {}
+
+impl HandshakeFailure {
+    fn from_error(e: &native_tls::Error) -> HandshakeFailure {
+        if let Some(io) = find_io_error(e) {
+            return match io.kind() {
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => HandshakeFailure::Timeout,
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe => HandshakeFailure::Dropped,
+                _ => HandshakeFailure::Io(io.to_string()),
+            };
+        }
+        // OpenSSL's reason strings are the only classification native-tls exposes.
+        let text = e.to_string();
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("wrong version number")
+            || lower.contains("http request")
+            || lower.contains("https proxy request")
+            || lower.contains("packet length too long")
+            || lower.contains("record layer failure")
+        {
+            HandshakeFailure::NotTls
+        } else if lower.contains("unsupported protocol") || lower.contains("version too low") {
+            HandshakeFailure::ProtocolVersion
+        } else if lower.contains("unexpected eof") || lower.contains("interrupted") {
+            // OpenSSL 3 reports a peer that vanished as "unexpected eof while reading";
+            // rust-openssl reports a clean EOF mid-handshake as "interrupted".
+            HandshakeFailure::Dropped
+        } else {
+            HandshakeFailure::Tls(text)
+        }
+    }
+}
+
+fn find_io_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn classify_kind(e: &native_tls::Error) -> io::ErrorKind {
+    match HandshakeFailure::from_error(e) {
+        HandshakeFailure::Timeout => io::ErrorKind::TimedOut,
+        HandshakeFailure::Dropped => io::ErrorKind::UnexpectedEof,
+        _ => io::ErrorKind::InvalidData,
+    }
+}
+
+/// Streams whose blocking reads and writes can be bounded. TCP sockets use SO_RCVTIMEO /
+/// SO_SNDTIMEO; a stdio transport (inetd mode) implements it with poll(2) in the driver.
+pub trait IoTimeout {
+    /// Bound each following blocking read and write to `timeout` (`None`: no bound).
+    fn set_io_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl IoTimeout for TcpStream {
+    fn set_io_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+}
+
+impl<T: IoTimeout + ?Sized> IoTimeout for &T {
+    fn set_io_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_io_timeout(timeout)
+    }
+}
+
+/// A stream with an optional overall deadline. During the handshake every read and write gets
+/// the time left as its timeout; afterwards the wrapper passes I/O straight through.
+#[derive(Debug)]
+pub struct Deadline<S> {
+    inner: S,
+    deadline: Option<Instant>,
+}
+
+impl<S> Deadline<S> {
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+}
+
+impl<S: IoTimeout> Deadline<S> {
+    fn arm(&self) -> io::Result<()> {
+        match self.deadline {
+            None => Ok(()),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // A zero timeout means "block forever" to setsockopt: stop here instead.
+                if left < Duration::from_millis(1) {
+                    return Err(timed_out());
+                }
+                self.inner.set_io_timeout(Some(left))
+            }
+        }
+    }
+
+    fn map(&self, e: io::Error) -> io::Error {
+        // SO_RCVTIMEO expiry surfaces as EAGAIN; OpenSSL would take WouldBlock for "retry
+        // later" on a non-blocking socket and hand back a half-done handshake.
+        if self.deadline.is_some() && e.kind() == io::ErrorKind::WouldBlock {
+            timed_out()
+        } else {
+            e
+        }
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake deadline passed")
+}
+
+impl<S: Read + IoTimeout> Read for Deadline<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.inner.read(buf).map_err(|e| self.map(e))
+    }
+}
+
+impl<S: Write + IoTimeout> Write for Deadline<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.inner.write(buf).map_err(|e| self.map(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, TlsSetupError> {
+    fs::read(path).map_err(|source| TlsSetupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn is_pkcs12(path: &Path, data: &[u8]) -> bool {
+    let by_name = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"));
+    // DER starts with a SEQUENCE tag; PEM with text. Trust the content over the name.
+    by_name || data.first() == Some(&0x30)
+}
+
+/// The parsed identity before it goes to native-tls.
+struct Parsed {
+    cert: X509,
+    chain: Vec<X509>,
+    key: PKey<Private>,
+}
+
+fn parse_pem(config: &TlsConfig, cert_pem: &[u8]) -> Result<Parsed, TlsSetupError> {
+    let cert_path = &config.cert;
+    let mut certs = X509::stack_from_pem(cert_pem)
+        .map_err(|e| TlsSetupError::BadCertificate {
+            path: cert_path.clone(),
+            detail: e.to_string(),
+        })?
+        .into_iter();
+    let cert = certs.next().ok_or_else(|| TlsSetupError::NoCertificate {
+        path: cert_path.clone(),
+    })?;
+    let chain: Vec<X509> = certs.collect();
+
+    let key_path = &config.key;
+    let key_pem = if key_path == cert_path {
+        cert_pem.to_vec()
+    } else {
+        read_file(key_path)?
+    };
+    if contains(&key_pem, b"ENCRYPTED") {
+        return Err(TlsSetupError::EncryptedKey {
+            path: key_path.clone(),
+        });
+    }
+    if !contains(&key_pem, b"PRIVATE KEY-----") {
+        return Err(TlsSetupError::BadKey {
+            path: key_path.clone(),
+            detail: String::from("no PEM private key found"),
+        });
+    }
+    // The callback refuses to supply a passphrase: without it OpenSSL would prompt on the
+    // controlling terminal for an encrypted key the check above missed.
+    let key = PKey::private_key_from_pem_callback(&key_pem, |_| Ok(0)).map_err(|e| {
+        TlsSetupError::BadKey {
+            path: key_path.clone(),
+            detail: e.to_string(),
+        }
+    })?;
+    Ok(Parsed { cert, chain, key })
+}
+
+fn parse_pkcs12(path: &Path, der: &[u8]) -> Result<Parsed, TlsSetupError> {
+    let bad = |detail: String| TlsSetupError::BadPkcs12 {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let parsed = Pkcs12::from_der(der)
+        .and_then(|p| p.parse2(""))
+        .map_err(|e| bad(e.to_string()))?;
+    let cert = parsed
+        .cert
+        .ok_or_else(|| bad(String::from("no certificate inside")))?;
+    let key = parsed
+        .pkey
+        .ok_or_else(|| bad(String::from("no private key inside")))?;
+    // PKCS12_parse returns the CA stack in reverse order.
+    let chain = parsed.ca.into_iter().flatten().rev().collect();
+    Ok(Parsed { cert, chain, key })
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
+}
+
+fn validate(config: &TlsConfig, p: &Parsed) -> Result<CertificateInfo, TlsSetupError> {
+    let openssl_err = |e: openssl::error::ErrorStack| TlsSetupError::Acceptor {
+        detail: e.to_string(),
+    };
+    let now = Asn1Time::days_from_now(0).map_err(openssl_err)?;
+    let cert = &p.cert;
+    if cert.not_after() < now {
+        return Err(TlsSetupError::Expired {
+            path: config.cert.clone(),
+            not_after: cert.not_after().to_string(),
+        });
+    }
+    if cert.not_before() > now {
+        return Err(TlsSetupError::NotYetValid {
+            path: config.cert.clone(),
+            not_before: cert.not_before().to_string(),
+        });
+    }
+    let cert_key = cert.public_key().map_err(|e| TlsSetupError::BadCertificate {
+        path: config.cert.clone(),
+        detail: e.to_string(),
+    })?;
+    if !cert_key.public_eq(&p.key) {
+        return Err(TlsSetupError::KeyMismatch {
+            cert: config.cert.clone(),
+            key: config.key.clone(),
+        });
+    }
+    // Intermediates are only warned about: old Let's Encrypt fullchain files carry an expired
+    // cross-signed root that clients ignore, and refusing to start over it would be wrong.
+    for extra in &p.chain {
+        if extra.not_after() < now {
+            log::warn!(
+                "{}: chain certificate {} expired on {}",
+                config.cert.display(),
+                subject(extra),
+                extra.not_after()
+            );
+        }
+    }
+    let days_left = now
+        .diff(cert.not_after())
+        .map(|d| d.days)
+        .map_err(openssl_err)?;
+    if days_left < EXPIRY_WARNING_DAYS as i32 {
+        log::warn!(
+            "{}: the certificate expires in {} day(s), on {}",
+            config.cert.display(),
+            days_left,
+            cert.not_after()
+        );
+    }
+    Ok(CertificateInfo {
+        subject: subject(cert),
+        not_after: cert.not_after().to_string(),
+        days_left,
+        chain_len: p.chain.len(),
+    })
+}
+
+fn subject(cert: &X509) -> String {
+    let parts: Vec<String> = cert
+        .subject_name()
+        .entries()
+        .map(|entry| {
+            let key = entry.object().nid().short_name().unwrap_or("?");
+            let value = entry
+                .data()
+                .to_string()
+                .unwrap_or_else(|_| String::from("?"));
+            format!("{}={}", key, value)
+        })
+        .collect();
+    parts.join(", ")
+}
+
+fn protocol(v: TlsVersion) -> Result<Protocol, TlsSetupError> {
+    match v {
+        TlsVersion::Tls10 => Ok(Protocol::Tlsv10),
+        TlsVersion::Tls11 => Ok(Protocol::Tlsv11),
+        TlsVersion::Tls12 => Ok(Protocol::Tlsv12),
+        TlsVersion::Tls13 => Err(TlsSetupError::Tls13Unavailable),
+    }
+}
+
+fn build(config: &TlsConfig) -> Result<(TlsAcceptor, CertificateInfo), TlsSetupError> {
+    let min = protocol(config.min_version)?;
+    let cert_data = read_file(&config.cert)?;
+    let parsed = if is_pkcs12(&config.cert, &cert_data) {
+        parse_pkcs12(&config.cert, &cert_data)?
+    } else {
+        parse_pem(config, &cert_data)?
+    };
+    let info = validate(config, &parsed)?;
+
+    // Hand native-tls a normalised PEM identity: the chain re-encoded, the key as PKCS#8
+    // whatever format it came in.
+    let acceptor_err = |detail: String| TlsSetupError::Acceptor { detail };
+    let mut chain_pem = parsed
+        .cert
+        .to_pem()
+        .map_err(|e| acceptor_err(e.to_string()))?;
+    for extra in &parsed.chain {
+        chain_pem.extend(extra.to_pem().map_err(|e| acceptor_err(e.to_string()))?);
+    }
+    let key_pem = parsed
+        .key
+        .private_key_to_pem_pkcs8()
+        .map_err(|e| acceptor_err(e.to_string()))?;
+    let identity =
+        Identity::from_pkcs8(&chain_pem, &key_pem).map_err(|e| acceptor_err(e.to_string()))?;
+    let acceptor = TlsAcceptor::builder(identity)
+        .min_protocol_version(Some(min))
+        .build()
+        .map_err(|e| acceptor_err(e.to_string()))?;
+    Ok((acceptor, info))
+}
