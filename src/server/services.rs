@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::auth::{self, Account, AuthError, Authenticator};
-use crate::config::Config;
+use crate::config::{AuthBackend, Config};
 use crate::protocol::session::{new_timestamp, SessionParams};
 use crate::protocol::{Maildrop, Services};
 use crate::server::connection::ConnectionParams;
@@ -164,17 +164,31 @@ impl MboxServices {
         .map_err(|e| StoreError::Permanent(e.to_string()))
     }
 
-    /// Become the account's user (system users, and passwd-file users with a uid) when
-    /// running as root. Mailboxes are never opened as root. Returns the uid switched to.
+    /// Become the account's user when running as root. Returns the uid switched to.
+    ///
+    /// System accounts always carry a uid and are always switched to, so a mailbox is never
+    /// opened as root for them; root's own mailbox is refused. Virtual users without a uid
+    /// run as the daemon: normally `user =` (the process dropped after binding), as root
+    /// only when the admin configured no `user` (warned about at startup).
     fn take_credentials(&self, account: &Account) -> Result<Option<u32>, StoreError> {
         if !privileges::is_root() {
             return Ok(None);
         }
-        let Some(uid) = account.uid.filter(|&u| u != 0) else {
-            return Err(StoreError::Permanent(format!(
-                "refusing to open the mailbox of {} as root (no uid; set user = in the config)",
-                account.name
-            )));
+        let uid = match account.uid {
+            Some(0) => {
+                return Err(StoreError::Permanent(format!(
+                    "refusing to serve the mailbox of {} (uid 0)",
+                    account.name
+                )))
+            }
+            Some(uid) => uid,
+            None if self.runtime.config.auth == AuthBackend::System => {
+                return Err(StoreError::Permanent(format!(
+                    "system account {} has no uid",
+                    account.name
+                )))
+            }
+            None => return Ok(None),
         };
         let gid = account.gid.unwrap_or(uid);
         let spool_gid = match &self.runtime.config.spool_group {
