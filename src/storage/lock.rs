@@ -485,7 +485,10 @@ mod tests {
         let r = MdaLocks::acquire(&f, &p, true, &opts(0), Duration::from_millis(300));
         assert!(matches!(r, Err(StoreError::InUse(_))));
         assert!(t.elapsed() >= Duration::from_millis(300));
-        assert!(DotLock::path_for(&p).exists(), "a foreign lock must survive");
+        assert!(
+            DotLock::path_for(&p).exists(),
+            "a foreign lock must survive"
+        );
     }
 
     #[test]
@@ -502,8 +505,8 @@ mod tests {
         let r = MdaLocks::acquire(&f, &p, true, &opts(3600), Duration::from_millis(100));
         assert!(matches!(r, Err(StoreError::InUse(_))));
         // Old enough: taken over.
-        let locks = MdaLocks::acquire(&f, &p, true, &opts(0), Duration::from_secs(2))
-            .expect("takeover");
+        let locks =
+            MdaLocks::acquire(&f, &p, true, &opts(0), Duration::from_secs(2)).expect("takeover");
         let content = fs::read_to_string(DotLock::path_for(&p)).expect("lock file");
         assert_eq!(content, lock_contents());
         drop(locks);
@@ -516,7 +519,9 @@ mod tests {
         let p = dir.path().join("u");
         fs::write(&p, b"From a\n\nx\n").expect("write");
         let f = rw(&p);
-        let held = FcntlLock::try_acquire(&f, true).expect("fcntl").expect("free");
+        let held = FcntlLock::try_acquire(&f, true)
+            .expect("fcntl")
+            .expect("free");
         // flock(1) is util-linux; use a real process taking a POSIX fcntl lock from EOF onwards,
         // as procmail does: python is not guaranteed, perl is (Debian essential).
         let script = r#"
