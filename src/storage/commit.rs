@@ -266,6 +266,8 @@ pub(crate) mod fault {
 }
 
 #[cfg(test)]
+// One-range slices are deliberate: they are byte ranges to delete, not vectors of bytes.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use std::fs::{self, OpenOptions};

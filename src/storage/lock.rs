@@ -17,6 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,13 +30,13 @@ use super::StoreError;
 /// flock locks belong to the open file description, so a second open of the same file — even
 /// from another thread of this process — conflicts, which is exactly the session semantics.
 #[derive(Debug)]
-pub struct SessionLock<'a> {
-    file: &'a File,
+pub struct SessionLock {
+    file: Arc<File>,
 }
 
-impl<'a> SessionLock<'a> {
+impl SessionLock {
     /// Try once, without waiting: a maildrop in use is reported at once as `[IN-USE]`.
-    pub fn try_acquire(file: &'a File, path: &Path) -> Result<Self, StoreError> {
+    pub fn try_acquire(file: Arc<File>, path: &Path) -> Result<Self, StoreError> {
         match file.try_lock_exclusive() {
             Ok(()) => Ok(SessionLock { file }),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || is_would_block(&e) => Err(
@@ -49,11 +50,11 @@ impl<'a> SessionLock<'a> {
     }
 }
 
-impl Drop for SessionLock<'_> {
+impl Drop for SessionLock {
     fn drop(&mut self) {
         // Closing the file would release it too; unlocking explicitly keeps the guard honest
         // when the file outlives the lock.
-        let _ = FileExt::unlock(self.file);
+        let _ = FileExt::unlock(&*self.file);
     }
 }
 
@@ -247,14 +248,14 @@ fn read_pid(path: &Path) -> Option<i32> {
 /// process for the same file is closed — which in a threaded daemon would happen whenever a
 /// second session for the same user opens the file and is refused.
 #[derive(Debug)]
-pub struct FcntlLock<'a> {
-    file: &'a File,
+pub struct FcntlLock {
+    file: Arc<File>,
 }
 
-impl<'a> FcntlLock<'a> {
+impl FcntlLock {
     /// One non-blocking attempt. `Ok(None)` when another process holds a conflicting lock.
-    pub fn try_acquire(file: &'a File, write: bool) -> io::Result<Option<Self>> {
-        match sys::set_whole_file_lock(file, Some(write)) {
+    pub fn try_acquire(file: Arc<File>, write: bool) -> io::Result<Option<Self>> {
+        match sys::set_whole_file_lock(&file, Some(write)) {
             Ok(()) => Ok(Some(FcntlLock { file })),
             Err(e)
                 if is_would_block(&e)
@@ -268,9 +269,9 @@ impl<'a> FcntlLock<'a> {
     }
 }
 
-impl Drop for FcntlLock<'_> {
+impl Drop for FcntlLock {
     fn drop(&mut self) {
-        if let Err(e) = sys::set_whole_file_lock(self.file, None) {
+        if let Err(e) = sys::set_whole_file_lock(&self.file, None) {
             log::warn!("cannot release fcntl lock: {e}");
         }
     }
@@ -278,20 +279,20 @@ impl Drop for FcntlLock<'_> {
 
 /// The MDA-facing locks, taken dot-lock first, then fcntl. Released in reverse order on drop.
 #[derive(Debug)]
-pub struct MdaLocks<'a> {
+pub struct MdaLocks {
     // Field order is drop order: the fcntl lock goes first, then the dot-lock.
-    _fcntl: FcntlLock<'a>,
+    _fcntl: FcntlLock,
     _dot: Option<DotLock>,
 }
 
-impl<'a> MdaLocks<'a> {
+impl MdaLocks {
     /// Take both locks, retrying with short sleeps for at most `timeout`, then `[IN-USE]`.
     ///
     /// A spool directory we may not create files in (no `mail` group, read-only file system)
     /// cannot hold our dot-lock; then only the fcntl lock is taken and a warning logged, as
     /// popa3d does permanently.
     pub fn acquire(
-        file: &'a File,
+        file: &Arc<File>,
         mailbox: &Path,
         write: bool,
         dot: &DotLockOptions,
@@ -325,7 +326,7 @@ impl<'a> MdaLocks<'a> {
             wait_or_give_up(deadline, &mut pause, mailbox, "dot-lock")?;
         };
         let fcntl = loop {
-            match FcntlLock::try_acquire(file, write) {
+            match FcntlLock::try_acquire(Arc::clone(file), write) {
                 Ok(Some(l)) => break l,
                 Ok(None) => {}
                 Err(e) => {
@@ -429,14 +430,16 @@ mod tests {
         }
     }
 
-    fn rw(path: &Path) -> File {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .expect("open")
+    fn rw(path: &Path) -> Arc<File> {
+        Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .expect("open"),
+        )
     }
 
     #[test]
@@ -445,13 +448,13 @@ mod tests {
         let p = dir.path().join("u");
         let a = rw(&p);
         let b = rw(&p);
-        let la = SessionLock::try_acquire(&a, &p).expect("first");
+        let la = SessionLock::try_acquire(Arc::clone(&a), &p).expect("first");
         assert!(matches!(
-            SessionLock::try_acquire(&b, &p),
+            SessionLock::try_acquire(Arc::clone(&b), &p),
             Err(StoreError::InUse(_))
         ));
         drop(la);
-        SessionLock::try_acquire(&b, &p).expect("after release");
+        SessionLock::try_acquire(b, &p).expect("after release");
     }
 
     #[test]
@@ -519,7 +522,7 @@ mod tests {
         let p = dir.path().join("u");
         fs::write(&p, b"From a\n\nx\n").expect("write");
         let f = rw(&p);
-        let held = FcntlLock::try_acquire(&f, true)
+        let held = FcntlLock::try_acquire(Arc::clone(&f), true)
             .expect("fcntl")
             .expect("free");
         // flock(1) is util-linux; use a real process taking a POSIX fcntl lock from EOF onwards,
