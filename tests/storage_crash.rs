@@ -54,10 +54,10 @@ struct Case {
 }
 
 impl Case {
-    fn old(&self) -> Vec<u8> {
+    fn old_content(&self) -> Vec<u8> {
         [mbox(&self.messages), self.appended.clone()].concat()
     }
-    fn new(&self) -> Vec<u8> {
+    fn new_content(&self) -> Vec<u8> {
         let kept: Vec<Vec<u8>> = self
             .messages
             .iter()
@@ -107,10 +107,10 @@ fn check_after_crash(path: &Path, case: &Case, what: &str) -> Outcome {
         !DotLock::path_for(path).exists(),
         "{what}: dot-lock left behind"
     );
-    if now == case.old() {
+    if now == case.old_content() {
         assert_eq!(n, case.messages.len() + usize::from(!case.appended.is_empty()));
         Outcome::Old
-    } else if now == case.new() {
+    } else if now == case.new_content() {
         Outcome::New
     } else {
         let tags: Vec<Option<String>> = split(&now).iter().map(|m| tag_of(m)).collect();
@@ -118,8 +118,8 @@ fn check_after_crash(path: &Path, case: &Case, what: &str) -> Outcome {
             "{what}: the mailbox is neither the old nor the new content ({} bytes; old {}, new \
              {}); messages now: {tags:?}",
             now.len(),
-            case.old().len(),
-            case.new().len()
+            case.old_content().len(),
+            case.new_content().len()
         );
     }
 }
@@ -141,7 +141,7 @@ fn every_step(case: &Case, chunk: usize) -> (u64, u64, u64) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             assert!(stdout.contains("COMMITTED"), "child output: {stdout}");
-            assert_eq!(fs::read(&path).expect("read"), case.new());
+            assert_eq!(fs::read(&path).expect("read"), case.new_content());
             assert!(step > 3, "too few crash points exercised: {step}");
             return (step - 1, olds, news);
         }
@@ -210,7 +210,7 @@ fn sigkill_at_random_instants_over_a_large_mailbox() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("user");
-    let old = case.old();
+    let old = case.old_content();
 
     // One undisturbed run tells how long a commit takes here.
     write_file(&path, &old);
@@ -234,7 +234,7 @@ fn sigkill_at_random_instants_over_a_large_mailbox() {
     };
     let (full, status) = run(None);
     assert!(status.success());
-    assert_eq!(fs::read(&path).expect("read"), case.new());
+    assert_eq!(fs::read(&path).expect("read"), case.new_content());
 
     let mut rng = Rng::from_time();
     let (mut olds, mut news) = (0, 0);
