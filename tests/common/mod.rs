@@ -711,6 +711,11 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        // The reader thread holds a clone of the socket: without an explicit shutdown the
+        // connection would stay open after the test drops its end.
+        if let Writer::Tcp(s) = &self.w {
+            s.shutdown(Shutdown::Both).ok();
+        }
         if let Some(mut c) = self.child.take() {
             self.w = Writer::Pipe(None);
             if wait_timeout(&mut c, Duration::from_secs(5)).is_none() {
