@@ -15,9 +15,18 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// A second message without dot-lines, so the size checks here do not depend on how
+/// dot-stuffing is counted (the maildrop suites own that question).
+const PLAIN2: &str = "From: Erin <erin@example.org>\n\
+To: alice@example.org\n\
+Subject: plain second\n\
+\n\
+No dots here.\n\
+From the start of a body line, quoted by the MDA or not.\n";
+
 fn fixture() -> Fixture {
     let f = Fixture::new();
-    f.write_mbox("alice", &mbox(&[MSG1, MSG2, MSG3]));
+    f.write_mbox("alice", &mbox(&[MSG1, PLAIN2, MSG3]));
     f
 }
 
@@ -47,7 +56,7 @@ fn pipelined_commands_are_answered_in_order() {
         &mut c,
         &[false, false, false, true, true, false, true, false, false, false],
     );
-    let sizes: Vec<usize> = [MSG1, MSG2, MSG3].iter().map(|m| content(m).len()).collect();
+    let sizes: Vec<usize> = [MSG1, PLAIN2, MSG3].iter().map(|m| content(m).len()).collect();
     let total: usize = sizes.iter().sum();
     assert!(got[0].0.starts_with("+OK") && got[1].0.starts_with("+OK"), "{got:?}");
     assert_eq!(got[2].0, format!("+OK 3 {total}"));
@@ -55,14 +64,14 @@ fn pipelined_commands_are_answered_in_order() {
         show(&got[3].1),
         format!("1 {}\r\n2 {}\r\n3 {}\r\n", sizes[0], sizes[1], sizes[2])
     );
-    assert_eq!(show(&got[4].1), show(&wire(MSG2)));
+    assert_eq!(show(&got[4].1), show(&wire(PLAIN2)));
     assert!(got[5].0.starts_with("+OK"));
     assert_eq!(show(&got[6].1), show(&top(MSG1, 0)));
     assert!(got[7].0.starts_with("+OK"));
     assert!(got[8].0.starts_with("-ERR"), "LIST of a deleted message: {}", got[8].0);
     assert_eq!(got[9].0, format!("+OK 2 {}", sizes[0] + sizes[1]));
     c.quit();
-    assert_eq!(show(&f.read_mbox("alice")), show(&mbox(&[MSG1, MSG2])));
+    assert_eq!(show(&f.read_mbox("alice")), show(&mbox(&[MSG1, PLAIN2])));
 }
 
 #[test]
@@ -157,7 +166,7 @@ fn the_session_end_is_logged_once_with_its_counts() {
     let ends: Vec<&str> = log.lines().filter(|l| l.contains("session end")).collect();
     assert_eq!(ends.len(), 1, "{log}");
     let retrieved = content(MSG1).len() + content(MSG3).len();
-    let deleted = content(MSG2).len();
+    let deleted = content(PLAIN2).len();
     let line = ends[0];
     for part in [
         "user=alice".to_string(),
@@ -320,7 +329,7 @@ fn each_response_leaves_in_one_write() {
         got
     };
     ask("USER alice\r\nPASS secret\r\n", 2);
-    let retr = ask("RETR 2\r\n", 1 + MSG2.lines().count() + 1);
+    let retr = ask("RETR 2\r\n", 1 + PLAIN2.lines().count() + 1);
     assert!(retr.ends_with("\r\n.\r\n"), "{retr}");
     // A pipelined batch is answered by one write as well.
     ask("STAT\r\nNOOP\r\nLIST 1\r\n", 3);
@@ -332,10 +341,10 @@ fn each_response_leaves_in_one_write() {
         .lines()
         .filter(|l| l.contains("+OK") || l.contains("-ERR") || l.contains("\\r\\n"))
         .collect();
-    let retr_writes: Vec<&&str> = writes.iter().filter(|l| l.contains("Subject: dots")).collect();
+    let retr_writes: Vec<&&str> = writes.iter().filter(|l| l.contains("Subject: plain second")).collect();
     assert_eq!(retr_writes.len(), 1, "{writes:#?}");
     assert!(
-        retr_writes[0].contains("\"+OK") && retr_writes[0].contains("end.\\r\\n.\\r\\n\""),
+        retr_writes[0].contains("\"+OK") && retr_writes[0].contains("or not.\\r\\n.\\r\\n\""),
         "RETR split over several writes: {writes:#?}"
     );
     let batch: Vec<&&str> = writes
