@@ -194,7 +194,9 @@ fn drop_to_run_user(runtime: &Runtime) -> Result<(), String> {
     let (uid, user_gid, _home) =
         privileges::lookup_user(user).ok_or_else(|| format!("user {user}: no such user"))?;
     let gid = match &c.run_group {
-        Some(g) => privileges::lookup_group(g).ok_or_else(|| format!("group {g}: no such group"))?,
+        Some(g) => {
+            privileges::lookup_group(g).ok_or_else(|| format!("group {g}: no such group"))?
+        }
         None => user_gid,
     };
     let mut groups = Vec::new();

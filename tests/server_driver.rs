@@ -54,11 +54,19 @@ fn pipelined_commands_are_answered_in_order() {
     c.send(b"USER alice\r\nPASS secret\r\nSTAT\r\nLIST\r\nRETR 2\r\nNOOP\r\nTOP 1 0\r\nDELE 3\r\nLIST 3\r\nSTAT\r\n");
     let got = responses(
         &mut c,
-        &[false, false, false, true, true, false, true, false, false, false],
+        &[
+            false, false, false, true, true, false, true, false, false, false,
+        ],
     );
-    let sizes: Vec<usize> = [MSG1, PLAIN2, MSG3].iter().map(|m| content(m).len()).collect();
+    let sizes: Vec<usize> = [MSG1, PLAIN2, MSG3]
+        .iter()
+        .map(|m| content(m).len())
+        .collect();
     let total: usize = sizes.iter().sum();
-    assert!(got[0].0.starts_with("+OK") && got[1].0.starts_with("+OK"), "{got:?}");
+    assert!(
+        got[0].0.starts_with("+OK") && got[1].0.starts_with("+OK"),
+        "{got:?}"
+    );
     assert_eq!(got[2].0, format!("+OK 3 {total}"));
     assert_eq!(
         show(&got[3].1),
@@ -68,7 +76,11 @@ fn pipelined_commands_are_answered_in_order() {
     assert!(got[5].0.starts_with("+OK"));
     assert_eq!(show(&got[6].1), show(&top(MSG1, 0)));
     assert!(got[7].0.starts_with("+OK"));
-    assert!(got[8].0.starts_with("-ERR"), "LIST of a deleted message: {}", got[8].0);
+    assert!(
+        got[8].0.starts_with("-ERR"),
+        "LIST of a deleted message: {}",
+        got[8].0
+    );
     assert_eq!(got[9].0, format!("+OK 2 {}", sizes[0] + sizes[1]));
     c.quit();
     assert_eq!(show(&f.read_mbox("alice")), show(&mbox(&[MSG1, PLAIN2])));
@@ -272,7 +284,9 @@ fn inetd_on_a_tcp_socket_knows_its_peer() {
     let mut line = String::new();
     reader.read_line(&mut line).expect("greeting");
     assert!(line.starts_with("+OK"), "{line}");
-    client.write_all(b"USER alice\r\nPASS secret\r\nSTAT\r\n").expect("send");
+    client
+        .write_all(b"USER alice\r\nPASS secret\r\nSTAT\r\n")
+        .expect("send");
     for want in ["+OK", "+OK", "+OK 3 "] {
         line.clear();
         reader.read_line(&mut line).expect("reply");
@@ -301,7 +315,15 @@ fn each_response_leaves_in_one_write() {
     let conf = f.write_config("127.0.0.1:1");
     let trace = f.path().join("strace.out");
     let mut child = Command::new(&strace)
-        .args(["-f", "-qq", "-e", "trace=write,writev,sendto,sendmsg", "-s", "100000", "-o"])
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=write,writev,sendto,sendmsg",
+            "-s",
+            "100000",
+            "-o",
+        ])
         .arg(&trace)
         .arg(binary())
         .arg("-c")
@@ -318,6 +340,8 @@ fn each_response_leaves_in_one_write() {
     out.read_line(&mut line).expect("greeting");
     if !line.starts_with("+OK") {
         eprintln!("SKIPPED: strace cannot trace here ({line:?})");
+        child.kill().ok();
+        child.wait().ok();
         return;
     }
     let mut ask = |cmd: &str, lines: usize| {
@@ -341,7 +365,10 @@ fn each_response_leaves_in_one_write() {
         .lines()
         .filter(|l| l.contains("+OK") || l.contains("-ERR") || l.contains("\\r\\n"))
         .collect();
-    let retr_writes: Vec<&&str> = writes.iter().filter(|l| l.contains("Subject: plain second")).collect();
+    let retr_writes: Vec<&&str> = writes
+        .iter()
+        .filter(|l| l.contains("Subject: plain second"))
+        .collect();
     assert_eq!(retr_writes.len(), 1, "{writes:#?}");
     assert!(
         retr_writes[0].contains("\"+OK") && retr_writes[0].contains("or not.\\r\\n.\\r\\n\""),

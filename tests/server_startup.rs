@@ -19,7 +19,10 @@ fn fixture() -> Fixture {
     f
 }
 
-fn mboxpopd(args: &[&str], conf: Option<&std::path::Path>) -> (std::process::ExitStatus, String, String) {
+fn mboxpopd(
+    args: &[&str],
+    conf: Option<&std::path::Path>,
+) -> (std::process::ExitStatus, String, String) {
     let mut cmd = Command::new(binary());
     if let Some(c) = conf {
         cmd.arg("-c").arg(c);
@@ -29,7 +32,13 @@ fn mboxpopd(args: &[&str], conf: Option<&std::path::Path>) -> (std::process::Exi
 
 #[test]
 fn usage_errors_exit_2_with_a_message() {
-    for args in [&["-i", "-d"][..], &["-T", "-d"], &[], &["-d", "stray"], &["-x"]] {
+    for args in [
+        &["-i", "-d"][..],
+        &["-T", "-d"],
+        &[],
+        &["-d", "stray"],
+        &["-x"],
+    ] {
         let (st, _out, err) = mboxpopd(args, None);
         assert_eq!(st.code(), Some(2), "{args:?}: {err}");
         assert!(err.starts_with("mboxpopd: "), "{args:?}: {err}");
@@ -53,7 +62,10 @@ fn a_missing_passwd_file_is_a_startup_error() {
 #[test]
 fn missing_tls_files_are_startup_errors() {
     let mut f = fixture();
-    f.config(&format!("tls_cert = {}", f.path().join("cert.pem").display()));
+    f.config(&format!(
+        "tls_cert = {}",
+        f.path().join("cert.pem").display()
+    ));
     f.config(&format!("tls_key = {}", f.path().join("key.pem").display()));
     let conf = f.write_config("127.0.0.1:0");
     let (st, _out, err) = mboxpopd(&["-t"], Some(&conf));

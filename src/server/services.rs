@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::{self, Account, AuthError, Authenticator};
-use crate::storage::path::expand_mailbox_template;
 use crate::config::{AuthBackend, Config};
 use crate::protocol::session::{new_timestamp, SessionParams};
 use crate::protocol::{Maildrop, Services};
 use crate::server::connection::ConnectionParams;
 use crate::server::privileges;
 use crate::storage::mailbox::{Mailbox, MailboxOptions};
+use crate::storage::path::expand_mailbox_template;
 use crate::storage::StoreError;
 use crate::transport::tls::TlsContext;
 
