@@ -117,11 +117,7 @@ fn parse_crypt(
     if hash.is_empty() || hash.starts_with('!') || hash.starts_with('*') {
         return Ok(Secret::Disabled);
     }
-    let kind = match CryptKind::of(hash) {
-        Some(k) => k,
-        None if hash.starts_with('$') => return Err(HashError::UnsupportedCrypt),
-        None => return Err(HashError::UnsupportedCrypt),
-    };
+    let kind = CryptKind::of(hash).ok_or(HashError::UnsupportedCrypt)?;
     if let Some((scheme, kinds)) = expected {
         if !kinds.contains(&kind) {
             return Err(HashError::SchemeMismatch(scheme));

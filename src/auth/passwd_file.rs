@@ -568,6 +568,21 @@ mod tests {
     }
 
     #[test]
+    fn utf8_names_and_secrets() {
+        // RFC 6856: UTF8 mode allows UTF-8 user names and passwords.
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_file(
+            dir.path(),
+            "passwd",
+            "jürgen:{PLAIN}grüße\n用户:{PLAIN}密码\n",
+        );
+        let pf = PasswdFile::open(&path).unwrap();
+        assert!(pf.verify("jürgen", "grüße".as_bytes()).is_ok());
+        assert!(pf.verify("jurgen", "grüße".as_bytes()).is_err());
+        assert!(pf.verify("用户", "密码".as_bytes()).is_ok());
+    }
+
+    #[test]
     fn world_readable_detection() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
