@@ -391,6 +391,10 @@ impl Authenticator for PasswdFile {
     fn has_plaintext_secrets(&self) -> bool {
         self.snapshot().has_plaintext
     }
+
+    fn reload(&self) -> Result<(), String> {
+        PasswdFile::reload(self)
+    }
 }
 
 #[cfg(test)]
