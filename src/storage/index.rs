@@ -562,18 +562,18 @@ impl Indexer {
             .scan
             .as_mut()
             .ok_or_else(|| IndexError::Io(io::Error::other("indexer lost its current message")))?;
-        let was_in_headers = scan.current.in_headers;
+        if scan.blank.is_some() && scan.current.in_headers && self.open_cl() {
+            // The body starts with this fragment: judge it against the announced length.
+            return self.fragment(offset, frag, start, end);
+        }
+        let Some(scan) = self.scan.as_mut() else {
+            return Ok(());
+        };
         if let Some(f) = scan.release_blank(&self.opts, offset, frag, whole_line, true) {
             self.done.push(f);
             return Ok(());
         }
-        if was_in_headers && !scan.current.in_headers && self.open_cl() {
-            // The body starts with this fragment: judge it against the announced length.
-            return self.fragment(offset, frag, start, end);
-        }
-        if let Some(scan) = self.scan.as_mut() {
-            scan.push(offset, frag, start, whole_line);
-        }
+        scan.push(offset, frag, start, whole_line);
         Ok(())
     }
 
@@ -596,19 +596,29 @@ impl Indexer {
         Ok(())
     }
 
-    /// The current message's header section just ended: if it announces a Content-Length
-    /// that may be trusted, open a region. Returns whether one was opened.
+    /// An empty line is pending after the current message's header section. If the message
+    /// announces a Content-Length that may be trusted, that line ends the header section (it
+    /// is fed now) and a region opens whose fallback keeps it pending, as plain scanning would.
+    /// Returns whether a region was opened.
     fn open_cl(&mut self) -> bool {
-        let Some(scan) = self.scan.as_ref() else {
+        let Some(scan) = self.scan.as_mut() else {
             return false;
         };
-        let m = &scan.current;
-        if !m.content_length_allowed {
+        if !scan.current.content_length_allowed {
             return false;
         }
-        let (Some(body), Some(len)) = (m.body_offset, m.content_length()) else {
+        let Some(len) = scan.current.content_length() else {
             return false;
         };
+        let Some(blank) = scan.blank else {
+            return false;
+        };
+        let mut shadow = scan.clone();
+        // If the length proves wrong, the scanning interpretation takes over for good.
+        shadow.current.content_length_allowed = false;
+        scan.blank = None;
+        scan.current.feed(blank.offset, blank.bytes(), true);
+        let body = blank.offset + blank.bytes().len() as u64;
         self.cl = Some(ClRegion {
             target: body.saturating_add(len),
             phase: if len == 0 {
@@ -616,7 +626,7 @@ impl Indexer {
             } else {
                 ClPhase::Body
             },
-            shadow: scan.clone(),
+            shadow,
             shadow_done: Vec::new(),
         });
         true
@@ -1014,6 +1024,26 @@ mod tests {
         let idx = index(mbox.as_bytes());
         assert_eq!(idx.messages.len(), 2);
         assert!(content(mbox.as_bytes(), &idx.messages[0]).ends_with(b"not from\n"));
+    }
+
+    #[test]
+    fn content_length_body_starting_with_a_from_line() {
+        // mboxcl2: the body's first line is a valid From_ line right after the header section.
+        let body = format!("{F2}\nforwarded\n");
+        let mbox = format!(
+            "{F1}\nContent-Length: {}\n\n{body}\n{F2}\nA: 2\n\nb\n",
+            body.len()
+        );
+        let b = mbox.as_bytes();
+        let idx = index(b);
+        assert_eq!(idx.messages.len(), 2);
+        assert!(content(b, &idx.messages[0]).ends_with(body.as_bytes()));
+        // Same shape, but the length is wrong: scanning splits at that From_ line.
+        let mbox = format!("{F1}\nContent-Length: 999\n\n{body}\n{F2}\nA: 2\n\nb\n");
+        let b = mbox.as_bytes();
+        let idx = index(b);
+        assert_eq!(idx.messages.len(), 3);
+        assert_eq!(content(b, &idx.messages[0]), b"Content-Length: 999\n");
     }
 
     #[test]
