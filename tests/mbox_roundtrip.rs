@@ -261,6 +261,14 @@ fn format_of(d: Dialect) -> MboxFormat {
     }
 }
 
+/// 200 cases by default; `PROPTEST_CASES=n` for a longer run.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
 fn dialect() -> impl Strategy<Value = Dialect> {
     prop_oneof![
         Just(Dialect::Mboxo),
@@ -274,7 +282,7 @@ fn ends() -> impl Strategy<Value = Ends> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn written_messages_come_back(

@@ -651,15 +651,13 @@ impl Indexer {
         if let Some(scan) = self.scan.take() {
             self.done.push(scan.finish(length));
         }
-        let inputs: Vec<UidlInput> = self.done.iter().map(|f| f.uidl.clone()).collect();
+        let (mut messages, inputs): (Vec<IndexedMessage>, Vec<UidlInput>) =
+            self.done.into_iter().map(|f| (f.message, f.uidl)).unzip();
         let uidls = uidl::assign(self.opts.uidl, &inputs);
-        let mut messages: Vec<IndexedMessage> = Vec::with_capacity(self.done.len());
-        for (i, (f, u)) in self.done.into_iter().zip(uidls).enumerate() {
-            let mut m = f.message;
+        for (i, (m, u)) in messages.iter_mut().zip(uidls).enumerate() {
             m.uidl = u;
             // Only the first message can be the folder's pseudo message.
             m.hidden &= i == 0;
-            messages.push(m);
         }
         Index { messages, length }
     }
