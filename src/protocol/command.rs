@@ -13,7 +13,10 @@ pub enum Command {
     User(Vec<u8>),
     /// Everything after "PASS ": passwords may contain spaces (RFC 1939 §7).
     Pass(Vec<u8>),
-    Apop { name: Vec<u8>, digest: Vec<u8> },
+    Apop {
+        name: Vec<u8>,
+        digest: Vec<u8>,
+    },
     Stat,
     List(Option<MessageNumber>),
     Retr(MessageNumber),
@@ -25,7 +28,10 @@ pub enum Command {
     Uidl(Option<MessageNumber>),
     Capa,
     Stls,
-    Auth { mechanism: Option<Vec<u8>>, initial: Option<Vec<u8>> },
+    Auth {
+        mechanism: Option<Vec<u8>>,
+        initial: Option<Vec<u8>>,
+    },
     Utf8,
     Lang(Option<Vec<u8>>),
 }
@@ -88,7 +94,11 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         };
     }
     let args: Vec<&[u8]> = rest
-        .map(|r| r.split(|&b| b == b' ' || b == b'\t').filter(|a| !a.is_empty()).collect())
+        .map(|r| {
+            r.split(|&b| b == b' ' || b == b'\t')
+                .filter(|a| !a.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let arity = |n: usize, usage: &'static str| {
         if args.len() == n {
@@ -111,7 +121,10 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         }
         b"APOP" => {
             arity(2, "APOP name digest")?;
-            Ok(Command::Apop { name: args[0].to_vec(), digest: args[1].to_vec() })
+            Ok(Command::Apop {
+                name: args[0].to_vec(),
+                digest: args[1].to_vec(),
+            })
         }
         b"STAT" => arity(0, "STAT").map(|_| Command::Stat),
         b"LIST" => {
@@ -182,7 +195,10 @@ fn number(arg: &[u8], usage: &'static str) -> Result<MessageNumber, ParseError> 
     }
     let mut value: u64 = 0;
     for &d in arg {
-        value = match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))) {
+        value = match value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+        {
             Some(v) => v,
             None => return Ok(MessageNumber::TooLarge),
         };
@@ -224,14 +240,23 @@ mod tests {
 
     #[test]
     fn pass_keeps_spaces() {
-        assert_eq!(parse(b"PASS my secret  pw"), Ok(Command::Pass(b"my secret  pw".to_vec())));
+        assert_eq!(
+            parse(b"PASS my secret  pw"),
+            Ok(Command::Pass(b"my secret  pw".to_vec()))
+        );
         assert_eq!(parse(b"PASS"), Err(ParseError::Syntax("PASS password")));
-        assert_eq!(parse(b"PASS trailing \r"), Ok(Command::Pass(b"trailing ".to_vec())));
+        assert_eq!(
+            parse(b"PASS trailing \r"),
+            Ok(Command::Pass(b"trailing ".to_vec()))
+        );
     }
 
     #[test]
     fn numbers_do_not_wrap() {
-        assert_eq!(parse(b"LIST 4294967297"), Ok(Command::List(Some(n(4_294_967_297)))));
+        assert_eq!(
+            parse(b"LIST 4294967297"),
+            Ok(Command::List(Some(n(4_294_967_297))))
+        );
         assert_eq!(
             parse(b"RETR 99999999999999999999999"),
             Ok(Command::Retr(MessageNumber::TooLarge))
@@ -242,7 +267,10 @@ mod tests {
         assert!(matches!(parse(b"RETR"), Err(ParseError::Syntax(_))));
         assert!(matches!(parse(b"RETR 1 2"), Err(ParseError::Syntax(_))));
         assert!(matches!(parse(b"TOP 1"), Err(ParseError::Syntax(_))));
-        assert_eq!(parse(b"TOP 1 99999999999999999999999"), Ok(Command::Top(n(1), u64::MAX)));
+        assert_eq!(
+            parse(b"TOP 1 99999999999999999999999"),
+            Ok(Command::Top(n(1), u64::MAX))
+        );
     }
 
     #[test]
@@ -256,7 +284,13 @@ mod tests {
 
     #[test]
     fn sasl_and_extensions() {
-        assert_eq!(parse(b"AUTH"), Ok(Command::Auth { mechanism: None, initial: None }));
+        assert_eq!(
+            parse(b"AUTH"),
+            Ok(Command::Auth {
+                mechanism: None,
+                initial: None
+            })
+        );
         assert_eq!(
             parse(b"AUTH plain AGJvYgBzZWNyZXQ="),
             Ok(Command::Auth {

@@ -79,9 +79,17 @@ pub fn end_multiline(out: &mut dyn Write) -> io::Result<()> {
 pub fn store_error(e: &StoreError) -> Option<(Code, &'static str)> {
     match e {
         StoreError::InUse(_) => Some((Code::InUse, "Mailbox is locked by another session")),
-        StoreError::Temporary(_) => Some((Code::SysTemp, "Temporary mailbox failure, try again later")),
-        StoreError::Permanent(_) => Some((Code::SysPerm, "Mailbox cannot be opened, contact your administrator")),
-        StoreError::Changed(_) => Some((Code::SysTemp, "Mailbox was changed by another program, reconnect")),
+        StoreError::Temporary(_) => {
+            Some((Code::SysTemp, "Temporary mailbox failure, try again later"))
+        }
+        StoreError::Permanent(_) => Some((
+            Code::SysPerm,
+            "Mailbox cannot be opened, contact your administrator",
+        )),
+        StoreError::Changed(_) => Some((
+            Code::SysTemp,
+            "Mailbox was changed by another program, reconnect",
+        )),
         // Nothing can be said to a client whose connection failed.
         StoreError::Client(_) => None,
     }

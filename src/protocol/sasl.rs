@@ -83,7 +83,10 @@ pub fn parse_plain(message: &[u8]) -> Result<(String, Vec<u8>), SaslError> {
 
 /// CRAM-MD5 response: `user SP lowercase-hex(HMAC-MD5(secret, challenge))`.
 pub fn parse_cram_md5(message: &[u8]) -> Result<(String, Vec<u8>), SaslError> {
-    let split = message.iter().rposition(|&b| b == b' ').ok_or(SaslError::Malformed)?;
+    let split = message
+        .iter()
+        .rposition(|&b| b == b' ')
+        .ok_or(SaslError::Malformed)?;
     let user = String::from_utf8(message[..split].to_vec()).map_err(|_| SaslError::Malformed)?;
     let digest = message[split + 1..].to_vec();
     if user.is_empty() || digest.len() != 32 {
@@ -139,7 +142,11 @@ mod tests {
             b"tanstaaf",
             b"C4C9334BAC560ECC979E58001B3E22FB"
         ));
-        assert!(!verify_apop("<1896.697170952@dbc.mtview.ca.us>", b"wrong", b"c4c9334bac560ecc979e58001b3e22fb"));
+        assert!(!verify_apop(
+            "<1896.697170952@dbc.mtview.ca.us>",
+            b"wrong",
+            b"c4c9334bac560ecc979e58001b3e22fb"
+        ));
     }
 
     #[test]
@@ -157,9 +164,18 @@ mod tests {
 
     #[test]
     fn plain() {
-        assert_eq!(parse_plain(b"\0bob\0secret pw"), Ok(("bob".into(), b"secret pw".to_vec())));
-        assert_eq!(parse_plain(b"bob\0bob\0pw"), Ok(("bob".into(), b"pw".to_vec())));
-        assert_eq!(parse_plain(b"admin\0bob\0pw"), Err(SaslError::AuthzidNotPermitted));
+        assert_eq!(
+            parse_plain(b"\0bob\0secret pw"),
+            Ok(("bob".into(), b"secret pw".to_vec()))
+        );
+        assert_eq!(
+            parse_plain(b"bob\0bob\0pw"),
+            Ok(("bob".into(), b"pw".to_vec()))
+        );
+        assert_eq!(
+            parse_plain(b"admin\0bob\0pw"),
+            Err(SaslError::AuthzidNotPermitted)
+        );
         assert_eq!(parse_plain(b"bob\0pw"), Err(SaslError::Malformed));
         assert_eq!(parse_plain(b"\0\0pw"), Err(SaslError::Malformed));
     }
@@ -168,7 +184,10 @@ mod tests {
     fn responses() {
         assert_eq!(decode_response(b"*"), Ok(ClientResponse::Cancel));
         assert_eq!(decode_response(b"="), Ok(ClientResponse::Data(vec![])));
-        assert_eq!(decode_response(b"AGJvYgBwdw=="), Ok(ClientResponse::Data(b"\0bob\0pw".to_vec())));
+        assert_eq!(
+            decode_response(b"AGJvYgBwdw=="),
+            Ok(ClientResponse::Data(b"\0bob\0pw".to_vec()))
+        );
         assert_eq!(decode_response(b"not base64!"), Err(SaslError::BadBase64));
     }
 

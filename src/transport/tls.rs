@@ -980,3 +980,76 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     }
 }
+
+#[cfg(test)]
+mod old_protocol_tests {
+    use super::certs::Pki;
+    use super::*;
+    use std::net::TcpListener;
+    use std::process::{Command, Stdio};
+    use std::thread;
+
+    /// Run `openssl s_client` with `args` against a one-shot server built from `min`, and
+    /// return (client succeeded, server result).
+    fn s_client(min: TlsVersion, args: &[&str]) -> (bool, Result<(), HandshakeFailure>) {
+        let pki = Pki::new();
+        let ctx = TlsContext::load(&TlsConfig {
+            cert: pki.cert.clone(),
+            key: pki.key.clone(),
+            min_version: min,
+        })
+        .expect("load");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            let mut tls = ctx.accept_timed(sock, Duration::from_secs(10), None)?;
+            // Wait for the client to hang up, so its exit status reflects the handshake only.
+            let mut rest = Vec::new();
+            let _ = tls.read_to_end(&mut rest);
+            Ok(())
+        });
+        let connect = format!("127.0.0.1:{port}");
+        let out = Command::new("openssl")
+            .arg("s_client")
+            .args(["-connect", &connect, "-CAfile"])
+            .arg(&pki.ca)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl s_client");
+        let ok = out.status.success();
+        if !ok {
+            eprintln!("s_client: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        (ok, server.join().unwrap())
+    }
+
+    const TLS11: &[&str] = &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"];
+
+    #[test]
+    fn tls11_client_is_refused_by_default() {
+        let (ok, server) = s_client(TlsVersion::Tls12, TLS11);
+        assert!(!ok);
+        assert_eq!(server, Err(HandshakeFailure::ProtocolVersion));
+        // The same client, made to offer 1.2, gets through: the refusal is about the version.
+        let (ok, server) = s_client(TlsVersion::Tls12, &["-tls1_2"]);
+        assert!(ok);
+        assert_eq!(server, Ok(()));
+    }
+
+    /// `tls_min_version = 1.0` lifts mboxpopd's version check, but OpenSSL 3 at its default
+    /// security level still refuses TLS 1.1 for lack of a permitted signature algorithm
+    /// (SHA-1/MD5): older OpenSSL builds, or a system openssl.cnf with SECLEVEL=0, let it
+    /// through. Either way the refusal is no longer "protocol version".
+    #[test]
+    fn min_10_lifts_the_version_check() {
+        let (ok, server) = s_client(TlsVersion::Tls10, TLS11);
+        assert_ne!(
+            server,
+            Err(HandshakeFailure::ProtocolVersion),
+            "client ok={ok}"
+        );
+        assert_eq!(ok, server.is_ok());
+    }
+}
