@@ -32,7 +32,8 @@ pub fn init(target: &Target) -> Result<Option<String>, log::SetLoggerError> {
             facility,
             stderr_fallback,
         } => {
-            let facility = syslog::Facility::from_str(facility).unwrap_or(syslog::Facility::LOG_MAIL);
+            let facility =
+                syslog::Facility::from_str(facility).unwrap_or(syslog::Facility::LOG_MAIL);
             let formatter = syslog::Formatter3164 {
                 facility,
                 hostname: None,
