@@ -1,1 +1,268 @@
+//! The production `protocol::Services`: the configured auth backend, the mailbox template and
+//! the mbox storage, plus the privilege switch before the spool is touched. Also the
+//! [`Runtime`]: what a running server has loaded (config, auth backend, TLS context), swapped
+//! as a whole on SIGHUP.
 
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::auth::{self, Account, AuthError, Authenticator};
+use crate::config::Config;
+use crate::protocol::session::{new_timestamp, SessionParams};
+use crate::protocol::{Maildrop, Services};
+use crate::server::connection::ConnectionParams;
+use crate::server::privileges;
+use crate::storage::mailbox::{Mailbox, MailboxOptions};
+use crate::storage::StoreError;
+use crate::transport::tls::TlsContext;
+
+/// What the server has loaded from its configuration.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub auth: Arc<Authenticator>,
+    pub tls: Option<TlsContext>,
+}
+
+/// A startup or reload failure, already phrased for the admin.
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl Runtime {
+    /// Open the auth backend and load the TLS files. Runs before privileges are dropped: the
+    /// TLS key and /etc/shadow are normally readable by root only.
+    pub fn load(config: Config) -> Result<Runtime, LoadError> {
+        let auth = auth::from_config(&config).map_err(|e| LoadError(e.to_string()))?;
+        let tls = match &config.tls {
+            Some(tc) => Some(TlsContext::load(tc).map_err(|e| LoadError(e.to_string()))?),
+            None => None,
+        };
+        Ok(Runtime {
+            config: Arc::new(config),
+            auth: Arc::new(auth),
+            tls,
+        })
+    }
+
+    /// SIGHUP: read the config file again (if there is one), reopen the auth backend and
+    /// reload the certificate. Sockets and process credentials cannot change without a
+    /// restart; such changes are logged and otherwise ignored.
+    pub fn reload(&self) -> Result<Runtime, LoadError> {
+        let config = match &self.config.path {
+            Some(path) => Config::load(path).map_err(|e| LoadError(e.to_string()))?,
+            None => (*self.config).clone(),
+        };
+        let old = &self.config;
+        if config.listen != old.listen || config.tls_listen != old.tls_listen {
+            log::warn!("listen/tls_listen changes take effect after a restart");
+        }
+        if config.run_user != old.run_user || config.run_group != old.run_group {
+            log::warn!("user/group changes take effect after a restart");
+        }
+        let auth = auth::from_config(&config).map_err(|e| LoadError(e.to_string()))?;
+        let tls = match (&self.tls, &config.tls) {
+            (Some(ctx), Some(tc)) => {
+                ctx.reload(tc).map_err(|e| LoadError(e.to_string()))?;
+                Some(ctx.clone())
+            }
+            (None, Some(tc)) => Some(TlsContext::load(tc).map_err(|e| LoadError(e.to_string()))?),
+            (_, None) => None,
+        };
+        for w in config.warnings() {
+            log::warn!("{w}");
+        }
+        Ok(Runtime {
+            config: Arc::new(config),
+            auth: Arc::new(auth),
+            tls,
+        })
+    }
+
+    /// The per-connection session settings.
+    pub fn session_params(
+        &self,
+        peer: Option<SocketAddr>,
+        implicit_tls: bool,
+        services: &dyn Services,
+    ) -> SessionParams {
+        let c = &self.config;
+        // curl and others switch to APOP whenever the greeting carries a timestamp, so it is
+        // only sent when APOP can actually succeed.
+        let apop_timestamp =
+            (c.apop && services.has_plaintext_secrets()).then(|| new_timestamp(&c.hostname));
+        SessionParams {
+            hostname: c.hostname.clone(),
+            implementation: format!("mboxpopd {}", env!("CARGO_PKG_VERSION")),
+            apop_timestamp,
+            tls_active: implicit_tls,
+            stls_available: self.tls.is_some() && !implicit_tls,
+            plaintext_auth: c.plaintext_auth,
+            peer_is_loopback: peer.is_none_or(|p| p.ip().to_canonical().is_loopback()),
+            peer: match peer {
+                Some(p) => p.ip().to_canonical().to_string(),
+                None => String::from("local"),
+            },
+            login_delay: c.login_delay,
+            max_auth_failures: c.max_auth_failures,
+            auth_failure_delay: c.auth_failure_delay,
+        }
+    }
+
+    pub fn connection_params(
+        &self,
+        peer: Option<SocketAddr>,
+        implicit_tls: bool,
+    ) -> ConnectionParams {
+        ConnectionParams {
+            peer,
+            timeout: self.config.timeout,
+            handshake_timeout: self.config.handshake_timeout,
+            tls: self.tls.clone(),
+            implicit_tls,
+        }
+    }
+}
+
+/// How a session takes the user's credentials before it touches the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivilegeMode {
+    /// Standalone daemon: only the session's thread changes credentials.
+    Thread,
+    /// inetd: the process serves one session and drops for good.
+    Process,
+}
+
+pub struct MboxServices {
+    runtime: Arc<Runtime>,
+    mode: PrivilegeMode,
+}
+
+impl MboxServices {
+    pub fn new(runtime: Arc<Runtime>, mode: PrivilegeMode) -> Self {
+        MboxServices { runtime, mode }
+    }
+
+    fn mailbox_path(&self, account: &Account) -> Result<PathBuf, StoreError> {
+        if let Some(p) = &account.mailbox {
+            return Ok(p.clone());
+        }
+        crate::storage::path::expand_mailbox_template(
+            &self.runtime.config.mailbox,
+            &account.name,
+            account.home.as_deref(),
+        )
+        .map_err(|e| StoreError::Permanent(e.to_string()))
+    }
+
+    /// Become the account's user (system users, and passwd-file users with a uid) when
+    /// running as root. Mailboxes are never opened as root. Returns the uid switched to.
+    fn take_credentials(&self, account: &Account) -> Result<Option<u32>, StoreError> {
+        if !privileges::is_root() {
+            return Ok(None);
+        }
+        let Some(uid) = account.uid.filter(|&u| u != 0) else {
+            return Err(StoreError::Permanent(format!(
+                "refusing to open the mailbox of {} as root (no uid; set user = in the config)",
+                account.name
+            )));
+        };
+        let gid = account.gid.unwrap_or(uid);
+        let spool_gid = match &self.runtime.config.spool_group {
+            Some(g) => privileges::lookup_group(g)
+                .map_err(|e| StoreError::Temporary(format!("spool_group {g}: {e}")))?,
+            None => None,
+        };
+        let result = match self.mode {
+            PrivilegeMode::Thread => privileges::drop_thread_to(uid, gid, spool_gid),
+            PrivilegeMode::Process => privileges::drop_process_to(uid, gid, spool_gid),
+        };
+        result.map_err(|e| StoreError::Temporary(format!("cannot switch to uid {uid}: {e}")))?;
+        Ok(Some(uid))
+    }
+}
+
+/// Refuse a symlinked mailbox or one owned by someone else: a user who can point the spool
+/// path at another file must not get it served (or rewritten on QUIT).
+fn check_owner(path: &Path, expected_uid: u32) -> Result<(), StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(StoreError::Permanent(format!(
+            "{} is a symbolic link",
+            path.display()
+        ))),
+        Ok(meta) if meta.uid() != expected_uid => Err(StoreError::Permanent(format!(
+            "{} is owned by uid {}, not {}",
+            path.display(),
+            meta.uid(),
+            expected_uid
+        ))),
+        Ok(_) => Ok(()),
+        // A missing mailbox is an empty maildrop; the storage layer decides.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Temporary(format!("{}: {e}", path.display()))),
+    }
+}
+
+impl Services for MboxServices {
+    fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
+        self.runtime.auth.verify(user, password)
+    }
+
+    fn plaintext_secret(&self, user: &str) -> Result<Option<(Account, Vec<u8>)>, AuthError> {
+        self.runtime.auth.plaintext_secret(user)
+    }
+
+    fn has_plaintext_secrets(&self) -> bool {
+        self.runtime.auth.has_plaintext_secrets()
+    }
+
+    fn open_maildrop(&self, account: &Account) -> Result<Box<dyn Maildrop>, StoreError> {
+        let path = self.mailbox_path(account)?;
+        // The mailbox must belong to whoever the session now runs as: the user after a switch,
+        // else the daemon's own account (virtual users all live under `user =`).
+        let expected = match self.take_credentials(account)? {
+            Some(uid) => uid,
+            None => privileges::effective_uid(),
+        };
+        check_owner(&path, expected)?;
+        let c = &self.runtime.config;
+        let opts = MailboxOptions::from_config(c);
+        let mailbox = Mailbox::open(&path, &opts)?;
+        Ok(Box::new(mailbox))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn owner_check_refuses_symlinks_and_foreign_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mbox = dir.path().join("alice");
+        std::fs::write(&mbox, b"").expect("write");
+        let me = std::fs::metadata(&mbox).expect("meta").uid();
+        assert!(check_owner(&mbox, me).is_ok());
+        assert!(matches!(
+            check_owner(&mbox, me + 1),
+            Err(StoreError::Permanent(_))
+        ));
+        let link = dir.path().join("bob");
+        symlink(&mbox, &link).expect("symlink");
+        assert!(matches!(
+            check_owner(&link, me),
+            Err(StoreError::Permanent(_))
+        ));
+        assert!(check_owner(&dir.path().join("absent"), me).is_ok());
+    }
+}
