@@ -17,7 +17,7 @@ const DEFAULT_CONFIG: &str = "/etc/mboxpopd.conf";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Inetd { implicit_tls: bool },
-    Daemon { foreground: bool },
+    Daemon,
     Check,
 }
 
@@ -75,9 +75,7 @@ fn main() -> ExitCode {
         (true, false, false) => Mode::Inetd {
             implicit_tls: m.opt_present("T"),
         },
-        (false, true, false) => Mode::Daemon {
-            foreground: m.opt_present("f"),
-        },
+        (false, true, false) => Mode::Daemon,
         (false, false, true) => Mode::Check,
         (false, false, false) => return usage_error("one of -i, -d or -t is required", &opts),
         _ => return usage_error("-i, -d and -t exclude each other", &opts),
@@ -85,12 +83,10 @@ fn main() -> ExitCode {
     if m.opt_present("T") && !matches!(mode, Mode::Inetd { .. }) {
         return usage_error("-T only applies to -i", &opts);
     }
-    if m.opt_present("f") && !matches!(mode, Mode::Daemon { .. }) {
-        // In inetd mode stderr is the client's socket.
-        return usage_error("-f only applies to -d", &opts);
-    }
+    // `-f` with `-i` is for testing over pipes: under a real inetd stderr is the socket.
+    let foreground = m.opt_present("f");
     let config_path = m.opt_str("c");
-    match run(mode, config_path.as_deref().map(Path::new)) {
+    match run(mode, foreground, config_path.as_deref().map(Path::new)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
@@ -120,15 +116,16 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, String> {
     }
 }
 
-fn run(mode: Mode, config_path: Option<&Path>) -> Result<(), String> {
+fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), String> {
     let loaded = load_config(config_path);
     let facility = loaded
         .as_ref()
         .map(|c| c.syslog_facility.clone())
         .unwrap_or_else(|_| String::from("mail"));
     let target = match mode {
-        Mode::Daemon { foreground: true } | Mode::Check => Target::Stderr,
-        Mode::Daemon { foreground: false } => Target::Syslog {
+        _ if foreground => Target::Stderr,
+        Mode::Check => Target::Stderr,
+        Mode::Daemon => Target::Syslog {
             facility,
             stderr_fallback: true,
         },
@@ -169,7 +166,7 @@ fn run(mode: Mode, config_path: Option<&Path>) -> Result<(), String> {
                 .map(|_| ())
                 .map_err(|e| format!("stdin/stdout: {e}"))
         }
-        Mode::Daemon { .. } => {
+        Mode::Daemon => {
             // Before any thread exists, so every thread inherits the handlers' mask.
             let signals = signals::install().map_err(|e| format!("signal setup: {e}"))?;
             let c = &runtime.config;

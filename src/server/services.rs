@@ -5,12 +5,11 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::auth::{self, Account, AuthError, Authenticator};
-use crate::config::Config;
+use crate::config::{AuthBackend, Config};
 use crate::protocol::session::{new_timestamp, SessionParams};
 use crate::protocol::{Maildrop, Services};
 use crate::server::connection::ConnectionParams;
@@ -164,17 +163,31 @@ impl MboxServices {
         .map_err(|e| StoreError::Permanent(e.to_string()))
     }
 
-    /// Become the account's user (system users, and passwd-file users with a uid) when
-    /// running as root. Mailboxes are never opened as root. Returns the uid switched to.
+    /// Become the account's user when running as root. Returns the uid switched to.
+    ///
+    /// System accounts always carry a uid and are always switched to, so a mailbox is never
+    /// opened as root for them; root's own mailbox is refused. Virtual users without a uid
+    /// run as the daemon: normally `user =` (the process dropped after binding), as root
+    /// only when the admin configured no `user` (warned about at startup).
     fn take_credentials(&self, account: &Account) -> Result<Option<u32>, StoreError> {
         if !privileges::is_root() {
             return Ok(None);
         }
-        let Some(uid) = account.uid.filter(|&u| u != 0) else {
-            return Err(StoreError::Permanent(format!(
-                "refusing to open the mailbox of {} as root (no uid; set user = in the config)",
-                account.name
-            )));
+        let uid = match account.uid {
+            Some(0) => {
+                return Err(StoreError::Permanent(format!(
+                    "refusing to serve the mailbox of {} (uid 0)",
+                    account.name
+                )))
+            }
+            Some(uid) => uid,
+            None if self.runtime.config.auth == AuthBackend::System => {
+                return Err(StoreError::Permanent(format!(
+                    "system account {} has no uid",
+                    account.name
+                )))
+            }
+            None => return Ok(None),
         };
         let gid = account.gid.unwrap_or(uid);
         let spool_gid = match &self.runtime.config.spool_group {
@@ -188,27 +201,6 @@ impl MboxServices {
         };
         result.map_err(|e| StoreError::Temporary(format!("cannot switch to uid {uid}: {e}")))?;
         Ok(Some(uid))
-    }
-}
-
-/// Refuse a symlinked mailbox or one owned by someone else: a user who can point the spool
-/// path at another file must not get it served (or rewritten on QUIT).
-fn check_owner(path: &Path, expected_uid: u32) -> Result<(), StoreError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(StoreError::Permanent(format!(
-            "{} is a symbolic link",
-            path.display()
-        ))),
-        Ok(meta) if meta.uid() != expected_uid => Err(StoreError::Permanent(format!(
-            "{} is owned by uid {}, not {}",
-            path.display(),
-            meta.uid(),
-            expected_uid
-        ))),
-        Ok(_) => Ok(()),
-        // A missing mailbox is an empty maildrop; the storage layer decides.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StoreError::Temporary(format!("{}: {e}", path.display()))),
     }
 }
 
@@ -227,42 +219,11 @@ impl Services for MboxServices {
 
     fn open_maildrop(&self, account: &Account) -> Result<Box<dyn Maildrop>, StoreError> {
         let path = self.mailbox_path(account)?;
-        // The mailbox must belong to whoever the session now runs as: the user after a switch,
-        // else the daemon's own account (virtual users all live under `user =`).
-        let expected = match self.take_credentials(account)? {
-            Some(uid) => uid,
-            None => privileges::effective_uid(),
-        };
-        check_owner(&path, expected)?;
-        let c = &self.runtime.config;
-        let opts = MailboxOptions::from_config(c);
+        // After a switch the mailbox must belong to the user (the storage layer checks the
+        // opened file, so a swapped-in symlink or foreign file cannot slip through).
+        let owner = self.take_credentials(account)?;
+        let opts = MailboxOptions::from_config(&self.runtime.config, owner);
         let mailbox = Mailbox::open(&path, &opts)?;
         Ok(Box::new(mailbox))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::symlink;
-
-    #[test]
-    fn owner_check_refuses_symlinks_and_foreign_files() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mbox = dir.path().join("alice");
-        std::fs::write(&mbox, b"").expect("write");
-        let me = std::fs::metadata(&mbox).expect("meta").uid();
-        assert!(check_owner(&mbox, me).is_ok());
-        assert!(matches!(
-            check_owner(&mbox, me + 1),
-            Err(StoreError::Permanent(_))
-        ));
-        let link = dir.path().join("bob");
-        symlink(&mbox, &link).expect("symlink");
-        assert!(matches!(
-            check_owner(&link, me),
-            Err(StoreError::Permanent(_))
-        ));
-        assert!(check_owner(&dir.path().join("absent"), me).is_ok());
     }
 }

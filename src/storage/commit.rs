@@ -1,1 +1,376 @@
-//! OWNER: see src/storage/mod.rs.
+//! The crash-safe in-place commit of a QUIT.
+//!
+//! Deleted messages are removed by shifting every kept byte after the first deleted message to
+//! the left, inside the same file (same inode, owner and mode: MDAs may hold it open or locked,
+//! and a rename would strand their deliveries in an unlinked file). Only `[start, EOF)` is read
+//! and only `[start, new_len)` is written, so deleting the last message of a huge mailbox costs
+//! that message, not the mailbox.
+//!
+//! Steps, each durable before the next: journal the bytes that will be overwritten (fsync file
+//! and directory) → shift → fsync → truncate → fsync → remove the journal (fsync directory).
+//! See `journal` for why any crash between them recovers to the old or the new content.
+//!
+//! The caller holds the dot-lock and the fcntl lock, so no MDA appends during the commit; what
+//! was appended before (past the indexed length) is part of `[start, old_len)` and is shifted
+//! down with the kept messages.
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::journal::{self, Extent, Journal, Recovery};
+use super::StoreError;
+
+/// What the rewrite did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RewriteStats {
+    /// Bytes written into the mailbox by the shift (`new_len - start`).
+    pub rewritten_bytes: u64,
+    /// Bytes saved in the journal first (equal to `rewritten_bytes`).
+    pub journalled_bytes: u64,
+    /// Bytes removed from the file.
+    pub removed_bytes: u64,
+}
+
+/// Sort and merge byte ranges; reject ranges outside `[0, len)`.
+fn normalise(ranges: &[Range<u64>], len: u64) -> Result<Vec<Range<u64>>, StoreError> {
+    let mut v: Vec<Range<u64>> = ranges.iter().filter(|r| r.start < r.end).cloned().collect();
+    v.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(v.len());
+    for r in v {
+        if r.end > len {
+            return Err(StoreError::Temporary(format!(
+                "range {}..{} lies past the end of the mailbox ({len} bytes)",
+                r.start, r.end
+            )));
+        }
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    Ok(out)
+}
+
+/// Map an I/O error of the commit to a maildrop error.
+pub(crate) fn io_error(what: &str, path: &Path, e: &io::Error) -> StoreError {
+    let msg = format!("{what} {}: {e}", path.display());
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            StoreError::Temporary(format!("{msg} (disk full; mailbox unchanged)"))
+        }
+        Some(libc::EROFS) => StoreError::Permanent(format!("{msg} (read-only file system)")),
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            StoreError::Permanent(format!("{msg} (permission denied)"))
+        }
+        _ => StoreError::Temporary(msg),
+    }
+}
+
+/// Remove `deleted` (byte ranges inside `[0, old_len)`) from `file`, which is open read-write on
+/// `path` and is `old_len` bytes long. The caller holds the MDA locks. Durable on `Ok`.
+///
+/// On an error the mailbox is left with its old content: before the truncate the journal is
+/// rolled back at once; if even that fails, the journal stays for the next open to recover.
+pub fn remove_ranges(
+    file: &File,
+    path: &Path,
+    deleted: &[Range<u64>],
+    old_len: u64,
+) -> Result<RewriteStats, StoreError> {
+    let ranges = normalise(deleted, old_len)?;
+    let Some(first) = ranges.first() else {
+        return Ok(RewriteStats::default());
+    };
+    let removed: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let extent = Extent {
+        start: first.start,
+        new_len: old_len - removed,
+        old_len,
+    };
+
+    // A journal left by a crash must be resolved before a new one can be written; normally
+    // `Mailbox::open` already did this.
+    recover_logged(file, path)?;
+
+    let journal =
+        Journal::write(file, path, extent).map_err(|e| io_error("cannot journal", path, &e))?;
+
+    if let Err(e) = shift(file, &ranges, extent).and_then(|()| {
+        fault::point("mailbox fsync after shift");
+        file.sync_all()
+    }) {
+        return Err(undo(file, path, journal, "rewrite", &e));
+    }
+    let truncated = {
+        fault::point("truncate");
+        file.set_len(extent.new_len)
+    };
+    if let Err(e) = truncated {
+        return Err(undo(file, path, journal, "truncate", &e));
+    }
+    fault::point("mailbox fsync after truncate");
+    file.sync_all()
+        .map_err(|e| io_error("cannot fsync", path, &e))?;
+    // The commit is durable now; a failure to remove the journal only leaves work for the next
+    // recovery, which will find the truncate done and delete it.
+    if let Err(e) = journal.remove() {
+        log::warn!(
+            "{}: commit done but its journal could not be removed: {e}",
+            path.display()
+        );
+    }
+    Ok(RewriteStats {
+        rewritten_bytes: extent.new_len - extent.start,
+        journalled_bytes: extent.new_len - extent.start,
+        removed_bytes: removed,
+    })
+}
+
+/// Copy each kept segment after `extent.start` to its new place. The destination is always at
+/// or before the source, so a forward copy never reads a byte it has already overwritten.
+fn shift(file: &File, ranges: &[Range<u64>], extent: Extent) -> io::Result<()> {
+    let mut buf = vec![0u8; journal::chunk_size()];
+    let mut dst = extent.start;
+    for (i, r) in ranges.iter().enumerate() {
+        let kept_end = ranges.get(i + 1).map_or(extent.old_len, |n| n.start);
+        let mut src = r.end;
+        while src < kept_end {
+            let n = buf.len().min((kept_end - src) as usize);
+            file.read_exact_at(&mut buf[..n], src)?;
+            fault::write_at(file, &buf[..n], dst)?;
+            src += n as u64;
+            dst += n as u64;
+        }
+    }
+    debug_assert_eq!(dst, extent.new_len);
+    Ok(())
+}
+
+/// Put the old content back after a failed rewrite, and report the original failure.
+fn undo(file: &File, path: &Path, journal: Journal, step: &str, e: &io::Error) -> StoreError {
+    let err = io_error(&format!("{step} failed on"), path, e);
+    match journal.roll_back(file) {
+        Ok(()) => {
+            if let Err(e2) = journal.remove() {
+                log::warn!(
+                    "{}: journal not removed after roll-back: {e2}",
+                    path.display()
+                );
+            }
+            log::error!(
+                "{}: commit failed, old content restored: {err}",
+                path.display()
+            );
+        }
+        Err(e2) => log::error!(
+            "{}: commit failed ({err}) and the roll-back too ({e2}); the journal is kept and \
+             the next open will restore the mailbox",
+            path.display()
+        ),
+    }
+    err
+}
+
+/// Run journal recovery, mapping errors. A rejected journal is not an error for the caller:
+/// the mailbox was left as it is and will be indexed afresh.
+pub fn recover_logged(file: &File, path: &Path) -> Result<Recovery, StoreError> {
+    journal::recover(file, path)
+        .map_err(|e| io_error("cannot recover the commit journal of", path, &e))
+}
+
+/// Test hooks to crash a commit at a chosen step, compiled only with the `fault-injection`
+/// feature (the test build enables it; release builds do not have it).
+///
+/// `MBOXPOPD_FAULT_AT=N` aborts the process at the N-th step (1-based) of journal writes,
+/// mailbox writes, fsyncs, the truncate and the unlinks; at a write step, half of the buffer is
+/// written first, to model a torn write. `MBOXPOPD_FAULT_CHUNK=B` shrinks the copy buffer so a
+/// small mailbox goes through many write steps. `MBOXPOPD_FAULT_LOG=1` prints each step.
+pub(crate) mod fault {
+    use std::fs::File;
+    use std::io;
+    use std::os::unix::fs::FileExt;
+
+    #[cfg(feature = "fault-injection")]
+    mod imp {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::OnceLock;
+
+        static STEP: AtomicU64 = AtomicU64::new(0);
+
+        fn env_u64(name: &str) -> Option<u64> {
+            std::env::var(name).ok()?.parse().ok()
+        }
+
+        pub fn target() -> Option<u64> {
+            static T: OnceLock<Option<u64>> = OnceLock::new();
+            *T.get_or_init(|| env_u64("MBOXPOPD_FAULT_AT"))
+        }
+
+        pub fn chunk() -> Option<usize> {
+            static C: OnceLock<Option<u64>> = OnceLock::new();
+            C.get_or_init(|| env_u64("MBOXPOPD_FAULT_CHUNK"))
+                .map(|c| c.max(1) as usize)
+        }
+
+        /// Count a step; true when this one is to crash.
+        pub fn hit(name: &str) -> bool {
+            let n = STEP.fetch_add(1, Ordering::SeqCst) + 1;
+            if std::env::var_os("MBOXPOPD_FAULT_LOG").is_some() {
+                eprintln!("fault step {n}: {name}");
+            }
+            target() == Some(n)
+        }
+
+        pub fn crash(name: &str) -> ! {
+            eprintln!(
+                "fault injected at step {}: {name}",
+                STEP.load(Ordering::SeqCst)
+            );
+            std::process::abort()
+        }
+    }
+
+    /// A crash point before a non-write step.
+    #[inline]
+    pub fn point(_name: &str) {
+        #[cfg(feature = "fault-injection")]
+        if imp::hit(_name) {
+            imp::crash(_name);
+        }
+    }
+
+    /// `write_all_at`, with a crash point that leaves a torn write.
+    #[inline]
+    pub fn write_at(file: &File, buf: &[u8], off: u64) -> io::Result<()> {
+        #[cfg(feature = "fault-injection")]
+        if imp::hit("write") {
+            let _ = file.write_all_at(&buf[..buf.len() / 2], off);
+            imp::crash("write");
+        }
+        file.write_all_at(buf, off)
+    }
+
+    pub fn chunk_size() -> Option<usize> {
+        #[cfg(feature = "fault-injection")]
+        {
+            imp::chunk()
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+// One-range slices are deliberate: they are byte ranges to delete, not vectors of bytes.
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+    use std::fs::{self, OpenOptions};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn file_with(content: &[u8]) -> (tempfile::TempDir, std::path::PathBuf, File) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("mbox");
+        fs::write(&p, content).expect("write");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).expect("chmod");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .expect("open");
+        (dir, p, f)
+    }
+
+    #[test]
+    fn removes_ranges_in_place_and_keeps_inode_and_mode() {
+        let old = b"AAAAbbbCCCCdddEEEE".to_vec();
+        let (_d, p, f) = file_with(&old);
+        let ino = fs::metadata(&p).expect("stat").ino();
+        let stats = remove_ranges(&f, &p, &[14..18, 4..7, 11..14], 18).expect("commit");
+        assert_eq!(fs::read(&p).expect("read"), b"AAAACCCC");
+        assert_eq!(
+            stats,
+            RewriteStats {
+                rewritten_bytes: 4,
+                journalled_bytes: 4,
+                removed_bytes: 10
+            }
+        );
+        let m = fs::metadata(&p).expect("stat");
+        assert_eq!(m.ino(), ino);
+        assert_eq!(m.mode() & 0o777, 0o640);
+        assert!(!journal::journal_path(&p).exists());
+    }
+
+    #[test]
+    fn deleting_the_tail_journals_and_rewrites_nothing() {
+        let (_d, p, f) = file_with(b"keep this, drop that");
+        let stats = remove_ranges(&f, &p, &[10..20], 20).expect("commit");
+        assert_eq!(stats.rewritten_bytes, 0);
+        assert_eq!(stats.journalled_bytes, 0);
+        assert_eq!(fs::read(&p).expect("read"), b"keep this,");
+    }
+
+    #[test]
+    fn nothing_deleted_writes_nothing() {
+        let (_d, p, f) = file_with(b"content");
+        let before = fs::metadata(&p).expect("stat").modified().expect("mtime");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(
+            remove_ranges(&f, &p, &[], 7).expect("commit"),
+            RewriteStats::default()
+        );
+        let after = fs::metadata(&p).expect("stat").modified().expect("mtime");
+        assert_eq!(before, after);
+        assert!(!journal::journal_path(&p).exists());
+    }
+
+    #[test]
+    fn bytes_past_the_indexed_length_are_kept_and_shifted() {
+        // old_len covers mail appended after indexing; only indexed ranges are deleted.
+        let (_d, p, f) = file_with(b"m1m2m3APPENDED");
+        remove_ranges(&f, &p, &[2..4], 14).expect("commit");
+        assert_eq!(fs::read(&p).expect("read"), b"m1m3APPENDED");
+    }
+
+    #[test]
+    fn ranges_past_the_end_are_refused() {
+        let (_d, p, f) = file_with(b"short");
+        assert!(matches!(
+            remove_ranges(&f, &p, &[2..9], 5),
+            Err(StoreError::Temporary(_))
+        ));
+        assert_eq!(fs::read(&p).expect("read"), b"short");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn removal_equals_filtering(
+            content in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..400),
+            cuts in proptest::collection::vec((0usize..400, 0usize..40), 0..6),
+        ) {
+            let len = content.len();
+            let ranges: Vec<Range<u64>> = cuts
+                .iter()
+                .map(|&(s, l)| {
+                    let s = s % len;
+                    s as u64..(s + l).min(len) as u64
+                })
+                .collect();
+            let expected: Vec<u8> = content
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !ranges.iter().any(|r| r.contains(&(*i as u64))))
+                .map(|(_, b)| *b)
+                .collect();
+            let (_d, p, f) = file_with(&content);
+            remove_ranges(&f, &p, &ranges, len as u64).expect("commit");
+            proptest::prop_assert_eq!(fs::read(&p).expect("read"), expected);
+        }
+    }
+}

@@ -1,18 +1,434 @@
 //! The transmit encoder. OWNER: storage-format helper.
 //!
-//! CONTRACT: a streaming, allocation-bounded state machine that turns stored message bytes
-//! (`[header_offset, end_offset)`) into POP3 transmit form: LF or CRLF → CRLF, leading "." → "..",
-//! mailbox-private headers hidden, optional mboxrd unquoting, TOP line limits. The same code
-//! computes sizes (counting sink) and writes RETR/TOP output, so they cannot disagree.
-//! ```ignore
-//! pub struct EncodeOptions { pub format: MboxFormat, pub top: Option<u64> }
-//! pub struct Encoder { .. }
-//! impl Encoder {
-//!     pub fn new(opts: EncodeOptions) -> Self;
-//!     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>);  // out grows by O(input)
-//!     pub fn finish(&mut self, out: &mut Vec<u8>);  // ensures final CRLF
-//!     pub fn done(&self) -> bool;                   // TOP limit reached: stop reading early
-//! }
-//! pub fn encode_to<R: Read, W: Write + ?Sized>(src: R, opts: EncodeOptions, out: &mut W) -> io::Result<u64>;
-//! pub fn transmit_size(message: &[u8], format: MboxFormat) -> u64;
-//! ```
+//! A streaming, allocation-bounded state machine that turns stored message bytes
+//! (`[header_offset, end_offset)` of an indexed message) into POP3 transmit form:
+//!
+//! - every LF, with or without a preceding CR, becomes CRLF; a CR that is not followed by LF is
+//!   ordinary data and is passed through unchanged;
+//! - a line starting with "." gets one more "." (RFC 1939 byte-stuffing);
+//! - mailbox-private header fields ([`PRIVATE_HEADERS`]) and their folded continuation lines are
+//!   dropped from the header section;
+//! - with [`MboxFormat::Mboxrd`], a line matching `>+From ` loses one `>` (in the header section
+//!   too: an mboxrd writer quotes every line of the message);
+//! - `top: Some(k)` stops after the header section, the blank line and `k` body lines;
+//! - the output always ends with CRLF (one is added when the message lacks a final newline).
+//!
+//! Sizes are computed by running the very same encoder into a counting [`Sink`], so the size a
+//! client sees always equals the octets RETR sends before the terminating ".\r\n".
+
+use std::io::{self, Read, Write};
+
+use crate::config::MboxFormat;
+
+/// Header fields that belong to the mailbox (flags, IMAP state, mboxcl lengths), not to the
+/// message. Dovecot hides the same list; clients must not see them, and sizes exclude them.
+pub const PRIVATE_HEADERS: [&str; 7] = [
+    "X-IMAP",
+    "X-IMAPbase",
+    "X-UID",
+    "X-Keywords",
+    "Status",
+    "X-Status",
+    "Content-Length",
+];
+
+/// Longest private header name plus its colon: a header line whose first bytes hold no colon
+/// within this many bytes cannot be private, so the classifier never buffers more.
+const NAME_PROBE: usize = 16;
+
+/// Whether a header field name (without the colon) is mailbox-private. Trailing blanks before
+/// the colon are tolerated, as lenient parsers (and Dovecot) accept `Status :`.
+pub fn is_private_header(name: &[u8]) -> bool {
+    let name = trim_trailing_blanks(name);
+    PRIVATE_HEADERS
+        .iter()
+        .any(|p| p.as_bytes().eq_ignore_ascii_case(name))
+}
+
+fn trim_trailing_blanks(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Where the encoder's output goes: a buffer for RETR/TOP, a counter for sizes, or both.
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// A sink that only counts octets: sizes come from the same code path as RETR output.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counter(pub u64);
+
+impl Sink for Counter {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len() as u64;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeOptions {
+    pub format: MboxFormat,
+    /// `Some(k)`: TOP — headers, the blank line and `k` body lines.
+    pub top: Option<u64>,
+}
+
+impl EncodeOptions {
+    /// Full-message (RETR) encoding.
+    pub fn retr(format: MboxFormat) -> Self {
+        EncodeOptions { format, top: None }
+    }
+}
+
+/// Per-line state. A line's fate (sent, hidden, unquoted) is decided from its first bytes, which
+/// are held in `head` until the decision can be made; the rest of the line is then streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// Header section, start of a line: classify it (blank, continuation, private or not).
+    HeaderStart,
+    /// Start of a line that will be sent; its first byte has not been seen yet.
+    Visible,
+    /// mboxrd: this many '>' seen at the start of a visible line, not yet sent.
+    GtRun(u64),
+    /// mboxrd: after a '>' run, collecting the next bytes in `from` to compare with "From ".
+    FromCheck(u64),
+    /// Sending the rest of the line.
+    Copy,
+    /// Dropping the rest of a hidden header line.
+    Skip,
+}
+
+/// The streaming transmit encoder; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    opts: EncodeOptions,
+    in_headers: bool,
+    line: Line,
+    /// First bytes of the current header line, awaiting classification (at most `NAME_PROBE`).
+    head: Vec<u8>,
+    /// mboxrd: the bytes after a '>' run, compared with "From " (at most 5).
+    from: [u8; 5],
+    from_len: usize,
+    /// The current header field is private: its continuation lines are hidden too.
+    hiding_field: bool,
+    /// A CR ended the previous input; whether it belongs to a CRLF is not known yet.
+    pending_cr: bool,
+    /// Something was sent since the last CRLF (so `finish` must close the line).
+    mid_line: bool,
+    body_lines: u64,
+    done: bool,
+}
+
+impl Encoder {
+    pub fn new(opts: EncodeOptions) -> Self {
+        let done = false;
+        Encoder {
+            opts,
+            in_headers: true,
+            line: Line::HeaderStart,
+            head: Vec::with_capacity(NAME_PROBE),
+            from: [0; 5],
+            from_len: 0,
+            hiding_field: false,
+            pending_cr: false,
+            mid_line: false,
+            body_lines: 0,
+            done,
+        }
+    }
+
+    /// Encode `input` (the next bytes of the stored message) into `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.feed_into(input, out);
+    }
+
+    /// Finish the message: flush held bytes and make sure the output ends with CRLF.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.finish_into(out);
+    }
+
+    /// The TOP limit has been reached: nothing more will be output, stop reading.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// [`Encoder::feed`] into any sink (a [`Counter`] for sizes).
+    pub fn feed_into<S: Sink + ?Sized>(&mut self, mut input: &[u8], sink: &mut S) {
+        while !input.is_empty() && !self.done {
+            let used = self.step(input, sink);
+            input = &input[used..];
+        }
+    }
+
+    /// [`Encoder::finish`] into any sink.
+    pub fn finish_into<S: Sink + ?Sized>(&mut self, sink: &mut S) {
+        if self.done {
+            return;
+        }
+        match self.line {
+            Line::HeaderStart if !self.head.is_empty() => {
+                // An unterminated last header line: classify it as a whole line.
+                self.classify_header(true, sink);
+                self.flush_head(sink);
+            }
+            Line::GtRun(n) => self.put_gts(n, sink),
+            Line::FromCheck(n) => {
+                self.put_gts(n, sink);
+                self.flush_from(sink);
+            }
+            _ => {}
+        }
+        if self.pending_cr {
+            self.pending_cr = false;
+            self.put(b"\r", sink);
+        }
+        if self.mid_line {
+            self.put(b"\r\n", sink);
+            self.mid_line = false;
+        }
+        self.done = true;
+    }
+
+    fn put<S: Sink + ?Sized>(&mut self, bytes: &[u8], sink: &mut S) {
+        if !bytes.is_empty() {
+            sink.put(bytes);
+            self.mid_line = true;
+        }
+    }
+
+    fn put_gts<S: Sink + ?Sized>(&mut self, n: u64, sink: &mut S) {
+        const GTS: [u8; 64] = [b'>'; 64];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(GTS.len() as u64) as usize;
+            self.put(&GTS[..k], sink);
+            left -= k as u64;
+        }
+    }
+
+    /// Re-run the held `head` bytes through the state machine after the line was classified.
+    fn flush_head<S: Sink + ?Sized>(&mut self, sink: &mut S) {
+        let head = std::mem::take(&mut self.head);
+        let mut rest: &[u8] = &head;
+        while !rest.is_empty() && !self.done {
+            let used = self.step(rest, sink);
+            rest = &rest[used..];
+        }
+        // Give the allocation back so the encoder stays allocation-free per line.
+        self.head = head;
+        self.head.clear();
+    }
+
+    /// Send the bytes held after a '>' run as ordinary line data.
+    fn flush_from<S: Sink + ?Sized>(&mut self, sink: &mut S) {
+        let (from, len) = (self.from, self.from_len);
+        self.from_len = 0;
+        self.line = Line::Copy;
+        let mut rest = &from[..len];
+        while !rest.is_empty() && !self.done {
+            let used = self.step(rest, sink);
+            rest = &rest[used..];
+        }
+    }
+
+    /// A line has been terminated (its CRLF sent, or a hidden line's LF dropped).
+    fn end_line(&mut self, sent: bool) {
+        self.mid_line = false;
+        if self.in_headers {
+            self.line = Line::HeaderStart;
+        } else {
+            self.line = Line::Visible;
+            if sent {
+                self.body_lines += 1;
+                if self.opts.top.is_some_and(|k| self.body_lines >= k) {
+                    self.done = true;
+                }
+            }
+        }
+    }
+
+    /// Consume a prefix of `input` (at least one byte) and return its length.
+    fn step<S: Sink + ?Sized>(&mut self, input: &[u8], sink: &mut S) -> usize {
+        match self.line {
+            Line::HeaderStart => {
+                let want = NAME_PROBE - self.head.len();
+                let take = input.len().min(want);
+                let take = match memchr::memchr(b'\n', &input[..take]) {
+                    Some(i) => i + 1,
+                    None => take,
+                };
+                self.head.extend_from_slice(&input[..take]);
+                if self.classify_header(false, sink) {
+                    self.flush_head(sink);
+                }
+                take
+            }
+            Line::Visible => {
+                match input[0] {
+                    b'.' => {
+                        self.put(b".", sink);
+                        self.line = Line::Copy;
+                    }
+                    b'>' if self.opts.format == MboxFormat::Mboxrd => self.line = Line::GtRun(0),
+                    _ => self.line = Line::Copy,
+                }
+                0
+            }
+            Line::GtRun(n) => {
+                let run = input.iter().take_while(|&&b| b == b'>').count();
+                if run < input.len() {
+                    self.line = Line::FromCheck(n + run as u64);
+                } else {
+                    self.line = Line::GtRun(n + run as u64);
+                }
+                run
+            }
+            Line::FromCheck(n) => {
+                const FROM: &[u8] = b"From ";
+                let b = input[0];
+                self.from[self.from_len] = b;
+                self.from_len += 1;
+                let matches = FROM[self.from_len - 1] == b;
+                if !matches || self.from_len == FROM.len() {
+                    let quoted = matches && self.from_len == FROM.len();
+                    self.put_gts(if quoted { n - 1 } else { n }, sink);
+                    self.flush_from(sink);
+                }
+                1
+            }
+            Line::Copy => self.copy(input, sink),
+            Line::Skip => match memchr::memchr(b'\n', input) {
+                Some(i) => {
+                    self.pending_cr = false;
+                    self.end_line(false);
+                    i + 1
+                }
+                None => input.len(),
+            },
+        }
+    }
+
+    fn copy<S: Sink + ?Sized>(&mut self, input: &[u8], sink: &mut S) -> usize {
+        if self.pending_cr {
+            self.pending_cr = false;
+            if input[0] == b'\n' {
+                self.put(b"\r\n", sink);
+                self.end_line(true);
+                return 1;
+            }
+            self.put(b"\r", sink);
+        }
+        match memchr::memchr(b'\n', input) {
+            Some(i) => {
+                let data = &input[..i];
+                let data = data.strip_suffix(b"\r").unwrap_or(data);
+                self.put(data, sink);
+                self.put(b"\r\n", sink);
+                self.end_line(true);
+                i + 1
+            }
+            None => {
+                // Hold a trailing CR: the next input decides whether it starts a CRLF.
+                let (data, cr) = match input.strip_suffix(b"\r") {
+                    Some(d) => (d, true),
+                    None => (input, false),
+                };
+                self.put(data, sink);
+                self.pending_cr = cr;
+                input.len()
+            }
+        }
+    }
+
+    /// Decide the fate of the header line whose first bytes are in `head`. Returns whether a
+    /// decision was made (then `head` must be flushed); `complete` means no more bytes follow.
+    fn classify_header<S: Sink + ?Sized>(&mut self, complete: bool, sink: &mut S) -> bool {
+        let head = &self.head[..];
+        if head == b"\n" || head == b"\r\n" {
+            // End of the header section: the blank line is sent, then the body starts.
+            self.head.clear();
+            self.put(b"\r\n", sink);
+            self.mid_line = false;
+            self.in_headers = false;
+            self.line = Line::Visible;
+            if self.opts.top == Some(0) {
+                self.done = true;
+            }
+            return false;
+        }
+        if head == b"\r" && !complete {
+            return false;
+        }
+        let has_lf = head.last() == Some(&b'\n');
+        let hidden = match head.first() {
+            Some(b' ' | b'\t') => self.hiding_field,
+            _ => match memchr::memchr(b':', head) {
+                Some(colon) => is_private_header(&head[..colon]),
+                None if complete || has_lf || head.len() >= NAME_PROBE => false,
+                None => return false,
+            },
+        };
+        self.hiding_field = hidden;
+        self.line = if hidden { Line::Skip } else { Line::Visible };
+        true
+    }
+}
+
+/// Encode a stored message read from `src` into `out`; returns the octets written (for RETR
+/// this equals the indexed size). Stops reading early once a TOP limit is reached. Output is
+/// written in large blocks so a response leaves in few writes.
+pub fn encode_to<R: Read, W: Write + ?Sized>(
+    mut src: R,
+    opts: EncodeOptions,
+    out: &mut W,
+) -> io::Result<u64> {
+    const CHUNK: usize = 64 * 1024;
+    let mut enc = Encoder::new(opts);
+    let mut input = vec![0u8; CHUNK];
+    // Worst case the output is twice the input (".\n" → "..\r\n") plus a few held bytes.
+    let mut output = Vec::with_capacity(2 * CHUNK + 2 * NAME_PROBE + 64);
+    let mut total = 0u64;
+    while !enc.done() {
+        let n = match src.read(&mut input) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        enc.feed(&input[..n], &mut output);
+        if output.len() >= CHUNK {
+            out.write_all(&output)?;
+            total += output.len() as u64;
+            output.clear();
+        }
+    }
+    enc.finish(&mut output);
+    out.write_all(&output)?;
+    total += output.len() as u64;
+    Ok(total)
+}
+
+/// The transmit size of a stored message (`[header_offset, end_offset)` bytes).
+pub fn transmit_size(message: &[u8], format: MboxFormat) -> u64 {
+    let mut enc = Encoder::new(EncodeOptions::retr(format));
+    let mut counter = Counter::default();
+    enc.feed_into(message, &mut counter);
+    enc.finish_into(&mut counter);
+    counter.0
+}
+
+/// Encode a whole in-memory message (tests, small messages).
+pub fn encode_bytes(message: &[u8], opts: EncodeOptions) -> Vec<u8> {
+    let mut enc = Encoder::new(opts);
+    let mut out = Vec::with_capacity(message.len() + message.len() / 16 + 2);
+    enc.feed(message, &mut out);
+    enc.finish(&mut out);
+    out
+}

@@ -19,3 +19,729 @@
 //! pub fn index_mbox<R: std::io::Read>(reader: R, opts: &IndexOptions) -> Result<Index, IndexError>;
 //! ```
 //! Deleting message i removes exactly the bytes `[from_offset, next_offset)`.
+//!
+//! # How the file is split
+//!
+//! The reader is consumed once, in 1 MiB blocks, and cut into lines with memchr; a line longer
+//! than the block is handled in fragments, so memory stays O(number of messages) whatever the
+//! file holds (NUL bytes, invalid UTF-8, megabyte lines, CRLF or mixed line ends).
+//!
+//! - The file must start with a line beginning with `From ` (empty lines before it are
+//!   tolerated and belong to no message); anything else is [`IndexError::NotMbox`]. A
+//!   zero-length file is an empty maildrop.
+//! - Later, a message starts at a line that follows an empty line (`\n` or `\r\n`) and passes
+//!   [`is_from_line`]. That empty line is the separator: it belongs to neither message
+//!   (Dovecot's convention), so `end_offset` is where it starts and `next_offset` where the
+//!   From_ line starts. An empty line at the very end of the file is the last separator.
+//! - mboxcl/mboxcl2: a `Content-Length:` header is trusted only when the body it delimits is
+//!   followed by the end of the file, or by an empty line and then EOF or a valid From_ line
+//!   (Dovecot's rule). While inside such a body the indexer also keeps the plain scanning
+//!   interpretation running; if the length turns out wrong, that interpretation is used, so a
+//!   bad `Content-Length` never hides or merges messages. Messages found by that fallback scan
+//!   do not get their own `Content-Length` trusted.
+
+use std::io::{self, Read};
+
+use crate::config::{MboxFormat, UidlFormat};
+use crate::storage::encode::{is_private_header, Counter, EncodeOptions, Encoder};
+use crate::storage::uidl::{self, MessageUidl, UidlFields, UidlInput};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexOptions {
+    pub format: MboxFormat,
+    pub uidl: UidlFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedMessage {
+    /// First byte of the "From " line.
+    pub from_offset: u64,
+    /// First byte after the From_ line's line end.
+    pub header_offset: u64,
+    /// End of the message content (the separator line before the next From_ is excluded).
+    pub end_offset: u64,
+    /// `from_offset` of the next message, or the indexed length.
+    pub next_offset: u64,
+    /// Octets RETR sends before ".\r\n".
+    pub size: u64,
+    pub uidl: String,
+    /// The c-client/Dovecot pseudo message: never listed, kept on commit.
+    pub hidden: bool,
+    /// The From_ line with its line end, capped at [`FROM_LINE_CAP`] bytes.
+    pub from_line: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    pub messages: Vec<IndexedMessage>,
+    /// Bytes read (the file length at indexing time).
+    pub length: u64,
+}
+
+#[derive(Debug)]
+pub enum IndexError {
+    /// The file is not an mbox (its first line is not a From_ line).
+    NotMbox(String),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for IndexError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexError::NotMbox(m) => write!(f, "not an mbox file: {m}"),
+            IndexError::Io(e) => write!(f, "reading the mailbox failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for IndexError {}
+
+impl From<io::Error> for IndexError {
+    fn from(e: io::Error) -> Self {
+        IndexError::Io(e)
+    }
+}
+
+/// How many bytes of the From_ line are kept in [`IndexedMessage::from_line`].
+pub const FROM_LINE_CAP: usize = 256;
+/// A longer line is never taken for a From_ line (real ones are well under 1 KiB).
+const FROM_LINE_MAX: usize = 4096;
+/// Read block size; also the longest line handled in one piece.
+const BLOCK: usize = 1 << 20;
+/// Longest header value captured for UIDL schemes and pseudo-message detection.
+const CAPTURE_MAX: usize = 1024;
+/// The c-client/Dovecot pseudo message's subject.
+const PSEUDO_SUBJECT: &[u8] = b"DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA";
+
+const DAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+const MONTHS: [&[u8]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+/// Whether `line` (with or without its line end) is a From_ line that may start a message.
+///
+/// The rule, after mutt's `is_from()` and Dovecot's `mbox_from_parse()`: the line starts with
+/// `From `, is at most 4 KiB, and somewhere after the sender holds a ctime(3)-style date:
+/// a weekday name, a month name, a day number (1–31), a time `h:mm` or `h:mm:ss`, and a year
+/// (two or four digits) within the next three tokens, so timezone forms such as
+/// `Thu Nov 26 03:32:14 2026`, `Thu Nov 26 03:32:14 UTC 2026` and
+/// `Thu Nov 26 03:32 +0100 2026` all pass (names are case-insensitive). An unquoted body line
+/// such as "From here on, we agree." after an empty line does not split the message.
+pub fn is_from_line(line: &[u8]) -> bool {
+    if !line.starts_with(b"From ") || line.len() > FROM_LINE_MAX {
+        return false;
+    }
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let tokens: Vec<&[u8]> = line[5..]
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|t| !t.is_empty())
+        .collect();
+    // The sender is the first token (possibly empty, e.g. "From  Thu ..."): the date search
+    // starts at any later position.
+    (0..tokens.len()).any(|i| date_at(&tokens[i..]))
+}
+
+fn date_at(t: &[&[u8]]) -> bool {
+    if t.len() < 5 {
+        return false;
+    }
+    let name_in = |tok: &[u8], names: &[&[u8]]| names.iter().any(|n| n.eq_ignore_ascii_case(tok));
+    if !name_in(t[0], &DAYS) || !name_in(t[1], &MONTHS) {
+        return false;
+    }
+    let day_ok = matches!(number(t[2]), Some(1..=31)) && t[2].len() <= 2;
+    if !day_ok || !is_time(t[3]) {
+        return false;
+    }
+    t[4..t.len().min(7)]
+        .iter()
+        .any(|y| (y.len() == 4 || y.len() == 2) && number(y).is_some())
+}
+
+fn number(t: &[u8]) -> Option<u32> {
+    if t.is_empty() || t.len() > 9 || !t.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(t.iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0')))
+}
+
+fn is_time(t: &[u8]) -> bool {
+    let mut parts = t.split(|&b| b == b':');
+    let ok = |p: Option<&[u8]>, min: usize, max: usize| {
+        p.is_some_and(|p| p.len() >= min && p.len() <= max && number(p).is_some())
+    };
+    let h = parts.next();
+    let m = parts.next();
+    let s = parts.next();
+    ok(h, 1, 2) && ok(m, 2, 2) && (s.is_none() || ok(s, 2, 2)) && parts.next().is_none()
+}
+
+fn is_empty_line(line: &[u8]) -> bool {
+    line == b"\n" || line == b"\r\n"
+}
+
+/// Which captured header a field line feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    None,
+    Subject,
+    ContentLength,
+    XUidl,
+    XUid,
+    XImapBase,
+}
+
+/// Header values captured while indexing (bounded, unfolded).
+#[derive(Debug, Clone, Default)]
+struct Captured {
+    subject: Option<Vec<u8>>,
+    content_length: Option<Vec<u8>>,
+    x_uidl: Option<Vec<u8>>,
+    x_uid: Option<Vec<u8>>,
+    x_imapbase: Option<Vec<u8>>,
+    has_x_imap: bool,
+}
+
+impl Captured {
+    fn slot_mut(&mut self, slot: Slot) -> Option<&mut Option<Vec<u8>>> {
+        match slot {
+            Slot::None => None,
+            Slot::Subject => Some(&mut self.subject),
+            Slot::ContentLength => Some(&mut self.content_length),
+            Slot::XUidl => Some(&mut self.x_uidl),
+            Slot::XUid => Some(&mut self.x_uid),
+            Slot::XImapBase => Some(&mut self.x_imapbase),
+        }
+    }
+
+    fn append(&mut self, slot: Slot, bytes: &[u8]) {
+        if let Some(Some(v)) = self.slot_mut(slot) {
+            let room = CAPTURE_MAX.saturating_sub(v.len());
+            let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            v.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+}
+
+/// One message being parsed.
+#[derive(Debug, Clone)]
+struct MessageParser {
+    from_offset: u64,
+    header_offset: u64,
+    from_line: Vec<u8>,
+    /// End of the content fed so far.
+    end: u64,
+    encoder: Encoder,
+    size: Counter,
+    in_headers: bool,
+    /// Offset of the first body byte, once the header section has ended.
+    body_offset: Option<u64>,
+    field_hidden: bool,
+    field_slot: Slot,
+    captured: Captured,
+    uidl: MessageUidl,
+    /// Whether this message's Content-Length may be trusted (not for fallback-scan messages).
+    content_length_allowed: bool,
+}
+
+impl MessageParser {
+    fn new(opts: &IndexOptions, from_offset: u64, line: &[u8], cl_allowed: bool) -> Self {
+        let mut uidl = MessageUidl::new(opts.uidl);
+        uidl.from_line(line);
+        let header_offset = from_offset + line.len() as u64;
+        MessageParser {
+            from_offset,
+            header_offset,
+            from_line: line[..line.len().min(FROM_LINE_CAP)].to_vec(),
+            end: header_offset,
+            encoder: Encoder::new(EncodeOptions::retr(opts.format)),
+            size: Counter::default(),
+            in_headers: true,
+            body_offset: None,
+            field_hidden: false,
+            field_slot: Slot::None,
+            captured: Captured::default(),
+            uidl,
+            content_length_allowed: cl_allowed,
+        }
+    }
+
+    /// Feed one fragment of content at `offset`; `start`: it begins a line.
+    fn feed(&mut self, offset: u64, frag: &[u8], start: bool) {
+        self.encoder.feed_into(frag, &mut self.size);
+        self.end = offset + frag.len() as u64;
+        if !self.in_headers {
+            self.uidl.content(frag, start, true);
+            return;
+        }
+        if start {
+            if is_empty_line(frag) {
+                self.in_headers = false;
+                self.body_offset = Some(self.end);
+                self.uidl.content(frag, start, true);
+                return;
+            }
+            self.start_field(frag);
+        } else {
+            self.captured.append(self.field_slot, frag);
+        }
+        self.uidl.content(frag, start, !self.field_hidden);
+    }
+
+    /// Classify a header line (the same decision the encoder makes for hiding).
+    fn start_field(&mut self, line: &[u8]) {
+        if matches!(line[0], b' ' | b'\t') {
+            self.captured.append(self.field_slot, line);
+            return;
+        }
+        let probe = &line[..line.len().min(16)];
+        let Some(colon) = memchr::memchr(b':', probe) else {
+            self.field_hidden = false;
+            self.field_slot = Slot::None;
+            return;
+        };
+        let name = &line[..colon];
+        self.field_hidden = is_private_header(name);
+        let name = name.trim_ascii_end();
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        self.field_slot = if is("Subject") {
+            Slot::Subject
+        } else if is("Content-Length") {
+            Slot::ContentLength
+        } else if is("X-UIDL") {
+            Slot::XUidl
+        } else if is("X-UID") {
+            Slot::XUid
+        } else if is("X-IMAPbase") || is("X-IMAP") {
+            self.captured.has_x_imap |= is("X-IMAP");
+            Slot::XImapBase
+        } else {
+            Slot::None
+        };
+        match self.captured.slot_mut(self.field_slot) {
+            // Only the first occurrence of a field counts.
+            Some(v @ None) => *v = Some(Vec::new()),
+            Some(Some(_)) => self.field_slot = Slot::None,
+            None => {}
+        }
+        self.captured.append(self.field_slot, &line[colon + 1..]);
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        let v = self.captured.content_length.as_deref()?.trim_ascii();
+        if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(v).ok()?.parse().ok()
+    }
+
+    /// Close the message: its content ends at `end_offset`, the next one starts at `next`.
+    fn finish(mut self, end_offset: u64, next_offset: u64) -> Finished {
+        self.encoder.finish_into(&mut self.size);
+        let c = &self.captured;
+        let subject_pseudo = c
+            .subject
+            .as_deref()
+            .is_some_and(|s| memchr::memmem::find(s, PSEUDO_SUBJECT).is_some());
+        let fields = UidlFields {
+            x_uidl: c
+                .x_uidl
+                .as_deref()
+                .map(|v| String::from_utf8_lossy(v.trim_ascii()).into_owned()),
+            x_uid: c.x_uid.as_deref().and_then(uidl::parse_u32),
+            uidvalidity: c.x_imapbase.as_deref().and_then(uidl::parse_uidvalidity),
+        };
+        Finished {
+            message: IndexedMessage {
+                from_offset: self.from_offset,
+                header_offset: self.header_offset,
+                end_offset,
+                next_offset,
+                size: self.size.0,
+                uidl: String::new(),
+                hidden: subject_pseudo || c.has_x_imap,
+                from_line: self.from_line,
+            },
+            uidl: self.uidl.finish(fields),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Finished {
+    message: IndexedMessage,
+    uidl: UidlInput,
+}
+
+/// An empty line not yet given to the current message: it is the separator if a From_ line
+/// follows.
+#[derive(Debug, Clone, Copy)]
+struct Blank {
+    offset: u64,
+    crlf: bool,
+}
+
+impl Blank {
+    fn bytes(&self) -> &'static [u8] {
+        if self.crlf {
+            b"\r\n"
+        } else {
+            b"\n"
+        }
+    }
+}
+
+/// The scanning interpretation: split at every valid From_ line after an empty line.
+#[derive(Debug, Clone)]
+struct Scan {
+    current: MessageParser,
+    blank: Option<Blank>,
+}
+
+impl Scan {
+    /// First half of processing a fragment: if an empty line is pending, either it separates
+    /// the current message from a new one starting with `frag` (returned, finished), or it is
+    /// content and is fed now.
+    fn release_blank(
+        &mut self,
+        opts: &IndexOptions,
+        offset: u64,
+        frag: &[u8],
+        whole_line: bool,
+        cl_allowed: bool,
+    ) -> Option<Finished> {
+        let blank = self.blank.take()?;
+        if whole_line && is_from_line(frag) {
+            let next = MessageParser::new(opts, offset, frag, cl_allowed);
+            let done = std::mem::replace(&mut self.current, next);
+            return Some(done.finish(blank.offset, offset));
+        }
+        self.current.feed(blank.offset, blank.bytes(), true);
+        None
+    }
+
+    /// Second half: an empty line is held back (it may be a separator), anything else is fed.
+    fn push(&mut self, offset: u64, frag: &[u8], start: bool, whole_line: bool) {
+        if whole_line && is_empty_line(frag) {
+            self.blank = Some(Blank {
+                offset,
+                crlf: frag.len() == 2,
+            });
+        } else {
+            self.current.feed(offset, frag, start);
+        }
+    }
+
+    /// Both halves, for the fallback interpretation kept during a Content-Length region.
+    fn fragment(
+        &mut self,
+        opts: &IndexOptions,
+        offset: u64,
+        frag: &[u8],
+        start: bool,
+        whole_line: bool,
+    ) -> Option<Finished> {
+        if let Some(f) = self.release_blank(opts, offset, frag, whole_line, false) {
+            return Some(f);
+        }
+        self.push(offset, frag, start, whole_line);
+        None
+    }
+
+    fn finish(self, length: u64) -> Finished {
+        let end = match self.blank {
+            Some(b) => b.offset,
+            None => self.current.end,
+        };
+        self.current.finish(end, length)
+    }
+}
+
+/// Where a trusted-so-far Content-Length region stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClPhase {
+    /// Inside the body the header announced; the body ends at `target`.
+    Body,
+    /// The body ended: an empty line (or EOF) must follow.
+    WantBlank,
+    /// The empty line came: a From_ line (or EOF) must follow.
+    WantFrom,
+}
+
+/// A Content-Length region in progress, with the scanning interpretation kept in parallel.
+#[derive(Debug)]
+struct ClRegion {
+    target: u64,
+    phase: ClPhase,
+    shadow: Scan,
+    shadow_done: Vec<Finished>,
+}
+
+/// What a fragment means for an open Content-Length region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Part of the announced body.
+    Body,
+    /// The empty line after the announced body.
+    Separator,
+    /// The region is confirmed; process the fragment normally.
+    Trusted,
+    /// The Content-Length is wrong; fall back to scanning, then process the fragment normally.
+    Wrong,
+}
+
+impl ClRegion {
+    /// Classify `frag`, which comes next in the file, and advance the phase.
+    fn verdict(&mut self, offset: u64, frag: &[u8], whole_line: bool) -> Verdict {
+        let end = offset + frag.len() as u64;
+        match self.phase {
+            ClPhase::Body if end < self.target => Verdict::Body,
+            ClPhase::Body if end == self.target => {
+                // If the body does not end with a newline it must end the file: any later
+                // fragment then fails the WantBlank test.
+                self.phase = ClPhase::WantBlank;
+                Verdict::Body
+            }
+            ClPhase::Body => Verdict::Wrong,
+            ClPhase::WantBlank if whole_line && is_empty_line(frag) => {
+                self.phase = ClPhase::WantFrom;
+                Verdict::Separator
+            }
+            ClPhase::WantBlank => Verdict::Wrong,
+            ClPhase::WantFrom if whole_line && is_from_line(frag) => Verdict::Trusted,
+            ClPhase::WantFrom => Verdict::Wrong,
+        }
+    }
+}
+
+struct Indexer {
+    opts: IndexOptions,
+    done: Vec<Finished>,
+    scan: Option<Scan>,
+    cl: Option<ClRegion>,
+}
+
+impl Indexer {
+    fn fragment(
+        &mut self,
+        offset: u64,
+        frag: &[u8],
+        start: bool,
+        end: bool,
+    ) -> Result<(), IndexError> {
+        let whole_line = start && end;
+        let Some(scan) = self.scan.as_mut() else {
+            return self.first_line(offset, frag, whole_line);
+        };
+
+        if let Some(cl) = self.cl.as_mut() {
+            let verdict = cl.verdict(offset, frag, whole_line);
+            match verdict {
+                Verdict::Body | Verdict::Separator => {
+                    if verdict == Verdict::Body {
+                        scan.current.feed(offset, frag, start);
+                    } else {
+                        scan.push(offset, frag, start, whole_line);
+                    }
+                    if let Some(f) = cl
+                        .shadow
+                        .fragment(&self.opts, offset, frag, start, whole_line)
+                    {
+                        cl.shadow_done.push(f);
+                    }
+                    return Ok(());
+                }
+                Verdict::Trusted => self.cl = None,
+                Verdict::Wrong => self.fall_back(),
+            }
+        }
+
+        let scan = self
+            .scan
+            .as_mut()
+            .ok_or_else(|| IndexError::Io(io::Error::other("indexer lost its current message")))?;
+        let was_in_headers = scan.current.in_headers;
+        if let Some(f) = scan.release_blank(&self.opts, offset, frag, whole_line, true) {
+            self.done.push(f);
+            return Ok(());
+        }
+        if was_in_headers && !scan.current.in_headers && self.open_cl() {
+            // The body starts with this fragment: judge it against the announced length.
+            return self.fragment(offset, frag, start, end);
+        }
+        if let Some(scan) = self.scan.as_mut() {
+            scan.push(offset, frag, start, whole_line);
+        }
+        Ok(())
+    }
+
+    /// Before the first message: skip empty lines, then require a From_ line.
+    fn first_line(&mut self, offset: u64, frag: &[u8], whole_line: bool) -> Result<(), IndexError> {
+        if whole_line && is_empty_line(frag) {
+            return Ok(());
+        }
+        if !(whole_line && frag.starts_with(b"From ") && frag.len() <= FROM_LINE_MAX) {
+            let shown = String::from_utf8_lossy(&frag[..frag.len().min(60)]).into_owned();
+            return Err(IndexError::NotMbox(format!(
+                "the first line (offset {offset}) is not a From_ line: {:?}",
+                shown.trim_end()
+            )));
+        }
+        self.scan = Some(Scan {
+            current: MessageParser::new(&self.opts, offset, frag, true),
+            blank: None,
+        });
+        Ok(())
+    }
+
+    /// The current message's header section just ended: if it announces a Content-Length
+    /// that may be trusted, open a region. Returns whether one was opened.
+    fn open_cl(&mut self) -> bool {
+        let Some(scan) = self.scan.as_ref() else {
+            return false;
+        };
+        let m = &scan.current;
+        if !m.content_length_allowed {
+            return false;
+        }
+        let (Some(body), Some(len)) = (m.body_offset, m.content_length()) else {
+            return false;
+        };
+        self.cl = Some(ClRegion {
+            target: body.saturating_add(len),
+            phase: if len == 0 {
+                ClPhase::WantBlank
+            } else {
+                ClPhase::Body
+            },
+            shadow: scan.clone(),
+            shadow_done: Vec::new(),
+        });
+        true
+    }
+
+    /// The Content-Length was wrong: continue with the scanning interpretation.
+    fn fall_back(&mut self) {
+        if let Some(cl) = self.cl.take() {
+            self.done.extend(cl.shadow_done);
+            self.scan = Some(cl.shadow);
+        }
+    }
+
+    fn finish(mut self, length: u64) -> Index {
+        if let Some(cl) = self.cl.take() {
+            // EOF confirms the region unless the announced body is longer than the file.
+            if cl.phase == ClPhase::Body {
+                self.cl = Some(cl);
+                self.fall_back();
+            }
+        }
+        if let Some(scan) = self.scan.take() {
+            self.done.push(scan.finish(length));
+        }
+        let inputs: Vec<UidlInput> = self.done.iter().map(|f| f.uidl.clone()).collect();
+        let uidls = uidl::assign(self.opts.uidl, &inputs);
+        let mut messages: Vec<IndexedMessage> = Vec::with_capacity(self.done.len());
+        for (i, (f, u)) in self.done.into_iter().zip(uidls).enumerate() {
+            let mut m = f.message;
+            m.uidl = u;
+            // Only the first message can be the folder's pseudo message.
+            m.hidden &= i == 0;
+            messages.push(m);
+        }
+        Index { messages, length }
+    }
+}
+
+/// Index an mbox in one pass; see the module documentation for the rules.
+pub fn index_mbox<R: Read>(mut reader: R, opts: &IndexOptions) -> Result<Index, IndexError> {
+    let mut indexer = Indexer {
+        opts: *opts,
+        done: Vec::new(),
+        scan: None,
+        cl: None,
+    };
+    let mut buf = vec![0u8; BLOCK];
+    let (mut lo, mut hi) = (0usize, 0usize); // unprocessed bytes are buf[lo..hi]
+    let mut base = 0u64; // file offset of buf[lo]
+    let mut line_start = true;
+    let mut eof = false;
+    loop {
+        // Hand out every complete line in the buffer.
+        while lo < hi {
+            let Some(i) = memchr::memchr(b'\n', &buf[lo..hi]) else {
+                break;
+            };
+            let len = i + 1;
+            indexer.fragment(base, &buf[lo..lo + len], line_start, true)?;
+            line_start = true;
+            lo += len;
+            base += len as u64;
+        }
+        if eof {
+            if lo < hi {
+                // The last line has no newline.
+                indexer.fragment(base, &buf[lo..hi], line_start, true)?;
+                base += (hi - lo) as u64;
+            }
+            break;
+        }
+        if lo > 0 {
+            buf.copy_within(lo..hi, 0);
+            hi -= lo;
+            lo = 0;
+        }
+        if hi == buf.len() {
+            // A line longer than the buffer: pass it on in pieces.
+            indexer.fragment(base, &buf[..hi], line_start, false)?;
+            line_start = false;
+            base += hi as u64;
+            hi = 0;
+        }
+        match reader.read(&mut buf[hi..]) {
+            Ok(0) => eof = true,
+            Ok(n) => hi += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IndexError::Io(e)),
+        }
+    }
+    Ok(indexer.finish(base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn opts(format: MboxFormat) -> IndexOptions {
+        IndexOptions {
+            format,
+            uidl: UidlFormat::Native,
+        }
+    }
+
+    fn index(bytes: &[u8]) -> Index {
+        index_mbox(bytes, &opts(MboxFormat::Mboxo)).expect("indexes")
+    }
+
+    #[test]
+    fn smoke_two_messages() {
+        let mbox = b"From a@b Thu Nov 26 03:32:14 2026\nSubject: one\n\nbody 1\n\nFrom c@d Thu Nov 26 03:33:14 2026\nSubject: two\nStatus: RO\n\nbody 2\n\n";
+        let idx = index(mbox);
+        assert_eq!(idx.messages.len(), 2);
+        let m = &idx.messages[0];
+        assert_eq!(
+            &mbox[m.header_offset as usize..m.end_offset as usize],
+            b"Subject: one\n\nbody 1\n"
+        );
+        assert_eq!(m.size, "Subject: one\r\n\r\nbody 1\r\n".len() as u64);
+        let m = &idx.messages[1];
+        assert_eq!(m.next_offset, mbox.len() as u64);
+        assert_eq!(
+            &mbox[m.header_offset as usize..m.end_offset as usize],
+            b"Subject: two\nStatus: RO\n\nbody 2\n"
+        );
+        assert_eq!(m.size, "Subject: two\r\n\r\nbody 2\r\n".len() as u64);
+    }
+}

@@ -1,1 +1,497 @@
-//! OWNER: see src/storage/mod.rs.
+//! The commit journal: the bytes an in-place rewrite is about to overwrite, saved beside the
+//! mailbox (`PATH.mboxpopd-journal`) so a crash at any instant can be undone.
+//!
+//! A commit removes byte ranges from `[start, old_len)` by shifting the kept bytes left. It only
+//! ever *writes* inside `[start, new_len)`, and then truncates to `new_len`. So the journal holds
+//! exactly the old bytes `[start, new_len)` — nothing when the deleted messages are at the end —
+//! plus a digest of the old bytes `[new_len, old_len)`, which the rewrite never writes and only
+//! the truncate removes.
+//!
+//! Recovery (under the MDA locks, before indexing) therefore sees one of:
+//! - no journal, or a torn one (checksum fails): the rewrite never started, because the journal
+//!   is fsynced (file and directory) before the first byte of the mailbox is touched. Delete it.
+//! - a valid journal and a file whose `[new_len, old_len)` still matches the digest: the
+//!   truncate has not happened, so the rewrite may be partial. *Roll back*: write the saved bytes
+//!   back at `start`. Anything past `old_len` is mail appended since (by an MDA that took over our
+//!   dead locks) and stays where it is. The result is the complete old mailbox plus appended mail.
+//! - a valid journal and a file shorter than `old_len` or whose tail no longer matches: the
+//!   truncate happened, which we only do after the rewritten bytes are fsynced, so the new content
+//!   is complete (possibly followed by appended mail). Nothing to do but delete the journal.
+//!
+//! Rolling back is idempotent (it writes the same bytes to the same place and never changes the
+//! digest region), so a crash during recovery is recovered by the next recovery.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::commit::fault;
+
+const MAGIC: &[u8; 16] = b"MBOXPOPD-JRNL-1\n";
+const HEADER_LEN: u64 = 16 + 5 * 8 + 32;
+const TRAILER_LEN: u64 = 32;
+
+/// The journal path for a mailbox.
+pub fn journal_path(mailbox: &Path) -> PathBuf {
+    let mut p = mailbox.as_os_str().to_owned();
+    p.push(".mboxpopd-journal");
+    PathBuf::from(p)
+}
+
+/// What one rewrite will do, as recorded in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    /// First byte the rewrite writes (the first deleted message).
+    pub start: u64,
+    /// Length after the commit.
+    pub new_len: u64,
+    /// Length before the commit (including mail appended since login).
+    pub old_len: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Header {
+    dev: u64,
+    ino: u64,
+    extent: Extent,
+    tail_digest: [u8; 32],
+}
+
+impl Header {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(HEADER_LEN as usize);
+        v.extend_from_slice(MAGIC);
+        for n in [
+            self.dev,
+            self.ino,
+            self.extent.start,
+            self.extent.new_len,
+            self.extent.old_len,
+        ] {
+            v.extend_from_slice(&n.to_le_bytes());
+        }
+        v.extend_from_slice(&self.tail_digest);
+        v
+    }
+
+    fn decode(b: &[u8]) -> Option<Header> {
+        if b.len() != HEADER_LEN as usize || &b[..16] != MAGIC {
+            return None;
+        }
+        let n = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[16 + 8 * i..24 + 8 * i]);
+            u64::from_le_bytes(a)
+        };
+        let mut tail_digest = [0u8; 32];
+        tail_digest.copy_from_slice(&b[56..88]);
+        let extent = Extent {
+            start: n(2),
+            new_len: n(3),
+            old_len: n(4),
+        };
+        (extent.start <= extent.new_len && extent.new_len < extent.old_len).then_some(Header {
+            dev: n(0),
+            ino: n(1),
+            extent,
+            tail_digest,
+        })
+    }
+}
+
+/// A written, durable journal. Remove it only once the mailbox itself is durable.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    header: Header,
+}
+
+/// Buffer size for streaming mailbox bytes; overridable under fault injection so small test
+/// mailboxes still pass through many write steps.
+pub(crate) fn chunk_size() -> usize {
+    fault::chunk_size().unwrap_or(1 << 20)
+}
+
+/// SHA-256 of `file[from, to)`, read in large chunks.
+fn digest_range(file: &File, from: u64, to: u64) -> io::Result<[u8; 32]> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; chunk_size().min((to - from) as usize).max(1)];
+    let mut pos = from;
+    while pos < to {
+        let n = buf.len().min((to - pos) as usize);
+        file.read_exact_at(&mut buf[..n], pos)?;
+        h.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(h.finalize().into())
+}
+
+/// fsync the directory holding `path`, so a created or removed name is durable.
+pub fn sync_dir_of(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+impl Journal {
+    /// Save `mailbox[start, new_len)` and the tail digest, fsync the journal and its directory.
+    /// On error the partial journal is removed (it would be discarded as torn anyway).
+    pub fn write(mailbox: &File, mailbox_path: &Path, extent: Extent) -> io::Result<Journal> {
+        let meta = mailbox.metadata()?;
+        let header = Header {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            extent,
+            tail_digest: digest_range(mailbox, extent.new_len, extent.old_len)?,
+        };
+        let path = journal_path(mailbox_path);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)?;
+        let result = Self::fill(&file, mailbox, &header);
+        if let Err(e) = result {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        if let Err(e) = sync_dir_of(&path) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(Journal { path, header })
+    }
+
+    fn fill(file: &File, mailbox: &File, header: &Header) -> io::Result<()> {
+        let mut h = Sha256::new();
+        let head = header.encode();
+        h.update(&head);
+        fault::write_at(file, &head, 0)?;
+        let Extent { start, new_len, .. } = header.extent;
+        let mut buf = vec![0u8; chunk_size()];
+        let mut pos = start;
+        let mut out = HEADER_LEN;
+        while pos < new_len {
+            let n = buf.len().min((new_len - pos) as usize);
+            mailbox.read_exact_at(&mut buf[..n], pos)?;
+            h.update(&buf[..n]);
+            fault::write_at(file, &buf[..n], out)?;
+            pos += n as u64;
+            out += n as u64;
+        }
+        let sum: [u8; 32] = h.finalize().into();
+        fault::write_at(file, &sum, out)?;
+        fault::point("journal fsync");
+        file.sync_all()
+    }
+
+    /// Bytes saved in the journal.
+    pub fn saved_bytes(&self) -> u64 {
+        self.header.extent.new_len - self.header.extent.start
+    }
+
+    /// Undo a (possibly partial) rewrite that has not been truncated yet.
+    pub fn roll_back(&self, mailbox: &File) -> io::Result<()> {
+        roll_back(&self.path, &self.header, mailbox)
+    }
+
+    /// Delete the journal once the mailbox is durable; the directory is fsynced so the removal
+    /// cannot be undone by a crash into a journal that would roll back a finished commit... which
+    /// recovery would detect anyway (the tail digest no longer matches after the truncate).
+    pub fn remove(self) -> io::Result<()> {
+        fault::point("journal unlink");
+        fs::remove_file(&self.path)?;
+        fault::point("directory fsync after unlink");
+        sync_dir_of(&self.path)
+    }
+}
+
+fn roll_back(journal: &Path, header: &Header, mailbox: &File) -> io::Result<()> {
+    let mut r = BufReader::with_capacity(chunk_size(), File::open(journal)?);
+    io::copy(&mut (&mut r).take(HEADER_LEN), &mut io::sink())?;
+    let mut buf = vec![0u8; chunk_size()];
+    let Extent { start, new_len, .. } = header.extent;
+    let mut pos = start;
+    while pos < new_len {
+        let n = buf.len().min((new_len - pos) as usize);
+        r.read_exact(&mut buf[..n])?;
+        fault::write_at(mailbox, &buf[..n], pos)?;
+        pos += n as u64;
+    }
+    fault::point("mailbox fsync after roll-back");
+    mailbox.sync_all()
+}
+
+/// Read and verify a journal. `Ok(None)`: torn or not a journal.
+fn read_valid(path: &Path) -> io::Result<Option<Header>> {
+    let f = File::open(path)?;
+    let len = f.metadata()?.len();
+    if len < HEADER_LEN + TRAILER_LEN {
+        return Ok(None);
+    }
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let mut head = vec![0u8; HEADER_LEN as usize];
+    r.read_exact(&mut head)?;
+    let Some(header) = Header::decode(&head) else {
+        return Ok(None);
+    };
+    if len != HEADER_LEN + (header.extent.new_len - header.extent.start) + TRAILER_LEN {
+        return Ok(None);
+    }
+    let mut h = Sha256::new();
+    h.update(&head);
+    let mut body = (&mut r).take(len - HEADER_LEN - TRAILER_LEN);
+    let mut hw = HashWriter(&mut h);
+    io::copy(&mut body, &mut BufWriter::new(&mut hw))?;
+    let mut sum = [0u8; 32];
+    r.read_exact(&mut sum)?;
+    let computed: [u8; 32] = h.finalize().into();
+    Ok((computed == sum).then_some(header))
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.update(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What recovery found and did; logged by the caller and returned for tests and start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// No journal: the last commit (if any) finished.
+    Clean,
+    /// A torn journal: the crash came before the rewrite started. Journal deleted.
+    DiscardedTorn,
+    /// The rewrite was interrupted: the old bytes were restored. Journal deleted.
+    RolledBack { restored_bytes: u64 },
+    /// The rewrite and truncate had finished; only the journal was left. Journal deleted.
+    AlreadyComplete,
+    /// The journal does not describe this file (other inode, or the file is shorter than the
+    /// commit could have left it): another program replaced or cut the mailbox since. Nothing
+    /// was written; the journal was renamed to `…-journal.rejected` for the administrator.
+    Rejected { reason: String },
+}
+
+/// Recover an interrupted commit. The caller holds the MDA locks, and `mailbox` is open for
+/// writing on `mailbox_path`.
+pub fn recover(mailbox: &File, mailbox_path: &Path) -> io::Result<Recovery> {
+    let path = journal_path(mailbox_path);
+    let header = match read_valid(&path) {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            fs::remove_file(&path)?;
+            sync_dir_of(&path)?;
+            log::warn!(
+                "{}: removed a torn commit journal; the mailbox was not yet modified",
+                mailbox_path.display()
+            );
+            return Ok(Recovery::DiscardedTorn);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
+        Err(e) => return Err(e),
+    };
+    let meta = mailbox.metadata()?;
+    let Extent {
+        start,
+        new_len,
+        old_len,
+    } = header.extent;
+    let reject = |reason: String| -> io::Result<Recovery> {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".rejected");
+        fs::rename(&path, &aside)?;
+        sync_dir_of(&path)?;
+        log::error!(
+            "{}: commit journal does not match the mailbox ({reason}); mailbox left as it is, \
+             journal kept as {}",
+            mailbox_path.display(),
+            Path::new(&aside).display()
+        );
+        Ok(Recovery::Rejected { reason })
+    };
+    if (meta.dev(), meta.ino()) != (header.dev, header.ino) {
+        return reject(String::from("the mailbox was replaced by another file"));
+    }
+    let len = meta.len();
+    if len < new_len {
+        return reject(format!(
+            "the mailbox is {len} bytes, expected at least {new_len}"
+        ));
+    }
+    let untruncated =
+        len >= old_len && digest_range(mailbox, new_len, old_len)? == header.tail_digest;
+    let outcome = if untruncated {
+        roll_back(&path, &header, mailbox)?;
+        log::warn!(
+            "{}: an interrupted commit was rolled back ({} bytes restored at offset {start}); \
+             no message was deleted",
+            mailbox_path.display(),
+            new_len - start
+        );
+        Recovery::RolledBack {
+            restored_bytes: new_len - start,
+        }
+    } else {
+        log::warn!(
+            "{}: a commit had completed before a crash; removed its leftover journal",
+            mailbox_path.display()
+        );
+        Recovery::AlreadyComplete
+    };
+    fault::point("journal unlink after recovery");
+    fs::remove_file(&path)?;
+    sync_dir_of(&path)?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(content: &[u8]) -> (tempfile::TempDir, PathBuf, File) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("mbox");
+        fs::write(&p, content).expect("write");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .expect("open");
+        (dir, p, f)
+    }
+
+    #[test]
+    fn header_round_trips_and_rejects_nonsense() {
+        let h = Header {
+            dev: 1,
+            ino: 2,
+            extent: Extent {
+                start: 3,
+                new_len: 4,
+                old_len: 5,
+            },
+            tail_digest: [7; 32],
+        };
+        assert_eq!(Header::decode(&h.encode()), Some(h.clone()));
+        let mut bad = h.clone();
+        bad.extent.new_len = 5; // nothing removed: never journalled
+        assert_eq!(Header::decode(&bad.encode()), None);
+    }
+
+    #[test]
+    fn rollback_restores_a_partially_rewritten_file() {
+        let old = b"0123456789abcdefghij".to_vec();
+        let (_d, p, f) = setup(&old);
+        let extent = Extent {
+            start: 5,
+            new_len: 15,
+            old_len: 20,
+        };
+        let j = Journal::write(&f, &p, extent).expect("journal");
+        assert_eq!(j.saved_bytes(), 10);
+        // A partial shift, then a crash.
+        f.write_all_at(b"XXXX", 5).expect("write");
+        assert_eq!(
+            recover(&f, &p).expect("recover"),
+            Recovery::RolledBack { restored_bytes: 10 }
+        );
+        assert_eq!(fs::read(&p).expect("read"), old);
+        assert!(!journal_path(&p).exists());
+        assert_eq!(recover(&f, &p).expect("again"), Recovery::Clean);
+    }
+
+    #[test]
+    fn rollback_keeps_mail_appended_after_the_crash() {
+        let old = b"0123456789abcdefghij".to_vec();
+        let (_d, p, f) = setup(&old);
+        let extent = Extent {
+            start: 0,
+            new_len: 10,
+            old_len: 20,
+        };
+        let _j = Journal::write(&f, &p, extent).expect("journal");
+        f.write_all_at(b"abcdefghij", 0).expect("write");
+        f.write_all_at(b"APPENDED", 20).expect("append");
+        assert!(matches!(recover(&f, &p), Ok(Recovery::RolledBack { .. })));
+        assert_eq!(fs::read(&p).expect("read"), b"0123456789abcdefghijAPPENDED");
+    }
+
+    #[test]
+    fn truncated_file_means_the_commit_completed_even_with_appended_mail() {
+        let (_d, p, f) = setup(b"0123456789abcdefghij");
+        let extent = Extent {
+            start: 0,
+            new_len: 10,
+            old_len: 20,
+        };
+        let _j = Journal::write(&f, &p, extent).expect("journal");
+        f.write_all_at(b"abcdefghij", 0).expect("write");
+        f.set_len(10).expect("truncate");
+        // An MDA appends more than was removed: the length alone would look untruncated.
+        f.write_all_at(b"NEW MAIL ARRIVED", 10).expect("append");
+        assert_eq!(recover(&f, &p).expect("recover"), Recovery::AlreadyComplete);
+        assert_eq!(fs::read(&p).expect("read"), b"abcdefghijNEW MAIL ARRIVED");
+    }
+
+    #[test]
+    fn torn_journal_is_discarded_without_touching_the_mailbox() {
+        let (_d, p, f) = setup(b"0123456789abcdefghij");
+        let extent = Extent {
+            start: 0,
+            new_len: 10,
+            old_len: 20,
+        };
+        drop(Journal::write(&f, &p, extent).expect("journal"));
+        let jp = journal_path(&p);
+        let mut bytes = fs::read(&jp).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&jp, &bytes).expect("corrupt");
+        assert_eq!(recover(&f, &p).expect("recover"), Recovery::DiscardedTorn);
+        assert_eq!(fs::read(&p).expect("read"), b"0123456789abcdefghij");
+        // A journal cut short is torn too.
+        drop(Journal::write(&f, &p, extent).expect("journal"));
+        fs::write(&jp, &bytes[..40]).expect("cut");
+        assert_eq!(recover(&f, &p).expect("recover"), Recovery::DiscardedTorn);
+    }
+
+    #[test]
+    fn journal_of_another_file_is_rejected_and_kept() {
+        let (d, p, f) = setup(b"0123456789abcdefghij");
+        let extent = Extent {
+            start: 0,
+            new_len: 10,
+            old_len: 20,
+        };
+        drop(Journal::write(&f, &p, extent).expect("journal"));
+        drop(f);
+        // Another program replaces the mailbox by rename.
+        let other = d.path().join("other");
+        fs::write(&other, b"From x\n\nreplaced\n").expect("write");
+        fs::rename(&other, &p).expect("rename");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .expect("open");
+        assert!(matches!(recover(&f, &p), Ok(Recovery::Rejected { .. })));
+        assert_eq!(fs::read(&p).expect("read"), b"From x\n\nreplaced\n");
+        assert!(!journal_path(&p).exists());
+        let mut aside = journal_path(&p).into_os_string();
+        aside.push(".rejected");
+        assert!(Path::new(&aside).exists());
+    }
+}

@@ -1,1 +1,563 @@
-//! OWNER: see src/storage/mod.rs.
+//! An opened mbox maildrop: open, lock, recover, index, serve, commit.
+//!
+//! Lock protocol (see `lock`): the fs2 session lock for the whole session; the MDA-facing
+//! dot-lock + fcntl lock only while recovering and indexing at open, and while committing at
+//! QUIT — or for the whole session with `hold_mda_locks`. Between the two, MDAs may append; the
+//! session only ever uses offsets below the indexed length, and the commit keeps what lies past
+//! it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, MboxFormat, UidlFormat};
+use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
+
+use super::commit::{self, io_error};
+use super::encode::{encode_to, EncodeOptions};
+use super::index::{index_mbox, Index, IndexError, IndexOptions, IndexedMessage};
+use super::journal::{self, Recovery};
+use super::lock::{DotLockOptions, MdaLocks, SessionLock};
+use super::StoreError;
+
+/// How to open maildrops; built from the config plus the session's user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxOptions {
+    pub format: MboxFormat,
+    pub uidl: UidlFormat,
+    /// Keep the dot-lock and fcntl lock for the whole session (classic daemons) instead of only
+    /// while indexing and committing.
+    pub hold_mda_locks: bool,
+    pub dotlock_use_link: bool,
+    pub dotlock_stale_age: Duration,
+    /// How long to wait for an MDA's locks before `[IN-USE]`.
+    pub lock_timeout: Duration,
+    /// Refuse a mailbox not owned by this uid (system-user mode); `None` skips the check.
+    pub owner_uid: Option<u32>,
+}
+
+impl MailboxOptions {
+    pub fn from_config(config: &Config, owner_uid: Option<u32>) -> Self {
+        MailboxOptions {
+            format: config.mbox_format,
+            uidl: config.uidl_format,
+            hold_mda_locks: config.hold_mda_locks,
+            dotlock_use_link: config.dotlock_use_link,
+            dotlock_stale_age: config.dotlock_stale_age,
+            lock_timeout: config.lock_timeout,
+            owner_uid,
+        }
+    }
+
+    fn dot(&self) -> DotLockOptions {
+        DotLockOptions {
+            use_link: self.dotlock_use_link,
+            stale_age: self.dotlock_stale_age,
+        }
+    }
+}
+
+/// An open maildrop. Implements [`Maildrop`] for the protocol core.
+pub struct Mailbox {
+    path: PathBuf,
+    opts: MailboxOptions,
+    infos: Vec<MessageInfo>,
+    state: State,
+}
+
+enum State {
+    /// The file does not exist: an empty maildrop; nothing is created.
+    Missing,
+    Open(Box<Opened>),
+    /// After commit (or a foreign rewrite was detected): every lock released.
+    Closed,
+}
+
+struct Opened {
+    file: Arc<File>,
+    read_only: bool,
+    dev: u64,
+    ino: u64,
+    index: Index,
+    /// `infos[i]` describes `index.messages[visible[i]]`.
+    visible: Vec<usize>,
+    /// Held for the whole session only with `hold_mda_locks`. Dropped before `_session`.
+    held: Option<MdaLocks>,
+    _session: SessionLock,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("path", &self.path)
+            .field("messages", &self.infos.len())
+            .finish()
+    }
+}
+
+/// Open the spool file without following a symlink, without updating atime (procmail waits a
+/// second when atime > mtime) and without blocking on a FIFO. `Ok(None)`: no such file.
+fn open_spool(path: &Path) -> Result<Option<(File, bool)>, StoreError> {
+    let base = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    let try_open = |write: bool, flags: i32| {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(flags)
+            .open(path)
+    };
+    let mut read_only = false;
+    let mut attempt = try_open(true, base | libc::O_NOATIME);
+    loop {
+        match attempt {
+            Ok(f) => return Ok(Some((f, read_only))),
+            // O_NOATIME is allowed only to the owner (or CAP_FOWNER).
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                attempt = try_open(!read_only, base);
+                if let Err(e2) = &attempt {
+                    if e2.raw_os_error() == Some(libc::EPERM) {
+                        return Err(StoreError::Permanent(format!(
+                            "cannot open {}: {e2}",
+                            path.display()
+                        )));
+                    }
+                }
+            }
+            Err(e)
+                if !read_only
+                    && matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EROFS)) =>
+            {
+                // Readable but not writable: serve it, refuse deletions at QUIT.
+                read_only = true;
+                attempt = try_open(false, base | libc::O_NOATIME);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                log::error!("{} is a symbolic link; refusing it", path.display());
+                return Err(StoreError::Permanent(format!(
+                    "{} is a symbolic link",
+                    path.display()
+                )));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                return Err(StoreError::Permanent(format!(
+                    "cannot open {}: {e}",
+                    path.display()
+                )))
+            }
+            Err(e) => {
+                return Err(StoreError::Temporary(format!(
+                    "cannot open {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Reads `[pos, end)` of a file with pread, independent of the shared file cursor.
+struct ReadAt<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min(self.end.saturating_sub(self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Remembers whether an error came from the client side of a copy, so a failed socket write
+/// (`Client`) is not mistaken for a failed disk read (`Temporary`).
+struct ClientWriter<'a> {
+    out: &'a mut dyn Write,
+    failed: bool,
+}
+
+impl Write for ClientWriter<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.out.write(b).inspect_err(|_| self.failed = true)
+    }
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        self.out.write_all(b).inspect_err(|_| self.failed = true)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
+const READ_BUFFER: usize = 256 * 1024;
+
+impl Mailbox {
+    /// Open, lock, recover an interrupted commit, and index the maildrop at `path`.
+    pub fn open(path: &Path, opts: &MailboxOptions) -> Result<Mailbox, StoreError> {
+        let Some((file, read_only)) = open_spool(path)? else {
+            if journal::journal_path(path).exists() {
+                log::error!(
+                    "{}: a commit journal exists but the mailbox does not; leaving both alone",
+                    path.display()
+                );
+            }
+            return Ok(Mailbox {
+                path: path.to_owned(),
+                opts: opts.clone(),
+                infos: Vec::new(),
+                state: State::Missing,
+            });
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::Temporary(format!("cannot stat {}: {e}", path.display())))?;
+        if !meta.file_type().is_file() {
+            log::error!("{} is not a regular file; refusing it", path.display());
+            return Err(StoreError::Permanent(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        if let Some(uid) = opts.owner_uid {
+            if meta.uid() != uid {
+                log::error!(
+                    "{} is owned by uid {}, not by the user (uid {uid}); refusing it",
+                    path.display(),
+                    meta.uid()
+                );
+                return Err(StoreError::Permanent(format!(
+                    "{} is not owned by the user",
+                    path.display()
+                )));
+            }
+        }
+        let file = Arc::new(file);
+        let session = SessionLock::try_acquire(Arc::clone(&file), path)?;
+        let locks = MdaLocks::acquire(&file, path, !read_only, &opts.dot(), opts.lock_timeout)?;
+
+        if read_only {
+            if journal::journal_path(path).exists() {
+                return Err(StoreError::Temporary(format!(
+                    "{}: an interrupted commit needs recovery but the mailbox is read-only",
+                    path.display()
+                )));
+            }
+        } else {
+            commit::recover_logged(&file, path)?;
+        }
+
+        let index = index_file(&file, path, opts)?;
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::Temporary(format!("cannot stat {}: {e}", path.display())))?;
+        let visible: Vec<usize> = index
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.hidden)
+            .map(|(i, _)| i)
+            .collect();
+        let infos = visible
+            .iter()
+            .map(|&i| MessageInfo {
+                size: index.messages[i].size,
+                uidl: index.messages[i].uidl.clone(),
+            })
+            .collect();
+        let held = if opts.hold_mda_locks {
+            Some(locks)
+        } else {
+            drop(locks);
+            None
+        };
+        Ok(Mailbox {
+            path: path.to_owned(),
+            opts: opts.clone(),
+            infos,
+            state: State::Open(Box::new(Opened {
+                file,
+                read_only,
+                dev: meta.dev(),
+                ino: meta.ino(),
+                index,
+                visible,
+                held,
+                _session: session,
+            })),
+        })
+    }
+
+    /// The indexed length (bytes that belong to the listed messages).
+    pub fn indexed_len(&self) -> u64 {
+        match &self.state {
+            State::Open(o) => o.index.length,
+            _ => 0,
+        }
+    }
+
+    fn opened(&self) -> Result<&Opened, StoreError> {
+        match &self.state {
+            State::Open(o) => Ok(o),
+            State::Missing => Err(StoreError::Temporary(String::from("no such message"))),
+            State::Closed => Err(StoreError::Temporary(String::from(
+                "the maildrop is closed",
+            ))),
+        }
+    }
+
+    /// Cheap checks that the file still is what was indexed: same inode at the path, not
+    /// shorter than the indexed length, and the From_ line of `messages` where we left it.
+    /// Growth alone is an MDA's append, not a change.
+    fn verify(&self, o: &Opened, messages: &[usize]) -> Result<(), StoreError> {
+        let changed = |what: String| {
+            log::error!(
+                "{}: changed by another program during the session: {what}",
+                self.path.display()
+            );
+            StoreError::Changed(what)
+        };
+        match fs::symlink_metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == (o.dev, o.ino) => {}
+            Ok(_) => return Err(changed(String::from("the mailbox was replaced"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(changed(String::from("the mailbox was removed")))
+            }
+            Err(e) => return Err(io_error("cannot stat", &self.path, &e)),
+        }
+        let len = o
+            .file
+            .metadata()
+            .map_err(|e| io_error("cannot stat", &self.path, &e))?
+            .len();
+        if len < o.index.length {
+            return Err(changed(format!(
+                "the mailbox shrank from {} to {len} bytes",
+                o.index.length
+            )));
+        }
+        let mut buf = Vec::new();
+        for &i in messages {
+            let m: &IndexedMessage = &o.index.messages[i];
+            buf.resize(m.from_line.len(), 0);
+            o.file
+                .read_exact_at(&mut buf, m.from_offset)
+                .map_err(|e| io_error("cannot read", &self.path, &e))?;
+            if buf != m.from_line {
+                return Err(changed(format!(
+                    "message {} no longer starts at offset {}",
+                    i + 1,
+                    m.from_offset
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Release every lock; the session is over for the storage.
+    fn close(&mut self) {
+        self.state = State::Closed;
+    }
+}
+
+fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, StoreError> {
+    let reader = BufReader::with_capacity(
+        READ_BUFFER,
+        ReadAt {
+            file,
+            pos: 0,
+            end: u64::MAX,
+        },
+    );
+    let iopts = IndexOptions {
+        format: opts.format,
+        uidl: opts.uidl,
+    };
+    index_mbox(reader, &iopts).map_err(|e| match e {
+        IndexError::NotMbox(why) => {
+            log::error!(
+                "{} is not an mbox file ({why}); refusing it and leaving it untouched",
+                path.display()
+            );
+            StoreError::Permanent(format!("{} is not an mbox file", path.display()))
+        }
+        IndexError::Io(e) => io_error("cannot read", path, &e),
+    })
+}
+
+impl Maildrop for Mailbox {
+    fn messages(&self) -> &[MessageInfo] {
+        &self.infos
+    }
+
+    fn write_message(
+        &mut self,
+        index: usize,
+        top: Option<u64>,
+        out: &mut dyn Write,
+    ) -> Result<(), StoreError> {
+        let o = self.opened()?;
+        let &i = o
+            .visible
+            .get(index)
+            .ok_or_else(|| StoreError::Temporary(format!("no message {}", index + 1)))?;
+        if let Err(e) = self.verify(o, &[i]) {
+            if matches!(e, StoreError::Changed(_)) {
+                self.close();
+            }
+            return Err(e);
+        }
+        let m = &o.index.messages[i];
+        let src = BufReader::with_capacity(
+            READ_BUFFER,
+            ReadAt {
+                file: &o.file,
+                pos: m.header_offset,
+                end: m.end_offset,
+            },
+        );
+        let mut w = ClientWriter { out, failed: false };
+        let opts = EncodeOptions {
+            format: self.opts.format,
+            top,
+        };
+        match encode_to(src, opts, &mut w) {
+            Ok(_) => Ok(()),
+            Err(e) if w.failed => Err(StoreError::Client(e)),
+            Err(e) => Err(io_error("cannot read", &self.path, &e)),
+        }
+    }
+
+    fn commit(&mut self, deleted: &[usize]) -> Result<CommitReport, StoreError> {
+        let o = match &self.state {
+            State::Open(o) => o,
+            // An empty (missing) maildrop has nothing to delete and nothing is created.
+            State::Missing => {
+                self.close();
+                return Ok(CommitReport::default());
+            }
+            State::Closed => {
+                return Err(StoreError::Temporary(String::from(
+                    "the maildrop is closed",
+                )))
+            }
+        };
+        let mut targets = Vec::with_capacity(deleted.len());
+        for &d in deleted {
+            let &i = o
+                .visible
+                .get(d)
+                .ok_or_else(|| StoreError::Temporary(format!("no message {}", d + 1)))?;
+            targets.push(i);
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        if targets.is_empty() {
+            self.close();
+            return Ok(CommitReport::default());
+        }
+        if o.read_only {
+            let msg = format!(
+                "{} is read-only; the deletions were not applied",
+                self.path.display()
+            );
+            log::error!("{msg}");
+            self.close();
+            return Err(StoreError::Permanent(msg));
+        }
+
+        let _locks = match &o.held {
+            Some(_) => None,
+            None => Some(MdaLocks::acquire(
+                &o.file,
+                &self.path,
+                true,
+                &self.opts.dot(),
+                self.opts.lock_timeout,
+            )?),
+        };
+        // Check the deleted messages and the ones right after them: those are the offsets the
+        // rewrite relies on.
+        let mut check = targets.clone();
+        check.extend(
+            targets
+                .iter()
+                .map(|&i| i + 1)
+                .filter(|&i| i < o.index.messages.len()),
+        );
+        check.sort_unstable();
+        check.dedup();
+        if let Err(e) = self.verify(o, &check) {
+            self.close();
+            return Err(e);
+        }
+        let old_len = o
+            .file
+            .metadata()
+            .map_err(|e| io_error("cannot stat", &self.path, &e))?
+            .len();
+        let ranges: Vec<Range<u64>> = targets
+            .iter()
+            .map(|&i| o.index.messages[i].from_offset..o.index.messages[i].next_offset)
+            .collect();
+        let result = commit::remove_ranges(&o.file, &self.path, &ranges, old_len);
+        let report = result.map(|stats| CommitReport {
+            deleted_messages: targets.len(),
+            deleted_octets: targets.iter().map(|&i| o.index.messages[i].size).sum(),
+            rewritten_bytes: stats.rewritten_bytes,
+        });
+        drop(_locks);
+        self.close();
+        report
+    }
+}
+
+/// Recover an interrupted commit of the mailbox at `path`, if its journal exists; the daemon
+/// calls this at start-up (see [`recover_spool_dir`]) so mail is consistent before any MDA
+/// takes over our stale locks. A mailbox in use by a live session is skipped (`InUse`).
+pub fn recover(path: &Path, opts: &MailboxOptions) -> Result<Recovery, StoreError> {
+    if !journal::journal_path(path).exists() {
+        return Ok(Recovery::Clean);
+    }
+    let Some((file, read_only)) = open_spool(path)? else {
+        return Ok(Recovery::Clean);
+    };
+    if read_only {
+        return Err(StoreError::Temporary(format!(
+            "{}: cannot recover a read-only mailbox",
+            path.display()
+        )));
+    }
+    let file = Arc::new(file);
+    let _session = SessionLock::try_acquire(Arc::clone(&file), path)?;
+    let _locks = MdaLocks::acquire(&file, path, true, &opts.dot(), opts.lock_timeout)?;
+    commit::recover_logged(&file, path)
+}
+
+/// Run [`recover`] for every mailbox in `dir` that has a commit journal.
+pub fn recover_spool_dir(
+    dir: &Path,
+    opts: &MailboxOptions,
+) -> io::Result<Vec<(PathBuf, Result<Recovery, StoreError>)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(mailbox) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".mboxpopd-journal"))
+        else {
+            continue;
+        };
+        let path = dir.join(mailbox);
+        let r = recover(&path, opts);
+        out.push((path, r));
+    }
+    Ok(out)
+}

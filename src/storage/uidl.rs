@@ -1,1 +1,340 @@
-//! OWNER: see src/storage/mod.rs.
+//! UIDL schemes (`uidl_format`). OWNER: storage-format helper.
+//!
+//! Every scheme's inputs are gathered during the single index pass ([`MessageUidl`] is fed the
+//! message's lines by the indexer); [`assign`] then turns them into the final, unique UIDLs.
+//!
+//! - `native` (default): the first 16 bytes of SHA-256 over the From_ line and the message
+//!   content as stored, minus mailbox-private header lines (`Status`, `X-Status`, `X-UID`, …,
+//!   which other programs rewrite) and minus the separator line; 32 lowercase hex digits.
+//!   Stable across sessions, restarts, deletions of other messages, and rewrites by mutt or
+//!   Dovecot that only touch flags. Identical copies (same From_ line and content) share the
+//!   digest and get an occurrence suffix (`-2`, `-3`, … in maildrop order); when an earlier copy
+//!   is deleted a later one may inherit the shorter UIDL, which is harmless because the content
+//!   is byte-identical.
+//! - `popa3d`: popa3d 1.0's algorithm, byte for byte: MD5 over the raw header lines (name,
+//!   value, folded continuations and the LF) of the first `Received:`, any `Delivered-To:`,
+//!   `Date:` and `Message-ID:` only while no `Received:` has been seen yet, and `X-Delivery-ID:`
+//!   (capital X only, as popa3d checks); the header section ends at a line that is exactly
+//!   "\n". Shown as digest bytes 3,2,1,0,7,6,5,4 in hex (16 digits). popa3d lets identical
+//!   messages collide; we add the occurrence suffix instead.
+//! - `x-uidl`: the value of the first `X-UIDL:` header (qpopper, mailutils) when it is 1–70
+//!   characters in 0x21–0x7E; otherwise the native UIDL.
+//! - `imap`: `%08x%08x` of the UIDVALIDITY (`X-IMAPbase:`/`X-IMAP:` of the first message) and
+//!   the message's `X-UID:` (UW c-client, Dovecot's default); native when either is missing.
+//!
+//! Whatever the scheme, [`assign`] guarantees uniqueness within the maildrop: a repeated value
+//! gets the smallest suffix `-N` (N ≥ 2) that makes it unique, the base being shortened if the
+//! result would exceed 70 characters. A forged `X-UIDL` can therefore never shadow another
+//! message.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+
+use crate::config::UidlFormat;
+
+/// RFC 1939: a unique-id is 1 to 70 characters in 0x21..=0x7E.
+pub const MAX_UIDL_LEN: usize = 70;
+
+/// Whether `s` is a valid RFC 1939 unique-id.
+pub fn is_valid_uidl(s: &[u8]) -> bool {
+    !s.is_empty() && s.len() <= MAX_UIDL_LEN && s.iter().all(|&b| (0x21..=0x7e).contains(&b))
+}
+
+/// popa3d's header-line hash, driven by line fragments exactly as popa3d's parser sees them.
+#[derive(Debug, Clone)]
+pub struct Popa3dHasher {
+    md5: Md5,
+    header: bool,
+    fixed: bool,
+    received: bool,
+}
+
+impl Default for Popa3dHasher {
+    fn default() -> Self {
+        Popa3dHasher {
+            md5: Md5::new(),
+            header: true,
+            fixed: false,
+            received: false,
+        }
+    }
+}
+
+impl Popa3dHasher {
+    /// Feed one fragment of message content (after the From_ line). `start`: the fragment
+    /// begins a line.
+    pub fn fragment(&mut self, line: &[u8], start: bool) {
+        if !self.header || line.is_empty() {
+            return;
+        }
+        if start {
+            if line[0] == b'\n' {
+                self.header = false;
+                return;
+            }
+            self.fixed = match line[0] {
+                b'\t' | b' ' => self.fixed,
+                b'R' | b'r' => {
+                    let is_received = starts_with_ci(line, b"Received:");
+                    let fixed = !self.received && is_received;
+                    self.received |= is_received;
+                    fixed
+                }
+                b'D' | b'd' => {
+                    starts_with_ci(line, b"Delivered-To:")
+                        || (!self.received && starts_with_ci(line, b"Date:"))
+                }
+                b'M' | b'm' => !self.received && starts_with_ci(line, b"Message-ID:"),
+                b'X' => starts_with_ci(line, b"X-Delivery-ID:"),
+                _ => false,
+            };
+        }
+        if self.fixed {
+            self.md5.update(line);
+        }
+    }
+
+    /// The UIDL popa3d shows: digest bytes 3,2,1,0,7,6,5,4 as lowercase hex.
+    pub fn finish(self) -> String {
+        let h = self.md5.finalize();
+        let mut s = String::with_capacity(16);
+        for i in [3, 2, 1, 0, 7, 6, 5, 4] {
+            let _ = write!(s, "{:02x}", h[i]);
+        }
+        s
+    }
+}
+
+fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
+    line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Per-message UIDL inputs, fed during the index pass.
+#[derive(Debug, Clone)]
+pub struct MessageUidl {
+    native: Sha256,
+    popa3d: Option<Popa3dHasher>,
+}
+
+impl MessageUidl {
+    pub fn new(scheme: UidlFormat) -> Self {
+        MessageUidl {
+            native: Sha256::new(),
+            popa3d: (scheme == UidlFormat::Popa3d).then(Popa3dHasher::default),
+        }
+    }
+
+    /// The message's From_ line (with its line end).
+    pub fn from_line(&mut self, line: &[u8]) {
+        self.native.update(line);
+    }
+
+    /// A fragment of message content. `visible`: not part of a mailbox-private header field.
+    pub fn content(&mut self, fragment: &[u8], start: bool, visible: bool) {
+        if visible {
+            self.native.update(fragment);
+        }
+        if let Some(p) = &mut self.popa3d {
+            p.fragment(fragment, start);
+        }
+    }
+
+    /// Close the message's inputs; `fields` are the header values the index pass captured.
+    pub fn finish(self, fields: UidlFields) -> UidlInput {
+        let digest = self.native.finalize();
+        let mut native = String::with_capacity(32);
+        for b in &digest[..16] {
+            let _ = write!(native, "{b:02x}");
+        }
+        UidlInput {
+            native,
+            popa3d: self.popa3d.map(Popa3dHasher::finish),
+            x_uidl: fields.x_uidl.filter(|v| is_valid_uidl(v.as_bytes())),
+            x_uid: fields.x_uid,
+            uidvalidity: fields.uidvalidity,
+        }
+    }
+}
+
+/// Header values the indexer captured for UIDL schemes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UidlFields {
+    /// Trimmed value of the first `X-UIDL:` field.
+    pub x_uidl: Option<String>,
+    /// `X-UID:` as a number.
+    pub x_uid: Option<u32>,
+    /// UIDVALIDITY from `X-IMAPbase:` or `X-IMAP:` (only meaningful on the first message).
+    pub uidvalidity: Option<u32>,
+}
+
+/// The finished per-message inputs; small, kept until the whole maildrop is indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UidlInput {
+    pub native: String,
+    pub popa3d: Option<String>,
+    pub x_uidl: Option<String>,
+    pub x_uid: Option<u32>,
+    pub uidvalidity: Option<u32>,
+}
+
+/// Parse the first number of an `X-IMAPbase:`/`X-IMAP:` value (`uidvalidity uidnext [kw…]`).
+pub fn parse_uidvalidity(value: &[u8]) -> Option<u32> {
+    let first = value
+        .split(|b| b.is_ascii_whitespace())
+        .find(|t| !t.is_empty())?;
+    parse_u32(first)
+}
+
+/// A decimal `u32` (surrounding blanks allowed).
+pub fn parse_u32(value: &[u8]) -> Option<u32> {
+    let v = value.trim_ascii();
+    if v.is_empty() || v.len() > 10 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Turn the inputs of all messages (in maildrop order) into their final, unique UIDLs.
+pub fn assign(scheme: UidlFormat, inputs: &[UidlInput]) -> Vec<String> {
+    let uidvalidity = inputs.first().and_then(|i| i.uidvalidity);
+    let mut seen: HashSet<String> = HashSet::with_capacity(inputs.len());
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let base = match scheme {
+            UidlFormat::Native => input.native.clone(),
+            UidlFormat::Popa3d => input.popa3d.clone().unwrap_or_else(|| input.native.clone()),
+            UidlFormat::XUidl => input.x_uidl.clone().unwrap_or_else(|| input.native.clone()),
+            UidlFormat::Imap => match (uidvalidity, input.x_uid) {
+                (Some(v), Some(u)) => format!("{v:08x}{u:08x}"),
+                _ => input.native.clone(),
+            },
+        };
+        let uidl = unique(base, &seen);
+        seen.insert(uidl.clone());
+        out.push(uidl);
+    }
+    out
+}
+
+fn unique(base: String, seen: &HashSet<String>) -> String {
+    if !seen.contains(&base) {
+        return base;
+    }
+    let mut n: u64 = 2;
+    loop {
+        let suffix = format!("-{n}");
+        let keep = base.len().min(MAX_UIDL_LEN - suffix.len());
+        // Bases are ASCII (validated or generated), so any byte index is a char boundary.
+        let candidate = format!("{}{}", &base[..keep], suffix);
+        if !seen.contains(&candidate) {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(native: &str) -> UidlInput {
+        UidlInput {
+            native: native.to_string(),
+            popa3d: None,
+            x_uidl: None,
+            x_uid: None,
+            uidvalidity: None,
+        }
+    }
+
+    #[test]
+    fn duplicates_get_suffixes_and_forged_suffixes_do_not_collide() {
+        let mut a = input("n1");
+        a.x_uidl = Some("abc".into());
+        let mut b = input("n2");
+        b.x_uidl = Some("abc-2".into());
+        let mut c = input("n3");
+        c.x_uidl = Some("abc".into());
+        let mut d = input("n4");
+        d.x_uidl = Some("abc".into());
+        let got = assign(UidlFormat::XUidl, &[a, b, c, d]);
+        assert_eq!(got, ["abc", "abc-2", "abc-3", "abc-4"]);
+    }
+
+    #[test]
+    fn long_bases_are_shortened_to_fit() {
+        let long = "x".repeat(70);
+        let got = assign(UidlFormat::Native, &[input(&long), input(&long)]);
+        assert_eq!(got[0], long);
+        assert_eq!(got[1].len(), 70);
+        assert!(got[1].ends_with("-2"));
+        assert!(got.iter().all(|u| is_valid_uidl(u.as_bytes())));
+    }
+
+    #[test]
+    fn imap_scheme_uses_first_message_uidvalidity() {
+        let mut first = input("n1");
+        first.uidvalidity = Some(0x3e8a_1b2c);
+        first.x_uid = Some(1);
+        let mut second = input("n2");
+        second.x_uid = Some(0x2a);
+        let third = input("n3");
+        let got = assign(UidlFormat::Imap, &[first, second, third]);
+        assert_eq!(got, ["3e8a1b2c00000001", "3e8a1b2c0000002a", "n3"]);
+    }
+
+    #[test]
+    fn invalid_x_uidl_values_fall_back() {
+        let m = MessageUidl::new(UidlFormat::XUidl);
+        let fields = UidlFields {
+            x_uidl: Some("has space".into()),
+            ..Default::default()
+        };
+        let i = m.finish(fields);
+        assert_eq!(i.x_uidl, None);
+        assert_eq!(i.native.len(), 32);
+    }
+
+    #[test]
+    fn popa3d_hash_picks_popa3d_fields() {
+        // Only the first Received: line (with its continuation) and Delivered-To: count once a
+        // Received: was seen; Date:/Message-ID: after it are ignored; lowercase x- is ignored.
+        let mut a = Popa3dHasher::default();
+        for l in [
+            "Received: from a\n",
+            "\tby b\n",
+            "Received: from c\n",
+            "Date: x\n",
+            "Message-ID: <m>\n",
+            "Delivered-To: u\n",
+            "x-delivery-id: q\n",
+            "\n",
+            "Received: body\n",
+        ] {
+            a.fragment(l.as_bytes(), true);
+        }
+        let mut md5 = Md5::new();
+        md5.update(b"Received: from a\n\tby b\nDelivered-To: u\n");
+        let h = md5.finalize();
+        let want: String = [3, 2, 1, 0, 7, 6, 5, 4]
+            .iter()
+            .map(|&i| format!("{:02x}", h[i]))
+            .collect();
+        assert_eq!(a.finish(), want);
+    }
+
+    #[test]
+    fn uidvalidity_and_uid_parsing() {
+        assert_eq!(
+            parse_uidvalidity(b" 1234567890 0000000042 $Junk"),
+            Some(1234567890)
+        );
+        assert_eq!(parse_uidvalidity(b""), None);
+        assert_eq!(parse_u32(b" 17 "), Some(17));
+        assert_eq!(parse_u32(b"99999999999"), None);
+        assert_eq!(parse_u32(b"1x"), None);
+    }
+}

@@ -1,0 +1,56 @@
+//! The `popa3d` UIDL preset against the real popa3d's output on the same mbox
+//! (tests/fixtures/README.md says how the expected listing was produced).
+
+use mboxpopd::config::{MboxFormat, UidlFormat};
+use mboxpopd::storage::index::{index_mbox, IndexOptions};
+
+const MBOX: &[u8] = include_bytes!("fixtures/uidl-headers.mbox");
+const POPA3D: &str = include_str!("fixtures/uidl-headers.popa3d-uidl");
+
+fn expected() -> Vec<String> {
+    POPA3D
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let (n, uidl) = l.split_once(' ').expect("`n uidl` lines");
+            assert_eq!(n.parse::<usize>().expect("number"), i + 1);
+            uidl.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn popa3d_preset_matches_real_popa3d() {
+    for format in [MboxFormat::Mboxo, MboxFormat::Mboxrd] {
+        let opts = IndexOptions {
+            format,
+            uidl: UidlFormat::Popa3d,
+        };
+        let index = index_mbox(MBOX, &opts).expect("fixture indexes");
+        let got: Vec<&str> = index.messages.iter().map(|m| m.uidl.as_str()).collect();
+        let mut want = expected();
+        assert_eq!(got.len(), want.len(), "message count");
+        // popa3d gives the three identical copies (6, 7, 8) one UIDL; ours stay unique.
+        assert_eq!(want[5], want[6]);
+        assert_eq!(want[6], want[7]);
+        want[6].push_str("-2");
+        want[7].push_str("-3");
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn other_presets_stay_unique_on_the_fixture() {
+    for uidl in [UidlFormat::Native, UidlFormat::XUidl, UidlFormat::Imap] {
+        let opts = IndexOptions {
+            format: MboxFormat::Mboxo,
+            uidl,
+        };
+        let index = index_mbox(MBOX, &opts).expect("fixture indexes");
+        let mut all: Vec<&str> = index.messages.iter().map(|m| m.uidl.as_str()).collect();
+        assert_eq!(all.len(), 14);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 14, "{uidl:?} UIDLs are unique");
+    }
+}

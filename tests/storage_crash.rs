@@ -1,0 +1,255 @@
+//! Crash safety of the QUIT commit, with real processes and real files.
+//!
+//! A child process (this test binary re-run as the ignored `child_commit` test) opens a
+//! maildrop, optionally lets "an MDA" append, and commits deletions. It is killed either at a
+//! chosen step by the `fault-injection` hooks (`MBOXPOPD_FAULT_AT`, which abort the process —
+//! for the file system, the same as SIGKILL) or by SIGKILL from the parent at a random instant.
+//! Then the parent opens the maildrop (which recovers) and checks the promise: the complete
+//! old content or the complete new content, plus the appended mail; nothing torn, lost or
+//! duplicated; no journal and no lock file left.
+
+mod storage_support;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mboxpopd::protocol::ports::Maildrop;
+use mboxpopd::storage::journal::journal_path;
+use mboxpopd::storage::lock::DotLock;
+use mboxpopd::storage::mailbox::Mailbox;
+use storage_support::*;
+
+/// The child: open, announce, maybe append, commit.
+#[test]
+#[ignore = "helper process for the crash tests; run by them"]
+fn child_commit() {
+    let path = PathBuf::from(std::env::var("CRASH_MBOX").expect("CRASH_MBOX"));
+    let deleted: Vec<usize> = std::env::var("CRASH_DELETE")
+        .expect("CRASH_DELETE")
+        .split(',')
+        .map(|s| s.parse().expect("index"))
+        .collect();
+    let mut mb = Mailbox::open(&path, &options()).expect("open");
+    if let Ok(extra) = std::env::var("CRASH_APPEND") {
+        // An MDA delivers after the index was made (the MDA locks are free by now).
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("append");
+        f.write_all(extra.as_bytes()).expect("append");
+    }
+    println!("INDEXED");
+    std::io::stdout().flush().expect("flush");
+    mb.commit(&deleted).expect("commit");
+    println!("COMMITTED");
+}
+
+struct Case {
+    messages: Vec<Vec<u8>>,
+    deleted: Vec<usize>,
+    appended: Vec<u8>,
+}
+
+impl Case {
+    fn old_content(&self) -> Vec<u8> {
+        [mbox(&self.messages), self.appended.clone()].concat()
+    }
+    fn new_content(&self) -> Vec<u8> {
+        let kept: Vec<Vec<u8>> = self
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.deleted.contains(i))
+            .map(|(_, m)| m.clone())
+            .collect();
+        [mbox(&kept), self.appended.clone()].concat()
+    }
+    fn env(&self, path: &Path) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("CRASH_MBOX", path.display().to_string()),
+            (
+                "CRASH_DELETE",
+                self.deleted
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ];
+        if !self.appended.is_empty() {
+            env.push((
+                "CRASH_APPEND",
+                String::from_utf8(self.appended.clone()).expect("utf8"),
+            ));
+        }
+        env
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Old,
+    New,
+}
+
+/// Open (and so recover) the maildrop in this process and check the invariant.
+fn check_after_crash(path: &Path, case: &Case, what: &str) -> Outcome {
+    let mb = Mailbox::open(path, &options())
+        .unwrap_or_else(|e| panic!("{what}: reopening after the crash failed: {e}"));
+    let n = mb.messages().len();
+    drop(mb);
+    let now = fs::read(path).expect("read");
+    assert!(!journal_path(path).exists(), "{what}: journal left behind");
+    assert!(
+        !DotLock::path_for(path).exists(),
+        "{what}: dot-lock left behind"
+    );
+    if now == case.old_content() {
+        assert_eq!(n, case.messages.len() + usize::from(!case.appended.is_empty()));
+        Outcome::Old
+    } else if now == case.new_content() {
+        Outcome::New
+    } else {
+        let tags: Vec<Option<String>> = split(&now).iter().map(|m| tag_of(m)).collect();
+        panic!(
+            "{what}: the mailbox is neither the old nor the new content ({} bytes; old {}, new \
+             {}); messages now: {tags:?}",
+            now.len(),
+            case.old_content().len(),
+            case.new_content().len()
+        );
+    }
+}
+
+/// Kill the commit at every step, one run per step, until a run gets through.
+fn every_step(case: &Case, chunk: usize) -> (u64, u64, u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("user");
+    let (mut olds, mut news) = (0, 0);
+    for step in 1u64.. {
+        write_file(&path, &mbox(&case.messages));
+        let mut env = case.env(&path);
+        env.push(("MBOXPOPD_FAULT_AT", step.to_string()));
+        env.push(("MBOXPOPD_FAULT_CHUNK", chunk.to_string()));
+        let out = spawn_child("child_commit", &env)
+            .wait_with_output()
+            .expect("child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            assert!(stdout.contains("COMMITTED"), "child output: {stdout}");
+            assert_eq!(fs::read(&path).expect("read"), case.new_content());
+            assert!(step > 3, "too few crash points exercised: {step}");
+            return (step - 1, olds, news);
+        }
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "step {step}: the child failed without the injected fault: {stderr}"
+        );
+        assert!(stderr.contains("fault injected"), "step {step}: {stderr}");
+        match check_after_crash(&path, case, &format!("fault at step {step}")) {
+            Outcome::Old => olds += 1,
+            Outcome::New => news += 1,
+        }
+    }
+    unreachable!()
+}
+
+fn messages(n: usize, lines: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| message(&format!("m{i}"), lines)).collect()
+}
+
+#[test]
+fn crash_at_every_step_deleting_from_the_middle() {
+    let case = Case {
+        messages: messages(12, 20),
+        deleted: vec![1, 4, 5, 10],
+        appended: Vec::new(),
+    };
+    let (steps, olds, news) = every_step(&case, 512);
+    eprintln!("{steps} crash points: {olds} rolled back to old, {news} completed");
+    assert!(steps > 20 && olds > 0 && news > 0);
+}
+
+#[test]
+fn crash_at_every_step_with_mail_appended_during_the_session() {
+    let case = Case {
+        messages: messages(8, 15),
+        deleted: vec![0, 7],
+        appended: String::from_utf8(message("appended", 9)).expect("utf8").into_bytes(),
+    };
+    let (steps, olds, news) = every_step(&case, 256);
+    eprintln!("{steps} crash points: {olds} old, {news} new");
+    assert!(olds > 0 && news > 0);
+}
+
+#[test]
+fn crash_at_every_step_deleting_only_the_last_message() {
+    let case = Case {
+        messages: messages(6, 10),
+        deleted: vec![5],
+        appended: Vec::new(),
+    };
+    let (steps, _, _) = every_step(&case, 128);
+    // Nothing is shifted: only the journal header, its fsyncs, the truncate and the unlink.
+    assert!(steps < 12, "deleting the tail took {steps} steps");
+}
+
+/// SIGKILL at random instants of the commit of a large mailbox.
+#[test]
+fn sigkill_at_random_instants_over_a_large_mailbox() {
+    let case = Case {
+        // About 24 MB: 3000 messages of ~8 KB.
+        messages: messages(3000, 180),
+        deleted: vec![0, 1, 1500, 2999],
+        appended: Vec::new(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("user");
+    let old = case.old_content();
+
+    // One undisturbed run tells how long a commit takes here.
+    write_file(&path, &old);
+    let run = |kill_after: Option<Duration>| {
+        let mut child = spawn_child("child_commit", &case.env(&path));
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l == "INDEXED" => break,
+                Some(Ok(_)) => {}
+                other => panic!("child ended before indexing: {other:?}"),
+            }
+        }
+        let t = Instant::now();
+        if let Some(d) = kill_after {
+            std::thread::sleep(d);
+            let _ = child.kill();
+        }
+        let status = child.wait().expect("wait");
+        (t.elapsed(), status)
+    };
+    let (full, status) = run(None);
+    assert!(status.success());
+    assert_eq!(fs::read(&path).expect("read"), case.new_content());
+
+    let mut rng = Rng::from_time();
+    let (mut olds, mut news) = (0, 0);
+    for trial in 0..25 {
+        write_file(&path, &old);
+        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 6 / 5));
+        let (_, status) = run(Some(delay));
+        match check_after_crash(
+            &path,
+            &case,
+            &format!("trial {trial}, SIGKILL after {delay:?} (status {status:?})"),
+        ) {
+            Outcome::Old => olds += 1,
+            Outcome::New => news += 1,
+        }
+    }
+    eprintln!("commit takes {full:?}; 25 random kills: {olds} old, {news} new");
+}
