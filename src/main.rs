@@ -191,19 +191,20 @@ fn drop_to_run_user(runtime: &Runtime) -> Result<(), String> {
         log::warn!("user = {user} ignored: not running as root");
         return Ok(());
     }
-    let (uid, user_gid) = privileges::lookup_user(user)
-        .map_err(|e| format!("user {user}: {e}"))?
-        .ok_or_else(|| format!("user {user}: no such user"))?;
+    let (uid, user_gid, _home) =
+        privileges::lookup_user(user).ok_or_else(|| format!("user {user}: no such user"))?;
     let gid = match &c.run_group {
-        Some(g) => privileges::lookup_group(g)
-            .map_err(|e| format!("group {g}: {e}"))?
-            .ok_or_else(|| format!("group {g}: no such group"))?,
+        Some(g) => {
+            privileges::lookup_group(g).ok_or_else(|| format!("group {g}: no such group"))?
+        }
         None => user_gid,
     };
-    let spool_gid = match &c.spool_group {
-        Some(g) => privileges::lookup_group(g).map_err(|e| format!("spool_group {g}: {e}"))?,
-        None => None,
-    };
-    privileges::drop_process_to(uid, gid, spool_gid)
+    let mut groups = Vec::new();
+    if let Some(g) = &c.spool_group {
+        groups.push(
+            privileges::lookup_group(g).ok_or_else(|| format!("spool_group {g}: no such group"))?,
+        );
+    }
+    privileges::drop_process_to(uid, gid, &groups)
         .map_err(|e| format!("cannot switch to user {user}: {e}"))
 }

@@ -108,7 +108,10 @@ fn check_after_crash(path: &Path, case: &Case, what: &str) -> Outcome {
         "{what}: dot-lock left behind"
     );
     if now == case.old_content() {
-        assert_eq!(n, case.messages.len() + usize::from(!case.appended.is_empty()));
+        assert_eq!(
+            n,
+            case.messages.len() + usize::from(!case.appended.is_empty())
+        );
         Outcome::Old
     } else if now == case.new_content() {
         Outcome::New
@@ -180,7 +183,9 @@ fn crash_at_every_step_with_mail_appended_during_the_session() {
     let case = Case {
         messages: messages(8, 15),
         deleted: vec![0, 7],
-        appended: String::from_utf8(message("appended", 9)).expect("utf8").into_bytes(),
+        appended: String::from_utf8(message("appended", 9))
+            .expect("utf8")
+            .into_bytes(),
     };
     let (steps, olds, news) = every_step(&case, 256);
     eprintln!("{steps} crash points: {olds} old, {news} new");

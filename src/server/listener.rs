@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::server::connection::{self, ConnectionParams};
+use crate::server::connection;
 use crate::server::services::{MboxServices, PrivilegeMode, Runtime};
 use crate::server::signals::{self, Event, Signals};
 use crate::transport::stream::Stream;
@@ -177,11 +177,9 @@ pub fn run(bound: Vec<Bound>, runtime: Runtime, mut signals: Signals) -> io::Res
             .name(format!("accept {}", b.addr))
             .spawn(move || accept_loop(b, shared))?;
     }
-    loop {
-        match signals.wait()? {
-            Event::Reload => reload(&shared),
-            Event::Terminate => break,
-        }
+    // Until Event::Terminate.
+    while let Event::Reload = signals.wait()? {
+        reload(&shared);
     }
     shut_down(&shared);
     Ok(())

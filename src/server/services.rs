@@ -5,7 +5,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::auth::{self, Account, AuthError, Authenticator};
@@ -15,13 +14,14 @@ use crate::protocol::{Maildrop, Services};
 use crate::server::connection::ConnectionParams;
 use crate::server::privileges;
 use crate::storage::mailbox::{Mailbox, MailboxOptions};
+use crate::storage::path::expand_mailbox_template;
 use crate::storage::StoreError;
 use crate::transport::tls::TlsContext;
 
 /// What the server has loaded from its configuration.
 pub struct Runtime {
     pub config: Arc<Config>,
-    pub auth: Arc<Authenticator>,
+    pub auth: Arc<dyn Authenticator>,
     pub tls: Option<TlsContext>,
 }
 
@@ -41,14 +41,14 @@ impl Runtime {
     /// Open the auth backend and load the TLS files. Runs before privileges are dropped: the
     /// TLS key and /etc/shadow are normally readable by root only.
     pub fn load(config: Config) -> Result<Runtime, LoadError> {
-        let auth = auth::from_config(&config).map_err(|e| LoadError(e.to_string()))?;
+        let auth = auth::from_config(&config).map_err(LoadError)?;
         let tls = match &config.tls {
             Some(tc) => Some(TlsContext::load(tc).map_err(|e| LoadError(e.to_string()))?),
             None => None,
         };
         Ok(Runtime {
             config: Arc::new(config),
-            auth: Arc::new(auth),
+            auth: Arc::from(auth),
             tls,
         })
     }
@@ -68,7 +68,7 @@ impl Runtime {
         if config.run_user != old.run_user || config.run_group != old.run_group {
             log::warn!("user/group changes take effect after a restart");
         }
-        let auth = auth::from_config(&config).map_err(|e| LoadError(e.to_string()))?;
+        let auth = auth::from_config(&config).map_err(LoadError)?;
         let tls = match (&self.tls, &config.tls) {
             (Some(ctx), Some(tc)) => {
                 ctx.reload(tc).map_err(|e| LoadError(e.to_string()))?;
@@ -82,7 +82,7 @@ impl Runtime {
         }
         Ok(Runtime {
             config: Arc::new(config),
-            auth: Arc::new(auth),
+            auth: Arc::from(auth),
             tls,
         })
     }
@@ -151,18 +151,6 @@ impl MboxServices {
         MboxServices { runtime, mode }
     }
 
-    fn mailbox_path(&self, account: &Account) -> Result<PathBuf, StoreError> {
-        if let Some(p) = &account.mailbox {
-            return Ok(p.clone());
-        }
-        crate::storage::path::expand_mailbox_template(
-            &self.runtime.config.mailbox,
-            &account.name,
-            account.home.as_deref(),
-        )
-        .map_err(|e| StoreError::Permanent(e.to_string()))
-    }
-
     /// Become the account's user when running as root. Returns the uid switched to.
     ///
     /// System accounts always carry a uid and are always switched to, so a mailbox is never
@@ -190,14 +178,18 @@ impl MboxServices {
             None => return Ok(None),
         };
         let gid = account.gid.unwrap_or(uid);
-        let spool_gid = match &self.runtime.config.spool_group {
-            Some(g) => privileges::lookup_group(g)
-                .map_err(|e| StoreError::Temporary(format!("spool_group {g}: {e}")))?,
-            None => None,
-        };
+        // The spool group lets the session create dot-locks in a `root:mail 2775` spool.
+        let groups: Vec<u32> = self
+            .runtime
+            .config
+            .spool_group
+            .as_deref()
+            .and_then(privileges::lookup_group)
+            .into_iter()
+            .collect();
         let result = match self.mode {
-            PrivilegeMode::Thread => privileges::drop_thread_to(uid, gid, spool_gid),
-            PrivilegeMode::Process => privileges::drop_process_to(uid, gid, spool_gid),
+            PrivilegeMode::Thread => privileges::drop_thread_to(uid, gid, &groups),
+            PrivilegeMode::Process => privileges::drop_process_to(uid, gid, &groups),
         };
         result.map_err(|e| StoreError::Temporary(format!("cannot switch to uid {uid}: {e}")))?;
         Ok(Some(uid))
@@ -218,7 +210,7 @@ impl Services for MboxServices {
     }
 
     fn open_maildrop(&self, account: &Account) -> Result<Box<dyn Maildrop>, StoreError> {
-        let path = self.mailbox_path(account)?;
+        let path = expand_mailbox_template(&self.runtime.config.mailbox, account)?;
         // After a switch the mailbox must belong to the user (the storage layer checks the
         // opened file, so a swapped-in symlink or foreign file cannot slip through).
         let owner = self.take_credentials(account)?;

@@ -6,9 +6,9 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::server::privileges;
+use crate::server::{privileges, signals};
 use crate::transport::tls::{HandshakeFailure, IoTimeout, TlsContext, TlsStream};
 
 /// inetd's connection: fd 0 to read, fd 1 to write (duplicated, so the process's own standard
@@ -45,14 +45,31 @@ impl StdioPair {
     }
 }
 
+/// poll(2) is restarted after signals, so a pipe read waits in slices of this length and
+/// checks for SIGTERM in between.
+const SIGNAL_CHECK: Duration = Duration::from_millis(200);
+
 impl Read for StdioPair {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(timeout) = self.timeout() {
-            if !privileges::poll_readable(self.input.as_raw_fd(), timeout)? {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));
+        let deadline = self.timeout().map(|t| Instant::now() + t);
+        loop {
+            if signals::terminating() {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let slice = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));
+                    }
+                    left.min(SIGNAL_CHECK)
+                }
+                None => SIGNAL_CHECK,
+            };
+            if privileges::poll_readable(self.input.as_raw_fd(), slice)? {
+                return self.input.read(buf);
             }
         }
-        self.input.read(buf)
     }
 }
 
