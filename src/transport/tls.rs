@@ -446,6 +446,15 @@ struct Parsed {
 
 fn parse_pem(config: &TlsConfig, cert_pem: &[u8]) -> Result<Parsed, TlsSetupError> {
     let cert_path = &config.cert;
+    // OpenSSL's own error for a file of other PEM blocks is an empty "OpenSSL error".
+    if !contains(cert_pem, b"-----BEGIN CERTIFICATE-----")
+        && !contains(cert_pem, b"-----BEGIN TRUSTED CERTIFICATE-----")
+        && !contains(cert_pem, b"-----BEGIN X509 CERTIFICATE-----")
+    {
+        return Err(TlsSetupError::NoCertificate {
+            path: cert_path.clone(),
+        });
+    }
     let mut certs = X509::stack_from_pem(cert_pem)
         .map_err(|e| TlsSetupError::BadCertificate {
             path: cert_path.clone(),
@@ -774,6 +783,19 @@ mod tests {
         fs::write(&junk, "not a certificate\n").unwrap();
         let err = TlsContext::load(&config(&junk, &pki.key)).unwrap_err();
         assert!(matches!(err, TlsSetupError::NoCertificate { .. }), "{err}");
+        fs::write(
+            &junk,
+            "-----BEGIN NOTHING-----\nAAAA\n-----END NOTHING-----\n",
+        )
+        .unwrap();
+        let err = TlsContext::load(&config(&junk, &pki.key)).unwrap_err();
+        assert!(matches!(err, TlsSetupError::NoCertificate { .. }), "{err}");
+        // A certificate block whose base64 is broken.
+        let mut broken = fs::read_to_string(&pki.cert).unwrap();
+        broken.replace_range(100..110, "!!!!!!!!!!");
+        fs::write(&junk, broken).unwrap();
+        let err = TlsContext::load(&config(&junk, &pki.key)).unwrap_err();
+        assert!(matches!(err, TlsSetupError::BadCertificate { .. }), "{err}");
         // Key where the certificate belongs, certificate where the key belongs.
         let err = TlsContext::load(&config(&pki.key, &pki.cert)).unwrap_err();
         assert!(matches!(err, TlsSetupError::NoCertificate { .. }), "{err}");

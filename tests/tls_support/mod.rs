@@ -9,6 +9,7 @@ pub mod certs;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::thread;
@@ -61,11 +62,10 @@ impl Setup {
             extra: Vec::new(),
         };
         fs::create_dir_all(setup.path("mail")).expect("mail dir");
-        fs::write(
-            setup.path("passwd"),
-            format!("{USER}:{{PLAIN}}{PASSWORD}\n"),
-        )
-        .expect("passwd");
+        let passwd = setup.path("passwd");
+        fs::write(&passwd, format!("{USER}:{{PLAIN}}{PASSWORD}\n")).expect("passwd");
+        // {PLAIN} secrets in a world-readable file draw a startup warning.
+        fs::set_permissions(&passwd, fs::Permissions::from_mode(0o600)).expect("chmod");
         let mbox = format!(
             "From bob@example.org Thu Nov 26 03:32:14 2026\n{MSG1}\n\
              From carol@example.org Thu Nov 26 03:33:14 2026\n{MSG2}\n"
@@ -287,6 +287,7 @@ impl Drop for Server {
 }
 
 /// inetd mode: the daemon's stdin and stdout as one stream.
+#[derive(Debug)]
 pub struct Pipes {
     pub child: Child,
     stdin: Option<ChildStdin>,
