@@ -88,26 +88,30 @@ impl Setup {
         self
     }
 
-    /// Write `mboxpopd.conf` for the given listeners (empty: none of that kind).
+    /// Write `mboxpopd.conf` for the given listeners (empty: none of that kind). Lines added
+    /// with [`Setup::config`] replace the defaults with the same key.
     pub fn write_config(&self, listen: &str, tls_listen: &str) -> PathBuf {
-        let mut conf = format!(
-            "listen = {listen}\nhostname = localhost\nauth = passwd-file\n\
-             passwd_file = {}\nmailbox = {}/%u\ntls_cert = {}\ntls_key = {}\n\
-             auth_failure_delay = 0\nhandshake_timeout = 5s\n",
-            self.path("passwd").display(),
-            self.path("mail").display(),
-            self.cert.display(),
-            self.key.display(),
-        );
+        let mut lines = vec![
+            format!("listen = {listen}"),
+            String::from("hostname = localhost"),
+            String::from("auth = passwd-file"),
+            format!("passwd_file = {}", self.path("passwd").display()),
+            format!("mailbox = {}/%u", self.path("mail").display()),
+            format!("tls_cert = {}", self.cert.display()),
+            format!("tls_key = {}", self.key.display()),
+            String::from("auth_failure_delay = 0"),
+            String::from("handshake_timeout = 5s"),
+        ];
         if !tls_listen.is_empty() {
-            conf.push_str(&format!("tls_listen = {tls_listen}\n"));
+            lines.push(format!("tls_listen = {tls_listen}"));
         }
-        for line in &self.extra {
-            conf.push_str(line);
-            conf.push('\n');
+        let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_string();
+        for extra in &self.extra {
+            lines.retain(|l| key(l) != key(extra));
+            lines.push(extra.clone());
         }
         let path = self.path("mboxpopd.conf");
-        fs::write(&path, conf).expect("config");
+        fs::write(&path, lines.join("\n") + "\n").expect("config");
         path
     }
 
