@@ -22,7 +22,7 @@ fn the_demo_serves_its_mailbox() {
         .env("RUST_LOG", "info");
     let server = Server::spawn(cmd, &format!("127.0.0.1:{port}"), f.path().join("demo.log"));
 
-    let generated = run(&mut Command::new("sh").arg(root.join("scripts/demo-mbox.sh"))).1;
+    let generated = run(Command::new("sh").arg(root.join("scripts/demo-mbox.sh"))).1;
     let messages = split_mbox(generated.as_bytes());
     assert_eq!(messages.len(), 4);
 
