@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -117,11 +117,7 @@ fn parse_crypt(
     if hash.is_empty() || hash.starts_with('!') || hash.starts_with('*') {
         return Ok(Secret::Disabled);
     }
-    let kind = match CryptKind::of(hash) {
-        Some(k) => k,
-        None if hash.starts_with('$') => return Err(HashError::UnsupportedCrypt),
-        None => return Err(HashError::UnsupportedCrypt),
-    };
+    let kind = CryptKind::of(hash).ok_or(HashError::UnsupportedCrypt)?;
     if let Some((scheme, kinds)) = expected {
         if !kinds.contains(&kind) {
             return Err(HashError::SchemeMismatch(scheme));
@@ -344,11 +340,13 @@ impl Secret {
     pub fn verify(&self, password: &[u8]) -> bool {
         match self {
             Secret::Plain(stored) => ct_eq(stored, password),
-            Secret::Crypt {
-                kind: CryptKind::Yescrypt,
-                hash,
-            } => verify_yescrypt(password, hash),
-            Secret::Crypt { hash, .. } => pwhash::unix::verify(password, hash),
+            Secret::Crypt { kind, hash } => {
+                let _slot = HASH_GATE.enter();
+                match kind {
+                    CryptKind::Yescrypt => verify_yescrypt(password, hash),
+                    _ => pwhash::unix::verify(password, hash),
+                }
+            }
             Secret::Disabled => false,
         }
     }
@@ -394,6 +392,60 @@ impl Secret {
         }
     }
 }
+
+/// Bounds how many hash verifications run at once. They are CPU-bound, so running more than
+/// there are cores only adds latency, and each yescrypt verification at Debian's default cost
+/// allocates 16 MiB: 200 connections sending PASS together would otherwise want 3 GiB.
+struct Gate {
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct GateSlot<'a>(&'a Gate);
+
+impl Gate {
+    const fn new() -> Gate {
+        Gate {
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn limit() -> usize {
+        static LIMIT: OnceLock<usize> = OnceLock::new();
+        *LIMIT.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2)
+        })
+    }
+
+    fn enter(&self) -> GateSlot<'_> {
+        let limit = Gate::limit();
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= limit {
+            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        GateSlot(self)
+    }
+
+    #[cfg(test)]
+    fn in_use(&self) -> usize {
+        *self.busy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for GateSlot<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().unwrap_or_else(|p| p.into_inner());
+        *busy -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+static HASH_GATE: Gate = Gate::new();
 
 /// The password behind every dummy hash. Its value does not matter: results of dummy
 /// verifications are always discarded.
@@ -481,6 +533,43 @@ fn default_template() -> Secret {
     Secret::Crypt {
         kind: CryptKind::Yescrypt,
         hash: "$y$j9T$yCPnPvLO3.I2hp4XJwa/T.$gmEzyZm0a/6dX8ZgBEDOqFVqgzTj7GDP.L0XURqBC83".into(),
+    }
+}
+
+/// Timing helpers for the "unknown users cost the same" tests of the backends.
+#[cfg(test)]
+pub(crate) mod timing {
+    use std::time::Duration;
+
+    fn thread_cpu_time() -> Duration {
+        crate::server::privileges::thread_cpu_time().unwrap()
+    }
+
+    /// The cheapest of `rounds` interleaved runs of each closure, in thread CPU time. Noise
+    /// only ever adds (cache misses, interrupts), so the minimum measures the work itself.
+    pub fn min_times(rounds: usize, runs: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
+        let mut best = vec![Duration::MAX; runs.len()];
+        for _ in 0..rounds {
+            for (run, best) in runs.iter_mut().zip(best.iter_mut()) {
+                let start = thread_cpu_time();
+                run();
+                *best = (*best).min(thread_cpu_time().saturating_sub(start));
+            }
+        }
+        best
+    }
+
+    /// Panics unless every duration is within a factor of 3 of the first.
+    pub fn assert_similar(times: &[Duration], labels: &[&str]) {
+        for (t, label) in times.iter().zip(labels).skip(1) {
+            let ratio = t.as_secs_f64() / times[0].as_secs_f64();
+            assert!(
+                (1.0 / 3.0..3.0).contains(&ratio),
+                "{}: {:?} vs {label}: {t:?}",
+                labels[0],
+                times[0]
+            );
+        }
     }
 }
 
@@ -694,6 +783,32 @@ mod tests {
         dv.burn(Some(&Secret::Plain(b"p".to_vec())), b"z");
         let keys = dv.cache.lock().unwrap().len();
         assert_eq!(keys, 3);
+    }
+
+    #[test]
+    fn concurrent_verifications_are_bounded() {
+        let limit = Gate::limit();
+        let gate = std::sync::Arc::new(Gate::new());
+        let peak = std::sync::Arc::new(Mutex::new(0usize));
+        let threads: Vec<_> = (0..limit * 3)
+            .map(|_| {
+                let (gate, peak) = (gate.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    let _slot = gate.enter();
+                    let now = gate.in_use();
+                    let mut p = peak.lock().unwrap();
+                    *p = (*p).max(now);
+                    drop(p);
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let peak = *peak.lock().unwrap();
+        assert!(peak <= limit && peak >= 1, "peak {peak}, limit {limit}");
+        assert_eq!(gate.in_use(), 0);
     }
 
     #[test]

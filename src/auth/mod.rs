@@ -32,6 +32,12 @@ pub trait Authenticator: Send + Sync {
 
     /// Whether the backend holds any plaintext secret at all (APOP/CRAM-MD5 can be offered).
     fn has_plaintext_secrets(&self) -> bool;
+
+    /// Re-read backing files now (SIGHUP). Backends pick up changes by themselves too; this
+    /// only forces it and reports a failure (the last good data stays in use).
+    fn reload(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Build the configured backend. Errors are meant for the admin at startup (and `-t`): they

@@ -249,11 +249,18 @@ impl Authenticator for SystemAuth {
     fn has_plaintext_secrets(&self) -> bool {
         false
     }
+
+    /// The files are read on every login, so there is nothing to refresh; report whether they
+    /// are still readable.
+    fn reload(&self) -> Result<(), String> {
+        self.check()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::hash::timing::{assert_similar, min_times};
 
     // `mkpasswd -m yescrypt -R 3 'pässwörd'` and `mkpasswd -m sha512crypt 'correct horse'`.
     const YESCRYPT: &str =
@@ -351,6 +358,55 @@ mod tests {
         }
         assert!(!f.auth.has_plaintext_secrets());
         assert!(f.auth.plaintext_secret("alice").unwrap().is_none());
+    }
+
+    #[test]
+    fn shadow_lines_written_by_debian_chpasswd() {
+        // Produced by `chpasswd -R <chroot> -c YESCRYPT` (and `-c SHA512`, `-c YESCRYPT -s 7`)
+        // from Debian 12's passwd 1:4.13 into a scratch /etc: the real on-disk format.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("passwd");
+        let s = dir.path().join("shadow");
+        fs::write(
+            &p,
+            "root:x:0:0:root:/root:/bin/bash\n\
+             v1:x:4242:4242::/home/v1:/bin/sh\n\
+             v2:x:4243:4243::/home/v2:/bin/sh\n\
+             v3:x:4244:4244::/home/v3:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(
+            &s,
+            "root:*:19000:0:99999:7:::\n\
+             v1:$y$j9T$A9AT4n3IpLLgW1C8zlaP01$cd2Y4tEWV23aOoHunMtKljQMo.g1VG5K.uZPvL2fevA:20783:0:99999:7:::\n\
+             v2:$6$jNq1dNFd.bkJH3DS$BUtCvTH6Iyf1bgH1k.chS7vVXpV1LfpEMsl.u4wd9IX2pt5J08HsnogLwJGQYLrRxY9CxIV1IP.FpcAkMbPnc/:20783:0:99999:7:::\n\
+             v3:$y$jBT$491tbnVm5CJR7ogO0wOl9.$aPHhYs6eCYDJXOBXzuAD8GH1Qi0G6rlvdtDJt3EGY5D:20783:0:99999:7:::\n",
+        )
+        .unwrap();
+        let auth = SystemAuth::with_paths(&p, &s);
+        assert_eq!(
+            auth.verify("v1", "Tr0ub4dor&3 é".as_bytes()).unwrap().uid,
+            Some(4242)
+        );
+        assert!(auth.verify("v1", b"Tr0ub4dor&3").is_err());
+        assert_eq!(auth.verify("v2", b"Tr0ub4dor&3").unwrap().uid, Some(4243));
+        assert_eq!(auth.verify("v3", b"Tr0ub4dor&3").unwrap().uid, Some(4244));
+        assert!(auth.verify("v3", b"tr0ub4dor&3").is_err());
+    }
+
+    #[test]
+    fn unknown_users_cost_about_what_wrong_passwords_cost() {
+        let f = fixture();
+        // Builds and caches the dummy (the first usable shadow hash is root's sha512-crypt).
+        f.auth.verify("warmup", b"x").ok();
+        let fail = |user: &'static str| {
+            let auth = &f.auth;
+            move || assert!(auth.verify(user, b"wrong").is_err())
+        };
+        let (mut known, mut unknown, mut locked) =
+            (fail("bob"), fail("nosuchuser"), fail("locked"));
+        let times = min_times(9, &mut [&mut known, &mut unknown, &mut locked]);
+        assert_similar(&times, &["known", "unknown", "locked"]);
     }
 
     #[test]

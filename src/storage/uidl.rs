@@ -27,7 +27,7 @@
 //! result would exceed 70 characters. A forged `X-UIDL` can therefore never shadow another
 //! message.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use md5::{Digest as _, Md5};
@@ -201,6 +201,9 @@ pub fn parse_u32(value: &[u8]) -> Option<u32> {
 pub fn assign(scheme: UidlFormat, inputs: &[UidlInput]) -> Vec<String> {
     let uidvalidity = inputs.first().and_then(|i| i.uidvalidity);
     let mut seen: HashSet<String> = HashSet::with_capacity(inputs.len());
+    // Next suffix to try per repeated base, so that many copies (or a flood of one forged
+    // X-UIDL) cost O(n), not O(n²).
+    let mut next_suffix: HashMap<String, u64> = HashMap::new();
     let mut out = Vec::with_capacity(inputs.len());
     for input in inputs {
         let base = match scheme {
@@ -212,27 +215,27 @@ pub fn assign(scheme: UidlFormat, inputs: &[UidlInput]) -> Vec<String> {
                 _ => input.native.clone(),
             },
         };
-        let uidl = unique(base, &seen);
+        let uidl = unique(base, &seen, &mut next_suffix);
         seen.insert(uidl.clone());
         out.push(uidl);
     }
     out
 }
 
-fn unique(base: String, seen: &HashSet<String>) -> String {
+fn unique(base: String, seen: &HashSet<String>, next_suffix: &mut HashMap<String, u64>) -> String {
     if !seen.contains(&base) {
         return base;
     }
-    let mut n: u64 = 2;
+    let n = next_suffix.entry(base.clone()).or_insert(2);
     loop {
         let suffix = format!("-{n}");
         let keep = base.len().min(MAX_UIDL_LEN - suffix.len());
         // Bases are ASCII (validated or generated), so any byte index is a char boundary.
         let candidate = format!("{}{}", &base[..keep], suffix);
+        *n += 1;
         if !seen.contains(&candidate) {
             return candidate;
         }
-        n += 1;
     }
 }
 
@@ -262,6 +265,14 @@ mod tests {
         d.x_uidl = Some("abc".into());
         let got = assign(UidlFormat::XUidl, &[a, b, c, d]);
         assert_eq!(got, ["abc", "abc-2", "abc-3", "abc-4"]);
+    }
+
+    #[test]
+    fn many_copies_are_linear() {
+        let inputs = vec![input("same"); 50_000];
+        let got = assign(UidlFormat::Native, &inputs);
+        assert_eq!(got[0], "same");
+        assert_eq!(got[49_999], "same-50000");
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub fn message(tag: &str, body_lines: usize) -> Vec<u8> {
         match i % 17 {
             5 => m.extend_from_slice(b".\n"),
             11 => m.extend_from_slice(format!(">From the body of {tag}\n").as_bytes()),
-            _ => m.extend_from_slice(format!("line {i} of {tag}: lorem ipsum dolor sit amet\n").as_bytes()),
+            _ => m.extend_from_slice(
+                format!("line {i} of {tag}: lorem ipsum dolor sit amet\n").as_bytes(),
+            ),
         }
     }
     m.push(b'\n');
@@ -77,10 +79,16 @@ pub fn tag_of(message: &[u8]) -> Option<String> {
 pub fn spawn_child(name: &str, env: &[(&str, String)]) -> Child {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
-    cmd.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -113,4 +121,21 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+}
+
+/// What a client must receive for a fixture message: CRLF, dot-stuffed, no From_ line.
+pub fn transmit(stored: &[u8]) -> Vec<u8> {
+    let body = &stored[memchr::memchr(b'\n', stored).expect("from line") + 1..];
+    // The blank separator line before the next From_ line is not part of the message.
+    let body = &body[..body.len() - 1];
+    let mut out = Vec::new();
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if line.starts_with(b".") {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
