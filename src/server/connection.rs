@@ -54,7 +54,10 @@ pub fn serve(
     let summary = session.summary();
     // The driver knows why the transport ended; otherwise the session does (QUIT, too many
     // authentication failures, a maildrop error).
-    let reason = reason.unwrap_or_else(|| summary.end.to_string());
+    let reason = reason.unwrap_or_else(|| match summary.end {
+        "" => String::from("closed by server"),
+        end => end.to_string(),
+    });
     log::info!(
         "session end: user={} peer={} retr={}/{} dele={}/{} end={} time={:.1}s",
         summary.user.as_deref().unwrap_or("-"),
