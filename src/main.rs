@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mboxpopd::config::Config;
+use mboxpopd::config::{AuthBackend, Config};
 use mboxpopd::server::logging::{self, Target};
 use mboxpopd::server::services::Runtime;
 use mboxpopd::server::{inetd, listener, privileges, signals};
@@ -185,6 +185,11 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
 fn drop_to_run_user(runtime: &Runtime) -> Result<(), String> {
     let c = &runtime.config;
     let Some(user) = &c.run_user else {
+        if privileges::is_root() && c.auth == AuthBackend::PasswdFile {
+            log::warn!(
+                "virtual users without a uid will be served as root: set `user =` (and `group =`)"
+            );
+        }
         return Ok(());
     };
     if !privileges::is_root() {
