@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     opts.optflag(
         "f",
         "",
-        "with -d: log to stderr (RUST_LOG sets the level) instead of syslog",
+        "foreground: log to stderr (RUST_LOG sets the level) instead of syslog",
     );
     opts.optflag(
         "t",
@@ -89,8 +89,12 @@ fn main() -> ExitCode {
     match run(mode, foreground, config_path.as_deref().map(Path::new)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            log::error!("{message}");
-            // In inetd mode this reaches the client, which is better than a silent hang-up.
+            // With -f and -t the logger already writes to stderr; otherwise the message goes
+            // to syslog and to stderr (in inetd mode that reaches the client, which is better
+            // than a silent hang-up).
+            if !foreground && mode != Mode::Check {
+                log::error!("{message}");
+            }
             eprintln!("mboxpopd: {message}");
             ExitCode::from(1)
         }
