@@ -188,6 +188,8 @@ pub fn run(bound: Vec<Bound>, runtime: Runtime, mut signals: Signals) -> io::Res
 }
 
 fn accept_loop(bound: Bound, shared: Arc<Shared>) {
+    // EMFILE and friends repeat every retry while they last: log them once a minute.
+    let mut last_warning: Option<Instant> = None;
     loop {
         match bound.listener.accept() {
             Ok((stream, addr)) => {
@@ -198,8 +200,12 @@ fn accept_loop(bound: Bound, shared: Arc<Shared>) {
                 handle_new(stream, addr, bound.tls, &shared);
             }
             Err(e) => {
-                // EMFILE/ENFILE would otherwise spin; back off and let sessions end.
-                log::warn!("accept on {}: {e}", bound.addr);
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    log::warn!("accept on {}: {e}", bound.addr);
+                    last_warning = Some(Instant::now());
+                }
+                // Without a pause EMFILE/ENFILE would spin; clients wait in the backlog
+                // until sessions end and free descriptors.
                 thread::sleep(Duration::from_millis(100));
             }
         }
