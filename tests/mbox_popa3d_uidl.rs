@@ -7,6 +7,7 @@ use mboxpopd::storage::index::{index_mbox, IndexOptions};
 const MBOX: &[u8] = include_bytes!("fixtures/uidl-headers.mbox");
 const POPA3D: &str = include_str!("fixtures/uidl-headers.popa3d-uidl");
 const DOVECOT: &str = include_str!("fixtures/uidl-headers.dovecot-m-uidl");
+const DOVECOT_LIST: &str = include_str!("fixtures/uidl-headers.dovecot-list");
 
 fn listing(text: &str) -> Vec<String> {
     text.lines()
@@ -59,8 +60,24 @@ fn dovecot_md5_preset_matches_real_dovecot() {
 }
 
 #[test]
+fn sizes_match_dovecot_list() {
+    let opts = IndexOptions {
+        format: MboxFormat::Mboxo,
+        uidl: UidlFormat::Native,
+    };
+    let index = index_mbox(MBOX, &opts).expect("fixture indexes");
+    let got: Vec<String> = index.messages.iter().map(|m| m.size.to_string()).collect();
+    assert_eq!(got, listing(DOVECOT_LIST));
+}
+
+#[test]
 fn other_presets_stay_unique_on_the_fixture() {
-    for uidl in [UidlFormat::Native, UidlFormat::XUidl, UidlFormat::Imap] {
+    for uidl in [
+        UidlFormat::Native,
+        UidlFormat::XUidl,
+        UidlFormat::Imap,
+        UidlFormat::DovecotMd5,
+    ] {
         let opts = IndexOptions {
             format: MboxFormat::Mboxo,
             uidl,
