@@ -128,10 +128,7 @@ fn main() {
     report(
         "index (cold cache)",
         d,
-        format!(
-            "{count} messages, {:.0} MiB/s",
-            mib(size) / d.as_secs_f64()
-        ),
+        format!("{count} messages, {:.0} MiB/s", mib(size) / d.as_secs_f64()),
     );
     drop(mb);
     let t = Instant::now();
@@ -168,7 +165,10 @@ fn main() {
             ),
         );
     }
-    println!("peak RSS overall: {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
+    println!(
+        "peak RSS overall: {:.1} MiB",
+        peak_rss_kib() as f64 / 1024.0
+    );
     if args.get(1).is_none() {
         let _ = fs::remove_dir_all(&dir);
     } else {
