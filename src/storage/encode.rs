@@ -15,6 +15,20 @@
 //!
 //! Sizes are computed by running the very same encoder into a counting [`Sink`], so the size a
 //! client sees always equals the octets RETR sends before the terminating ".\r\n".
+//!
+//! CONTRACT (relied on by `mailbox`; extended with [`Sink`], [`Counter`], `feed_into`,
+//! `finish_into` and [`encode_bytes`]):
+//! ```ignore
+//! pub struct EncodeOptions { pub format: MboxFormat, pub top: Option<u64> }
+//! impl Encoder {
+//!     pub fn new(opts: EncodeOptions) -> Self;
+//!     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>);  // out grows by O(input)
+//!     pub fn finish(&mut self, out: &mut Vec<u8>);  // ensures final CRLF
+//!     pub fn done(&self) -> bool;                   // TOP limit reached: stop reading early
+//! }
+//! pub fn encode_to<R: Read, W: Write + ?Sized>(src: R, opts: EncodeOptions, out: &mut W) -> io::Result<u64>;
+//! pub fn transmit_size(message: &[u8], format: MboxFormat) -> u64;
+//! ```
 
 use std::io::{self, Read, Write};
 
