@@ -74,12 +74,16 @@ pub enum UidlFormat {
     /// mboxpopd's own scheme (see mboxpopd.8): digest of the message plus an occurrence
     /// counter for identical messages.
     Native,
-    /// popa3d / Dovecot `%m`: MD5 over selected header fields.
+    /// popa3d: MD5 over selected raw header lines, 16 hex digits.
     Popa3d,
     /// qpopper / mailutils: reuse an `X-UIDL:` header when present and unique.
     XUidl,
     /// UW c-client / Dovecot default: `%08x%08x` of X-IMAPbase UIDVALIDITY and X-UID.
     Imap,
+    /// Dovecot `pop3_uidl_format = %m` (`mbox_md5 = apop3d`): MD5 over the values of the
+    /// same header fields as popa3d, 32 hex digits (not popa3d's output). Config value
+    /// `dovecot-md5`.
+    DovecotMd5,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -15,6 +15,20 @@
 //!
 //! Sizes are computed by running the very same encoder into a counting [`Sink`], so the size a
 //! client sees always equals the octets RETR sends before the terminating ".\r\n".
+//!
+//! CONTRACT (relied on by `mailbox`; extended with [`Sink`], [`Counter`], `feed_into`,
+//! `finish_into` and [`encode_bytes`]):
+//! ```ignore
+//! pub struct EncodeOptions { pub format: MboxFormat, pub top: Option<u64> }
+//! impl Encoder {
+//!     pub fn new(opts: EncodeOptions) -> Self;
+//!     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>);  // out grows by O(input)
+//!     pub fn finish(&mut self, out: &mut Vec<u8>);  // ensures final CRLF
+//!     pub fn done(&self) -> bool;                   // TOP limit reached: stop reading early
+//! }
+//! pub fn encode_to<R: Read, W: Write + ?Sized>(src: R, opts: EncodeOptions, out: &mut W) -> io::Result<u64>;
+//! pub fn transmit_size(message: &[u8], format: MboxFormat) -> u64;
+//! ```
 
 use std::io::{self, Read, Write};
 
@@ -609,5 +623,86 @@ X-IMAP: 1 2\nX-IMAPbase: 1 2\ncontent-length: 5\nX-Other: o\n\tcont\nStatus : RO
         assert!(is_private_header(b"Content-Length \t"));
         assert!(!is_private_header(b"X-UIDL"));
         assert!(!is_private_header(b"Subject"));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Bytes rich in the characters the encoder cares about.
+        fn message_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(&b"\n"[..]),
+                Just(&b"\r\n"[..]),
+                Just(&b"\r"[..]),
+                Just(&b"."[..]),
+                Just(&b">"[..]),
+                Just(&b"From "[..]),
+                Just(&b"Status: RO"[..]),
+                Just(&b"X-Keywords:"[..]),
+                Just(&b" "[..]),
+                Just(&b"\t"[..]),
+                Just(&b"Subject: x"[..]),
+                Just(&b"\0\xff"[..]),
+                Just(&b"abc"[..]),
+            ];
+            prop::collection::vec(piece, 0..60).prop_map(|p| p.concat())
+        }
+
+        fn opts() -> impl Strategy<Value = EncodeOptions> {
+            (
+                prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
+                prop::option::of(0u64..5),
+            )
+                .prop_map(|(format, top)| EncodeOptions { format, top })
+        }
+
+        proptest! {
+            #[test]
+            fn chunking_never_changes_output(
+                msg in message_bytes(),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+                opts in opts(),
+            ) {
+                let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(msg.len() + 1)).collect();
+                cuts.sort_unstable();
+                let mut enc = Encoder::new(opts);
+                let mut out = Vec::new();
+                let mut prev = 0;
+                for c in cuts.into_iter().chain([msg.len()]) {
+                    enc.feed(&msg[prev..c], &mut out);
+                    prev = c;
+                }
+                enc.finish(&mut out);
+                prop_assert_eq!(&out, &encode_bytes(&msg, opts));
+            }
+
+            #[test]
+            fn output_is_well_formed_and_sized(msg in message_bytes(), opts in opts()) {
+                let out = encode_bytes(&msg, opts);
+                prop_assert!(out.is_empty() || out.ends_with(b"\r\n"));
+                for (i, &b) in out.iter().enumerate() {
+                    if b == b'\n' {
+                        prop_assert!(i > 0 && out[i - 1] == b'\r', "bare LF at {}", i);
+                    }
+                }
+                // Every line that starts with a dot was stuffed.
+                for line in out.split(|&b| b == b'\n') {
+                    if line.first() == Some(&b'.') {
+                        prop_assert!(line.starts_with(b".."));
+                    }
+                }
+                if opts.top.is_none() {
+                    prop_assert_eq!(out.len() as u64, transmit_size(&msg, opts.format));
+                    let mut w = Vec::new();
+                    prop_assert_eq!(encode_to(&msg[..], opts, &mut w).ok(), Some(out.len() as u64));
+                    prop_assert_eq!(w, out);
+                } else {
+                    // TOP output is a prefix of RETR output.
+                    let full = encode_bytes(&msg, EncodeOptions::retr(opts.format));
+                    prop_assert!(full.starts_with(&out));
+                }
+            }
+        }
     }
 }
