@@ -14,7 +14,7 @@
 //! spool_group = mail                # supplementary group for dot-locks in /var/mail
 //! mailbox = /var/mail/%u            # %u user, %h home, %% percent
 //! mbox_format = mboxo | mboxrd
-//! uidl_format = native | popa3d | x-uidl | imap
+//! uidl_format = native | popa3d | dovecot-md5 | x-uidl | imap
 //! apop = yes | no
 //! plaintext_auth = never | tls | always
 //! tls_cert = /etc/ssl/certs/pop.pem  # PEM chain (or .p12/.pfx PKCS#12 with empty password)
@@ -350,9 +350,10 @@ impl Config {
                     "popa3d" => UidlFormat::Popa3d,
                     "x-uidl" => UidlFormat::XUidl,
                     "imap" => UidlFormat::Imap,
+                    "dovecot-md5" => UidlFormat::DovecotMd5,
                     _ => {
                         return Err(format!(
-                            "expected native, popa3d, x-uidl or imap, got `{value}`"
+                            "expected native, popa3d, dovecot-md5, x-uidl or imap, got `{value}`"
                         ))
                     }
                 }
@@ -751,6 +752,8 @@ syslog_facility = LOCAL3
         assert_eq!(c.uidl_format, UidlFormat::Imap);
         assert_eq!(c.plaintext_auth, PlaintextAuth::Never);
         assert!(c.listen.is_empty());
+        let c = parse("uidl_format = dovecot-md5\n").expect("ok");
+        assert_eq!(c.uidl_format, UidlFormat::DovecotMd5);
         let c = parse("uidl_format = native\nmailbox = %h/Mailbox\n").expect("ok");
         assert_eq!(c.uidl_format, UidlFormat::Native);
         assert_eq!(c.mailbox, "%h/Mailbox");
