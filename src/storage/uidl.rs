@@ -31,9 +31,14 @@
 //! - `dovecot-uid`: the same numbers in Dovecot's default order (`%08Xu%08Xv`: X-UID, then
 //!   UIDVALIDITY, lowercase hex), as Dovecot shows them for an mbox it has synced.
 //!
+//!   Limitation of both: without a pseudo message, the UIDVALIDITY is only in the first
+//!   message's `X-IMAPbase`. Dovecot moves it when it deletes that message; we never rewrite
+//!   message bytes, so once the first message is deleted the others fall back to native UIDLs
+//!   (clients download them once more). These presets are for the migration period.
+//!
 //! Whatever the scheme, [`assign`] guarantees uniqueness within the maildrop: a repeated value
-//! gets the smallest suffix `-N` (N ≥ 2) that makes it unique, the base being shortened if the
-//! result would exceed 70 characters. A forged `X-UIDL` can therefore never shadow another
+//! gets the next free suffix `-N` (N ≥ 2), the base being shortened if the result would exceed
+//! 70 characters. A forged `X-UIDL` can therefore never shadow another
 //! message.
 
 use std::collections::{HashMap, HashSet};
