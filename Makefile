@@ -28,7 +28,7 @@ debug:
 
 # The one test command (README, .ci/run): every test target, then the man pages.
 test:
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --all-targets --no-fail-fast
 	@$(MAKE) --no-print-directory man-check
 
 lint:
