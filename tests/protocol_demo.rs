@@ -46,7 +46,7 @@ fn the_demo_serves_its_mailbox() {
     let left = std::fs::read(run_dir.join("mail/demo")).expect("demo mailbox");
     assert_eq!(split_mbox(&left), messages[..3].to_vec());
     assert!(
-        server.log().contains("session end: user=demo"),
+        server.wait_for_log("session end: user=demo"),
         "{}",
         server.log()
     );

@@ -427,6 +427,19 @@ impl Server {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the daemon's log contains `needle` (a session's last log line may be
+    /// written just after the client saw the connection close).
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     pub fn signal(&self, sig: &str) {
         let st = Command::new("kill")
             .arg(format!("-{sig}"))
