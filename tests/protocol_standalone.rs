@@ -281,3 +281,50 @@ fn version_and_help() {
     let (st, _out, _err) = run(Command::new(binary()).arg("--no-such-flag"));
     assert!(!st.success());
 }
+
+#[test]
+fn every_value_shown_in_the_example_config_is_accepted() {
+    // etc/mboxpopd.conf shows every key commented out with its default or an example value;
+    // uncommented, the file must still pass `mboxpopd -t`. Keys that name files or accounts
+    // of the installed system are pointed at the test fixture instead.
+    let f = fixture();
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/mboxpopd.conf"),
+    )
+    .unwrap();
+    let passwd = f.path().join("passwd");
+    std::fs::write(&passwd, "alice:{PLAIN}secret\n").unwrap();
+    let mut conf = String::new();
+    let mut keys = 0;
+    for line in example.lines() {
+        let Some(setting) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((key, _)) = setting.split_once(" = ") else {
+            continue;
+        };
+        // "#key = value" lines only, not prose comments.
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            continue;
+        }
+        keys += 1;
+        match key {
+            "auth" => conf.push_str("auth = passwd-file\n"),
+            "passwd_file" => conf.push_str(&format!("passwd_file = {}\n", passwd.display())),
+            // TLS needs certificate files, user/group need accounts: other tests cover them.
+            "tls_listen" | "tls_cert" | "tls_key" | "tls_min_version" | "user" | "group" => {}
+            _ => {
+                conf.push_str(setting);
+                conf.push('\n');
+            }
+        }
+    }
+    assert!(
+        keys >= 28,
+        "only {keys} settings found in etc/mboxpopd.conf"
+    );
+    let path = f.path().join("example.conf");
+    std::fs::write(&path, &conf).unwrap();
+    let (st, out, err) = run(Command::new(binary()).arg("-c").arg(&path).arg("-t"));
+    assert!(st.success(), "{out}{err}\n--- config:\n{conf}");
+}
