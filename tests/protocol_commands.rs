@@ -529,3 +529,17 @@ fn inetd_mode_writes_nothing_but_protocol() {
     let expected_start = b"+OK";
     assert_eq!(&c.transcript[..3], expected_start);
 }
+
+#[test]
+fn inetd_mode_on_a_real_socket() {
+    // As inetd and systemd (Accept=yes) run it: the connection itself is stdin and stdout.
+    let f = three();
+    let mut c = f.inetd_socket();
+    c.login("alice", "secret");
+    assert_eq!(show(&c.ok_multi("RETR 2")), show(&wire(MSG2)));
+    c.ok("DELE 2");
+    c.quit();
+    assert_eq!(show(&f.read_mbox("alice")), show(&mbox(&[MSG1, MSG3])));
+    // The peer is the socket's, not "local" as for pipes.
+    assert!(c.log().contains("peer=127.0.0.1"), "{}", c.log());
+}

@@ -287,6 +287,32 @@ impl Fixture {
         .checked()
     }
 
+    /// One inetd-mode session the way inetd and systemd `Accept=yes` start it: the accepted
+    /// TCP socket is the process's stdin and stdout.
+    pub fn inetd_socket(&self) -> Conn {
+        use std::os::fd::OwnedFd;
+        let conf = self.write_config("127.0.0.1:1");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        let n = next_id();
+        let (log, errf) = self.stderr_file(&format!("inetd-socket-{n}.log"));
+        let stdin = OwnedFd::from(accepted.try_clone().expect("dup socket"));
+        let child = Command::new(binary())
+            .arg("-c")
+            .arg(&conf)
+            .args(["-i", "-f"])
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::from(stdin))
+            .stdout(Stdio::from(OwnedFd::from(accepted)))
+            .stderr(Stdio::from(errf))
+            .spawn()
+            .expect("spawn mboxpopd -i");
+        client.set_nodelay(true).ok();
+        let r = client.try_clone().expect("clone stream");
+        Conn::new(Box::new(r), Writer::Tcp(client), Some(child), Some(log)).checked()
+    }
+
     /// Starts a standalone daemon on a free loopback port.
     pub fn standalone(&self) -> Server {
         self.standalone_on("127.0.0.1")
