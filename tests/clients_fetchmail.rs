@@ -20,6 +20,27 @@ impl Fetchmail {
     /// A private fetchmail home (rc file, .fetchids) and an MDA script that writes each
     /// message to `out/NNN` in delivery order.
     fn new(f: &Fixture, server: &Server, keep: bool) -> Fetchmail {
+        let target = format!(
+            "{host} with proto POP3 port {port}",
+            host = server.host().trim_matches(|c| c == '[' || c == ']'),
+            port = server.port(),
+        );
+        Self::with_target(f, &target, keep)
+    }
+
+    /// fetchmail's `plugin`: it starts `mboxpopd -i` itself and speaks POP3 over the
+    /// program's stdin and stdout, exactly as over an inetd connection.
+    fn plugin(f: &Fixture, keep: bool) -> Fetchmail {
+        let conf = f.write_config("127.0.0.1:1");
+        let target = format!(
+            "localhost with proto POP3 plugin \"{} -c {} -i\"",
+            binary().display(),
+            conf.display()
+        );
+        Self::with_target(f, &target, keep)
+    }
+
+    fn with_target(f: &Fixture, target: &str, keep: bool) -> Fetchmail {
         let home = f.path().join("fetchmail");
         let out = f.path().join("delivered");
         fs::create_dir_all(&home).unwrap();
@@ -39,12 +60,10 @@ impl Fetchmail {
         fs::write(
             &rc,
             format!(
-                "poll {host} with proto POP3 port {port} auth password uidl\n  \
+                "poll {target} auth password uidl\n  \
                  user alice there with password \"secret\" is {me} here\n  \
                  {keep} sslproto \"\"\n  \
                  mda \"/bin/sh {mda}\"\n",
-                host = server.host().trim_matches(|c| c == '[' || c == ']'),
-                port = server.port(),
                 me = whoami(),
                 keep = if keep { "keep" } else { "nokeep" },
                 mda = mda.display(),
@@ -57,7 +76,7 @@ impl Fetchmail {
     }
 
     /// Runs one poll; returns fetchmail's exit code (0: mail fetched, 1: no mail).
-    fn poll(&self, server: &Server) -> i32 {
+    fn poll(&self, server: Option<&Server>) -> i32 {
         let (st, out, err) = run(Command::new("fetchmail")
             .arg("-f")
             .arg(&self.rc)
@@ -71,7 +90,7 @@ impl Fetchmail {
         assert!(
             code == 0 || code == 1,
             "fetchmail failed ({code}): {out}{err}\nlog:\n{}",
-            server.log()
+            server.map(Server::log).unwrap_or_default()
         );
         code
     }
@@ -116,7 +135,7 @@ fn fetchmail_keep_then_only_new_mail() {
     f.write_mbox("alice", &mbox(&[MSG1, MSG2, MSG3]));
     let server = f.standalone();
     let fm = Fetchmail::new(&f, &server, true);
-    assert_eq!(fm.poll(&server), 0);
+    assert_eq!(fm.poll(Some(&server)), 0);
     check_delivered(&fm.delivered(), &[MSG1, MSG2, MSG3]);
     assert_eq!(
         f.read_mbox("alice"),
@@ -124,12 +143,12 @@ fn fetchmail_keep_then_only_new_mail() {
         "keep deleted mail"
     );
     // The UIDLs are stable: a second poll fetches nothing...
-    assert_eq!(fm.poll(&server), 1);
+    assert_eq!(fm.poll(Some(&server)), 1);
     assert_eq!(fm.delivered().len(), 3);
     // ...until new mail arrives.
     let new = "From: eve@example.org\nSubject: new\n\nfresh\n";
     deliver(&f.mailbox("alice"), new);
-    assert_eq!(fm.poll(&server), 0);
+    assert_eq!(fm.poll(Some(&server)), 0);
     check_delivered(&fm.delivered(), &[MSG1, MSG2, MSG3, new]);
 }
 
@@ -142,9 +161,23 @@ fn fetchmail_fetch_and_delete() {
     f.write_mbox("alice", &mbox(&[MSG1, MSG2, MSG3]));
     let server = f.standalone();
     let fm = Fetchmail::new(&f, &server, false);
-    assert_eq!(fm.poll(&server), 0);
+    assert_eq!(fm.poll(Some(&server)), 0);
     check_delivered(&fm.delivered(), &[MSG1, MSG2, MSG3]);
     assert_eq!(show(&f.read_mbox("alice")), "", "fetched mail not deleted");
-    assert_eq!(fm.poll(&server), 1);
+    assert_eq!(fm.poll(Some(&server)), 1);
+    assert_eq!(f.spool_leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn fetchmail_plugin_runs_inetd_mode() {
+    if require("fetchmail").is_none() {
+        return;
+    }
+    let f = Fixture::new();
+    f.write_mbox("alice", &mbox(&[MSG1, MSG2, MSG3]));
+    let fm = Fetchmail::plugin(&f, false);
+    assert_eq!(fm.poll(None), 0);
+    check_delivered(&fm.delivered(), &[MSG1, MSG2, MSG3]);
+    assert_eq!(show(&f.read_mbox("alice")), "", "fetched mail not deleted");
     assert_eq!(f.spool_leftovers(), Vec::<String>::new());
 }
