@@ -467,11 +467,7 @@ impl Server {
     }
 
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
+        let st = send_signal(sig, self.pid());
         assert!(st.success(), "kill -{sig} failed");
     }
 
@@ -489,17 +485,23 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status()
-                .ok();
+            send_signal("TERM", child.id());
             if wait_timeout(&mut child, Duration::from_secs(5)).is_none() {
                 child.kill().ok();
                 child.wait().ok();
             }
         }
     }
+}
+
+/// `kill -s SIG PID` through sh's builtin: minimal systems may lack procps' /bin/kill, and
+/// the tests keep `unsafe` (libc::kill) out.
+fn send_signal(sig: &str, pid: u32) -> ExitStatus {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -s {sig} {pid}"))
+        .status()
+        .expect("run sh -c kill")
 }
 
 pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
