@@ -804,29 +804,7 @@ impl Drop for Conn {
 /// a real MDA.
 pub fn deliver(mbox_path: &Path, message: &str) {
     if let Some(procmail) = which("procmail") {
-        // procmail refuses a world-writable directory and appends with its own locking; an
-        // empty rcfile delivers to $DEFAULT.
-        let dir = mbox_path.parent().expect("spool dir");
-        let rc = dir.join("..").join("procmailrc");
-        fs::write(&rc, "").expect("rcfile");
-        let mut child = Command::new(procmail)
-            .arg("-p")
-            .arg("-m")
-            .arg(format!("DEFAULT={}", mbox_path.display()))
-            .arg("LOGFILE=/dev/null")
-            .arg(&rc)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn procmail");
-        let msg = format!("{FROM_LINE}\n{message}");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(msg.as_bytes())
-            .expect("feed procmail");
+        let child = procmail_delivery(&procmail, mbox_path, message, &[]);
         let out = child.wait_with_output().expect("procmail");
         assert!(
             out.status.success(),
@@ -854,6 +832,36 @@ pub fn deliver(mbox_path: &Path, message: &str) {
     f.write_all(&mbox(&[message])).expect("append");
     f.sync_all().expect("fsync");
     fs::remove_file(&lock).expect("remove dot-lock");
+}
+
+/// Starts procmail delivering `message` to `mbox_path` (dot-lock, then fcntl, as Debian's
+/// procmail does) and returns it running; `vars` are extra `NAME=value` assignments such as
+/// `LOCKSLEEP=1`.
+pub fn procmail_delivery(procmail: &Path, mbox_path: &Path, message: &str, vars: &[&str]) -> Child {
+    // An empty rcfile delivers to $DEFAULT.
+    let dir = mbox_path.parent().expect("spool dir");
+    let rc = dir.join("..").join("procmailrc");
+    fs::write(&rc, "").expect("rcfile");
+    let mut child = Command::new(procmail)
+        .arg("-p")
+        .arg("-m")
+        .arg(format!("DEFAULT={}", mbox_path.display()))
+        .arg("LOGFILE=/dev/null")
+        .args(vars)
+        .arg(&rc)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn procmail");
+    let msg = format!("{FROM_LINE}\n{message}");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(msg.as_bytes())
+        .expect("feed procmail");
+    child
 }
 
 /// The full path of an installed program, if any.
