@@ -12,7 +12,7 @@ Message-ID: <welcome.1@example.org>
 Hello demo,
 
 this message lives in a plain mbox file. mboxpopd serves it over POP3
-with CRLF line ends, and the size LIST reports is exactly what RETR sends.
+with CRLF line ends, and the size LIST reports is exactly what a client receives.
 
 From bob@example.org Thu Nov 26 09:05:00 2026
 From: Bob <bob@example.org>

@@ -8,7 +8,8 @@ set -euo pipefail
 bin=${1:-target/debug/mboxpopd}
 port=${PORT:-1110}
 top=$(cd "$(dirname "$0")/.." && pwd)
-run="$top/run"
+# RUN_DIR: another place for the demo state (the test suite uses a temporary directory).
+run=${RUN_DIR:-"$top/run"}
 
 mkdir -p "$run/mail"
 chmod 0700 "$run" "$run/mail"

@@ -14,7 +14,7 @@
 //! spool_group = mail                # supplementary group for dot-locks in /var/mail
 //! mailbox = /var/mail/%u            # %u user, %h home, %% percent
 //! mbox_format = mboxo | mboxrd
-//! uidl_format = native | popa3d | x-uidl | imap
+//! uidl_format = native | popa3d | dovecot-md5 | x-uidl | imap
 //! apop = yes | no
 //! plaintext_auth = never | tls | always
 //! tls_cert = /etc/ssl/certs/pop.pem  # PEM chain (or .p12/.pfx PKCS#12 with empty password)
@@ -74,12 +74,16 @@ pub enum UidlFormat {
     /// mboxpopd's own scheme (see mboxpopd.8): digest of the message plus an occurrence
     /// counter for identical messages.
     Native,
-    /// popa3d / Dovecot `%m`: MD5 over selected header fields.
+    /// popa3d: MD5 over selected raw header lines, 16 hex digits.
     Popa3d,
     /// qpopper / mailutils: reuse an `X-UIDL:` header when present and unique.
     XUidl,
     /// UW c-client / Dovecot default: `%08x%08x` of X-IMAPbase UIDVALIDITY and X-UID.
     Imap,
+    /// Dovecot `pop3_uidl_format = %m` (`mbox_md5 = apop3d`): MD5 over the values of the
+    /// same header fields as popa3d, 32 hex digits (not popa3d's output). Config value
+    /// `dovecot-md5`.
+    DovecotMd5,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -346,9 +350,10 @@ impl Config {
                     "popa3d" => UidlFormat::Popa3d,
                     "x-uidl" => UidlFormat::XUidl,
                     "imap" => UidlFormat::Imap,
+                    "dovecot-md5" => UidlFormat::DovecotMd5,
                     _ => {
                         return Err(format!(
-                            "expected native, popa3d, x-uidl or imap, got `{value}`"
+                            "expected native, popa3d, dovecot-md5, x-uidl or imap, got `{value}`"
                         ))
                     }
                 }
@@ -747,6 +752,8 @@ syslog_facility = LOCAL3
         assert_eq!(c.uidl_format, UidlFormat::Imap);
         assert_eq!(c.plaintext_auth, PlaintextAuth::Never);
         assert!(c.listen.is_empty());
+        let c = parse("uidl_format = dovecot-md5\n").expect("ok");
+        assert_eq!(c.uidl_format, UidlFormat::DovecotMd5);
         let c = parse("uidl_format = native\nmailbox = %h/Mailbox\n").expect("ok");
         assert_eq!(c.uidl_format, UidlFormat::Native);
         assert_eq!(c.mailbox, "%h/Mailbox");

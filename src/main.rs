@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mboxpopd::config::Config;
+use mboxpopd::config::{AuthBackend, Config};
 use mboxpopd::server::logging::{self, Target};
 use mboxpopd::server::services::Runtime;
 use mboxpopd::server::{inetd, listener, privileges, signals};
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     opts.optflag(
         "f",
         "",
-        "with -d: log to stderr (RUST_LOG sets the level) instead of syslog",
+        "foreground: log to stderr (RUST_LOG sets the level) instead of syslog",
     );
     opts.optflag(
         "t",
@@ -89,8 +89,12 @@ fn main() -> ExitCode {
     match run(mode, foreground, config_path.as_deref().map(Path::new)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            log::error!("{message}");
-            // In inetd mode this reaches the client, which is better than a silent hang-up.
+            // With -f and -t the logger already writes to stderr; otherwise the message goes
+            // to syslog and to stderr (in inetd mode that reaches the client, which is better
+            // than a silent hang-up).
+            if !foreground && mode != Mode::Check {
+                log::error!("{message}");
+            }
             eprintln!("mboxpopd: {message}");
             ExitCode::from(1)
         }
@@ -185,6 +189,11 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
 fn drop_to_run_user(runtime: &Runtime) -> Result<(), String> {
     let c = &runtime.config;
     let Some(user) = &c.run_user else {
+        if privileges::is_root() && c.auth == AuthBackend::PasswdFile {
+            log::warn!(
+                "virtual users without a uid will be served as root: set `user =` (and `group =`)"
+            );
+        }
         return Ok(());
     };
     if !privileges::is_root() {

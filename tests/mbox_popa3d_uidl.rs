@@ -6,10 +6,11 @@ use mboxpopd::storage::index::{index_mbox, IndexOptions};
 
 const MBOX: &[u8] = include_bytes!("fixtures/uidl-headers.mbox");
 const POPA3D: &str = include_str!("fixtures/uidl-headers.popa3d-uidl");
+const DOVECOT: &str = include_str!("fixtures/uidl-headers.dovecot-m-uidl");
+const DOVECOT_LIST: &str = include_str!("fixtures/uidl-headers.dovecot-list");
 
-fn expected() -> Vec<String> {
-    POPA3D
-        .lines()
+fn listing(text: &str) -> Vec<String> {
+    text.lines()
         .enumerate()
         .map(|(i, l)| {
             let (n, uidl) = l.split_once(' ').expect("`n uidl` lines");
@@ -28,7 +29,7 @@ fn popa3d_preset_matches_real_popa3d() {
         };
         let index = index_mbox(MBOX, &opts).expect("fixture indexes");
         let got: Vec<&str> = index.messages.iter().map(|m| m.uidl.as_str()).collect();
-        let mut want = expected();
+        let mut want = listing(POPA3D);
         assert_eq!(got.len(), want.len(), "message count");
         // popa3d gives the three identical copies (6, 7, 8) one UIDL; ours stay unique.
         assert_eq!(want[5], want[6]);
@@ -40,8 +41,43 @@ fn popa3d_preset_matches_real_popa3d() {
 }
 
 #[test]
+fn dovecot_md5_preset_matches_real_dovecot() {
+    let opts = IndexOptions {
+        format: MboxFormat::Mboxo,
+        uidl: UidlFormat::DovecotMd5,
+    };
+    let index = index_mbox(MBOX, &opts).expect("fixture indexes");
+    let got: Vec<&str> = index.messages.iter().map(|m| m.uidl.as_str()).collect();
+    let mut want = listing(DOVECOT);
+    assert_eq!(want[5], want[6]);
+    assert_eq!(want[6], want[7]);
+    want[6].push_str("-2");
+    want[7].push_str("-3");
+    assert_eq!(got, want);
+    // The two daemons' schemes are not the same: a Dovecot user needs this preset.
+    let popa3d = listing(POPA3D);
+    assert!(want.iter().zip(&popa3d).all(|(d, p)| d != p));
+}
+
+#[test]
+fn sizes_match_dovecot_list() {
+    let opts = IndexOptions {
+        format: MboxFormat::Mboxo,
+        uidl: UidlFormat::Native,
+    };
+    let index = index_mbox(MBOX, &opts).expect("fixture indexes");
+    let got: Vec<String> = index.messages.iter().map(|m| m.size.to_string()).collect();
+    assert_eq!(got, listing(DOVECOT_LIST));
+}
+
+#[test]
 fn other_presets_stay_unique_on_the_fixture() {
-    for uidl in [UidlFormat::Native, UidlFormat::XUidl, UidlFormat::Imap] {
+    for uidl in [
+        UidlFormat::Native,
+        UidlFormat::XUidl,
+        UidlFormat::Imap,
+        UidlFormat::DovecotMd5,
+    ] {
         let opts = IndexOptions {
             format: MboxFormat::Mboxo,
             uidl,

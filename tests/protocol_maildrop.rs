@@ -364,7 +364,7 @@ fn a_large_message_streams_with_exact_size() {
             0 => body.push_str(".dot line\n"),
             1 => body.push_str(&"x".repeat(97)),
             2 => body.push_str("From inside, after text\n"),
-            _ => body.push_str("\n"),
+            _ => body.push('\n'),
         }
         if i % 4 == 1 {
             body.push('\n');

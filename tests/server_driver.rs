@@ -382,3 +382,116 @@ fn each_response_leaves_in_one_write() {
     // greeting, USER, PASS (answered together or not), RETR, the batch, QUIT.
     assert!(writes.len() <= 6, "{writes:#?}");
 }
+
+fn threads_of(pid: u32) -> usize {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Threads:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Opens a connection and returns it once it got a greeting line (whatever it says).
+fn greeted(addr: &str) -> (TcpStream, String) {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut line = String::new();
+    r.read_line(&mut line).expect("greeting");
+    (s, line)
+}
+
+#[test]
+fn connections_over_the_limit_cost_no_thread() {
+    let mut f = fixture();
+    f.config("max_connections = 3");
+    f.config("max_connections_per_ip = 50");
+    let server = f.standalone();
+    // Wait until the harness' start-up probe connection is gone.
+    let deadline = Instant::now() + PATIENCE;
+    let mut held = Vec::new();
+    while held.len() < 3 {
+        let (s, line) = greeted(&server.addr);
+        if line.starts_with("+OK") {
+            held.push(s);
+        }
+        assert!(Instant::now() < deadline, "never admitted");
+    }
+    let base = threads_of(server.pid());
+    for _ in 0..40 {
+        let (_s, line) = greeted(&server.addr);
+        assert!(line.starts_with("-ERR [SYS/TEMP]"), "{line}");
+    }
+    let now = threads_of(server.pid());
+    assert!(
+        now <= base,
+        "threads grew from {base} to {now} for refused connections"
+    );
+    // main + accept thread + 3 sessions (+1 if the harness probe is still winding down).
+    assert!(base <= 6, "{base} threads for 3 sessions");
+    drop(held);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_s, line) = greeted(&server.addr);
+        if line.starts_with("+OK") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots never freed: {line}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn running_out_of_file_descriptors_delays_clients_but_keeps_serving() {
+    let f = fixture();
+    let conf = f.write_config("127.0.0.1:0");
+    let log = f.path().join("emfile.log");
+    // A handful of descriptors: enough for a few sessions, then accept(2) fails with EMFILE.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 14 && exec {} -c {} -d -f",
+            binary().display(),
+            conf.display()
+        ))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + PATIENCE;
+    let addr = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if let Some(port) = text
+            .lines()
+            .find_map(|l| l.split("listening on 127.0.0.1:").nth(1))
+        {
+            break format!("127.0.0.1:{}", port.trim());
+        }
+        assert!(Instant::now() < deadline, "no listening line: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Open more connections than there are descriptors; the excess waits in the backlog.
+    let mut conns: Vec<TcpStream> = (0..12)
+        .map(|_| TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        matches!(child.try_wait(), Ok(None)),
+        "daemon died; log:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    conns.truncate(0);
+    // Once descriptors are free again, new clients are served normally.
+    let (mut s, line) = greeted(&addr);
+    assert!(line.starts_with("+OK"), "{line}");
+    s.write_all(b"QUIT\r\n").expect("quit");
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("accept on"), "no EMFILE was provoked: {text}");
+    child.kill().ok();
+    child.wait().ok();
+}

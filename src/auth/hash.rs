@@ -536,6 +536,43 @@ fn default_template() -> Secret {
     }
 }
 
+/// Timing helpers for the "unknown users cost the same" tests of the backends.
+#[cfg(test)]
+pub(crate) mod timing {
+    use std::time::Duration;
+
+    fn thread_cpu_time() -> Duration {
+        crate::server::privileges::thread_cpu_time().unwrap()
+    }
+
+    /// The cheapest of `rounds` interleaved runs of each closure, in thread CPU time. Noise
+    /// only ever adds (cache misses, interrupts), so the minimum measures the work itself.
+    pub fn min_times(rounds: usize, runs: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
+        let mut best = vec![Duration::MAX; runs.len()];
+        for _ in 0..rounds {
+            for (run, best) in runs.iter_mut().zip(best.iter_mut()) {
+                let start = thread_cpu_time();
+                run();
+                *best = (*best).min(thread_cpu_time().saturating_sub(start));
+            }
+        }
+        best
+    }
+
+    /// Panics unless every duration is within a factor of 3 of the first.
+    pub fn assert_similar(times: &[Duration], labels: &[&str]) {
+        for (t, label) in times.iter().zip(labels).skip(1) {
+            let ratio = t.as_secs_f64() / times[0].as_secs_f64();
+            assert!(
+                (1.0 / 3.0..3.0).contains(&ratio),
+                "{}: {:?} vs {label}: {t:?}",
+                labels[0],
+                times[0]
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -260,6 +260,7 @@ impl Authenticator for SystemAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::hash::timing::{assert_similar, min_times};
 
     // `mkpasswd -m yescrypt -R 3 'pässwörd'` and `mkpasswd -m sha512crypt 'correct horse'`.
     const YESCRYPT: &str =
@@ -398,20 +399,14 @@ mod tests {
         let f = fixture();
         // Builds and caches the dummy (the first usable shadow hash is root's sha512-crypt).
         f.auth.verify("warmup", b"x").ok();
-        let time = |user: &str| {
-            let start = std::time::Instant::now();
-            for _ in 0..10 {
-                assert!(f.auth.verify(user, b"wrong").is_err());
-            }
-            start.elapsed()
+        let fail = |user: &'static str| {
+            let auth = &f.auth;
+            move || assert!(auth.verify(user, b"wrong").is_err())
         };
-        let known = time("bob");
-        let unknown = time("nosuchuser");
-        let locked = time("locked");
-        for other in [unknown, locked] {
-            let ratio = other.as_secs_f64() / known.as_secs_f64();
-            assert!((0.3..3.0).contains(&ratio), "known {known:?} vs {other:?}");
-        }
+        let (mut known, mut unknown, mut locked) =
+            (fail("bob"), fail("nosuchuser"), fail("locked"));
+        let times = min_times(9, &mut [&mut known, &mut unknown, &mut locked]);
+        assert_similar(&times, &["known", "unknown", "locked"]);
     }
 
     #[test]

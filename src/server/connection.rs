@@ -54,7 +54,10 @@ pub fn serve(
     let summary = session.summary();
     // The driver knows why the transport ended; otherwise the session does (QUIT, too many
     // authentication failures, a maildrop error).
-    let reason = reason.unwrap_or_else(|| summary.end.to_string());
+    let reason = reason.unwrap_or_else(|| match summary.end {
+        "" => String::from("closed by server"),
+        end => end.to_string(),
+    });
     log::info!(
         "session end: user={} peer={} retr={}/{} dele={}/{} end={} time={:.1}s",
         summary.user.as_deref().unwrap_or("-"),
@@ -231,5 +234,85 @@ impl Write for Output<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.flush_buf()?;
         self.stream.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    fn pair() -> (Stream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let c = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (s, _) = l.accept().expect("accept");
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        (Stream::tcp(s), c)
+    }
+
+    fn available(c: &mut TcpStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => return got,
+            }
+        }
+    }
+
+    #[test]
+    fn output_is_held_until_flush() {
+        let (mut stream, mut client) = pair();
+        let mut pending = Vec::new();
+        {
+            let mut out = Output::new(&mut stream, &mut pending);
+            out.write_all(b"+OK 2 messages\r\n").expect("write");
+            out.write_all(b"1 100\r\n2 200\r\n.\r\n").expect("write");
+        }
+        assert!(available(&mut client).is_empty());
+        // A later response joins the batch; flushing sends both at once.
+        let mut out = Output::new(&mut stream, &mut pending);
+        out.write_all(b"+OK\r\n").expect("write");
+        out.flush().expect("flush");
+        assert_eq!(
+            available(&mut client),
+            b"+OK 2 messages\r\n1 100\r\n2 200\r\n.\r\n+OK\r\n"
+        );
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn large_output_streams_through_a_bounded_buffer() {
+        let (mut stream, mut client) = pair();
+        let reader = std::thread::spawn(move || {
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).expect("read");
+            all
+        });
+        let mut pending = Vec::new();
+        let mut want = Vec::new();
+        {
+            let mut out = Output::new(&mut stream, &mut pending);
+            for i in 0..2000u32 {
+                let line = format!("line {i:>6} {}\r\n", "x".repeat(100));
+                out.write_all(line.as_bytes()).expect("write");
+                want.extend_from_slice(line.as_bytes());
+                assert!(out.buf.len() <= OUTPUT_BUFFER);
+            }
+            let big = vec![b'y'; 3 * OUTPUT_BUFFER];
+            out.write_all(&big).expect("write big");
+            want.extend_from_slice(&big);
+            out.flush().expect("flush");
+        }
+        assert!(pending.capacity() <= 2 * OUTPUT_BUFFER);
+        stream.close();
+        assert_eq!(reader.join().expect("join"), want);
     }
 }

@@ -111,6 +111,18 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// CPU time used by the calling thread (CLOCK_THREAD_CPUTIME_ID). Unlike wall time it does
+/// not grow while the thread waits or is preempted: what timing-equality tests measure.
+pub fn thread_cpu_time() -> io::Result<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a valid, exclusively borrowed local.
+    check(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }.into())?;
+    Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
 /// Grow-on-ERANGE buffer loop shared by the `get*_r` lookups.
 fn with_buffer<T>(
     mut attempt: impl FnMut(&mut [libc::c_char]) -> Result<Option<T>, i32>,
@@ -415,6 +427,23 @@ mod tests {
                 .raw_os_error(),
             Some(libc::EBADF)
         );
+    }
+
+    #[test]
+    fn thread_cpu_time_counts_work_not_sleep() {
+        let t0 = thread_cpu_time().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let t1 = thread_cpu_time().unwrap();
+        assert!(
+            t1 - t0 < Duration::from_millis(20),
+            "sleep counted: {:?}",
+            t1 - t0
+        );
+        let mut x = 0u64;
+        while thread_cpu_time().unwrap() - t1 < Duration::from_millis(5) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(thread_cpu_time().unwrap() > t1);
     }
 
     #[test]

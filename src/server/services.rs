@@ -219,3 +219,111 @@ impl Services for MboxServices {
         Ok(Box::new(mailbox))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::time::Duration;
+
+    fn setup(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let passwd = dir.path().join("passwd");
+        fs::write(&passwd, "alice:{PLAIN}secret\n").expect("passwd");
+        fs::create_dir(dir.path().join("spool")).expect("spool");
+        let conf = dir.path().join("m.conf");
+        fs::write(
+            &conf,
+            format!(
+                "auth = passwd-file\npasswd_file = {}\nmailbox = {}/spool/%u\n{extra}",
+                passwd.display(),
+                dir.path().display()
+            ),
+        )
+        .expect("conf");
+        (dir, conf)
+    }
+
+    fn runtime(conf: &std::path::Path) -> Runtime {
+        Runtime::load(Config::load(conf).expect("config")).expect("runtime")
+    }
+
+    #[test]
+    fn session_params_follow_config_and_peer() {
+        let (_dir, conf) = setup("apop = yes\nlogin_delay = 60\n");
+        let rt = Arc::new(runtime(&conf));
+        let services = MboxServices::new(Arc::clone(&rt), PrivilegeMode::Thread);
+        let local = rt.session_params(None, false, &services);
+        assert!(local.peer_is_loopback);
+        assert_eq!(local.peer, "local");
+        assert_eq!(local.login_delay, Some(60));
+        assert!(!local.stls_available, "no TLS configured");
+        // {PLAIN} secrets exist, so APOP is usable and the greeting carries a timestamp.
+        let ts = local.apop_timestamp.expect("timestamp");
+        assert!(
+            ts.starts_with('<') && ts.ends_with('>') && ts.contains('@'),
+            "{ts}"
+        );
+        let remote = rt.session_params(
+            Some("10.1.2.3:4567".parse().expect("addr")),
+            false,
+            &services,
+        );
+        assert!(!remote.peer_is_loopback);
+        assert_eq!(remote.peer, "10.1.2.3");
+        let mapped = rt.session_params(
+            Some("[::ffff:127.0.0.1]:1".parse().expect("addr")),
+            false,
+            &services,
+        );
+        assert!(mapped.peer_is_loopback);
+        assert_eq!(mapped.peer, "127.0.0.1");
+        assert_ne!(
+            rt.session_params(None, false, &services).apop_timestamp,
+            Some(ts),
+            "a new timestamp per connection"
+        );
+    }
+
+    #[test]
+    fn no_apop_timestamp_without_apop() {
+        let (_dir, conf) = setup("");
+        let rt = Arc::new(runtime(&conf));
+        let services = MboxServices::new(Arc::clone(&rt), PrivilegeMode::Thread);
+        assert_eq!(
+            rt.session_params(None, false, &services).apop_timestamp,
+            None
+        );
+    }
+
+    #[test]
+    fn reload_reads_the_file_again_and_keeps_nothing_on_error() {
+        let (dir, conf) = setup("");
+        let rt = runtime(&conf);
+        assert_eq!(rt.config.timeout, Duration::from_secs(600));
+        let text = fs::read_to_string(&conf).expect("read");
+        fs::write(&conf, format!("{text}timeout = 42s\n")).expect("write");
+        let new = rt.reload().expect("reload");
+        assert_eq!(new.config.timeout, Duration::from_secs(42));
+        fs::write(&conf, "timeout = later\n").expect("write");
+        let err = rt.reload().err().expect("broken config refused");
+        assert!(err.to_string().contains("timeout"), "{err}");
+        drop(dir);
+    }
+
+    #[test]
+    fn open_maildrop_serves_the_templated_mailbox() {
+        let (dir, conf) = setup("");
+        fs::write(
+            dir.path().join("spool/alice"),
+            "From a@b Thu Nov 26 03:32:14 2026\nSubject: x\n\nhello\n",
+        )
+        .expect("mbox");
+        let rt = Arc::new(runtime(&conf));
+        let services = MboxServices::new(rt, PrivilegeMode::Thread);
+        let account = services.authenticate("alice", b"secret").expect("login");
+        let maildrop = services.open_maildrop(&account).expect("open");
+        assert_eq!(maildrop.messages().len(), 1);
+        assert!(services.authenticate("alice", b"wrong").is_err());
+    }
+}

@@ -99,20 +99,19 @@ pub fn remove_ranges(
         Journal::write(file, path, extent).map_err(|e| io_error("cannot journal", path, &e))?;
 
     if let Err(e) = shift(file, &ranges, extent).and_then(|()| {
-        fault::point("mailbox fsync after shift");
+        fault::point("mailbox fsync after shift")?;
         file.sync_all()
     }) {
         return Err(undo(file, path, journal, "rewrite", &e));
     }
-    let truncated = {
-        fault::point("truncate");
-        file.set_len(extent.new_len)
-    };
+    let truncated = { fault::point("truncate").and_then(|()| file.set_len(extent.new_len)) };
     if let Err(e) = truncated {
         return Err(undo(file, path, journal, "truncate", &e));
     }
-    fault::point("mailbox fsync after truncate");
-    file.sync_all()
+    // Past the truncate there is no way back (the removed bytes were never journalled): a
+    // failing fsync here reports an error although the new content is in place.
+    fault::point("mailbox fsync after truncate")
+        .and_then(|()| file.sync_all())
         .map_err(|e| io_error("cannot fsync", path, &e))?;
     // The commit is durable now; a failure to remove the journal only leaves work for the next
     // recovery, which will find the truncate done and delete it.
@@ -181,13 +180,15 @@ pub fn recover_logged(file: &File, path: &Path) -> Result<Recovery, StoreError> 
         .map_err(|e| io_error("cannot recover the commit journal of", path, &e))
 }
 
-/// Test hooks to crash a commit at a chosen step, compiled only with the `fault-injection`
-/// feature (the test build enables it; release builds do not have it).
+/// Test hooks to crash or fail a commit at a chosen step, compiled only with the
+/// `fault-injection` feature (the test build enables it; release builds do not have it).
 ///
-/// `MBOXPOPD_FAULT_AT=N` aborts the process at the N-th step (1-based) of journal writes,
-/// mailbox writes, fsyncs, the truncate and the unlinks; at a write step, half of the buffer is
-/// written first, to model a torn write. `MBOXPOPD_FAULT_CHUNK=B` shrinks the copy buffer so a
-/// small mailbox goes through many write steps. `MBOXPOPD_FAULT_LOG=1` prints each step.
+/// `MBOXPOPD_FAULT_AT=N` acts at the N-th step (1-based) of journal writes, mailbox writes,
+/// fsyncs, the truncate and the unlinks. By default it aborts the process (for the file system
+/// the same as SIGKILL); at a write step half of the buffer is written first, to model a torn
+/// write. With `MBOXPOPD_FAULT_MODE=enospc` the step fails with ENOSPC instead (after the same
+/// half write), to exercise the error paths. `MBOXPOPD_FAULT_CHUNK=B` shrinks the copy buffer
+/// so a small mailbox goes through many write steps. `MBOXPOPD_FAULT_LOG=1` prints each step.
 pub(crate) mod fault {
     use std::fs::File;
     use std::io;
@@ -195,6 +196,7 @@ pub(crate) mod fault {
 
     #[cfg(feature = "fault-injection")]
     mod imp {
+        use std::io;
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::OnceLock;
 
@@ -204,9 +206,14 @@ pub(crate) mod fault {
             std::env::var(name).ok()?.parse().ok()
         }
 
-        pub fn target() -> Option<u64> {
+        fn target() -> Option<u64> {
             static T: OnceLock<Option<u64>> = OnceLock::new();
             *T.get_or_init(|| env_u64("MBOXPOPD_FAULT_AT"))
+        }
+
+        fn fail_instead() -> bool {
+            static M: OnceLock<bool> = OnceLock::new();
+            *M.get_or_init(|| std::env::var("MBOXPOPD_FAULT_MODE").is_ok_and(|m| m == "enospc"))
         }
 
         pub fn chunk() -> Option<usize> {
@@ -215,7 +222,7 @@ pub(crate) mod fault {
                 .map(|c| c.max(1) as usize)
         }
 
-        /// Count a step; true when this one is to crash.
+        /// Count a step; true when this one is to fail.
         pub fn hit(name: &str) -> bool {
             let n = STEP.fetch_add(1, Ordering::SeqCst) + 1;
             if std::env::var_os("MBOXPOPD_FAULT_LOG").is_some() {
@@ -224,31 +231,35 @@ pub(crate) mod fault {
             target() == Some(n)
         }
 
-        pub fn crash(name: &str) -> ! {
-            eprintln!(
-                "fault injected at step {}: {name}",
-                STEP.load(Ordering::SeqCst)
-            );
+        /// Crash, or return the error the step fails with.
+        pub fn fail(name: &str) -> io::Error {
+            let step = STEP.load(Ordering::SeqCst);
+            if fail_instead() {
+                eprintln!("fault injected at step {step}: {name} fails with ENOSPC");
+                return io::Error::from_raw_os_error(libc::ENOSPC);
+            }
+            eprintln!("fault injected at step {step}: {name}");
             std::process::abort()
         }
     }
 
-    /// A crash point before a non-write step.
+    /// A fault point before a non-write step.
     #[inline]
-    pub fn point(_name: &str) {
+    pub fn point(_name: &str) -> io::Result<()> {
         #[cfg(feature = "fault-injection")]
         if imp::hit(_name) {
-            imp::crash(_name);
+            return Err(imp::fail(_name));
         }
+        Ok(())
     }
 
-    /// `write_all_at`, with a crash point that leaves a torn write.
+    /// `write_all_at`, with a fault point that leaves a torn write.
     #[inline]
     pub fn write_at(file: &File, buf: &[u8], off: u64) -> io::Result<()> {
         #[cfg(feature = "fault-injection")]
         if imp::hit("write") {
             let _ = file.write_all_at(&buf[..buf.len() / 2], off);
-            imp::crash("write");
+            return Err(imp::fail("write"));
         }
         file.write_all_at(buf, off)
     }

@@ -15,6 +15,20 @@
 //!
 //! Sizes are computed by running the very same encoder into a counting [`Sink`], so the size a
 //! client sees always equals the octets RETR sends before the terminating ".\r\n".
+//!
+//! CONTRACT (relied on by `mailbox`; extended with [`Sink`], [`Counter`], `feed_into`,
+//! `finish_into` and [`encode_bytes`]):
+//! ```ignore
+//! pub struct EncodeOptions { pub format: MboxFormat, pub top: Option<u64> }
+//! impl Encoder {
+//!     pub fn new(opts: EncodeOptions) -> Self;
+//!     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>);  // out grows by O(input)
+//!     pub fn finish(&mut self, out: &mut Vec<u8>);  // ensures final CRLF
+//!     pub fn done(&self) -> bool;                   // TOP limit reached: stop reading early
+//! }
+//! pub fn encode_to<R: Read, W: Write + ?Sized>(src: R, opts: EncodeOptions, out: &mut W) -> io::Result<u64>;
+//! pub fn transmit_size(message: &[u8], format: MboxFormat) -> u64;
+//! ```
 
 use std::io::{self, Read, Write};
 
@@ -431,4 +445,264 @@ pub fn encode_bytes(message: &[u8], opts: EncodeOptions) -> Vec<u8> {
     enc.feed(message, &mut out);
     enc.finish(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retr(msg: &[u8]) -> Vec<u8> {
+        encode_bytes(msg, EncodeOptions::retr(MboxFormat::Mboxo))
+    }
+
+    fn retr_rd(msg: &[u8]) -> Vec<u8> {
+        encode_bytes(msg, EncodeOptions::retr(MboxFormat::Mboxrd))
+    }
+
+    fn top(msg: &[u8], k: u64) -> Vec<u8> {
+        encode_bytes(
+            msg,
+            EncodeOptions {
+                format: MboxFormat::Mboxo,
+                top: Some(k),
+            },
+        )
+    }
+
+    /// Feed `msg` one byte at a time: the state machine must not depend on chunking.
+    fn retr_bytewise(msg: &[u8], opts: EncodeOptions) -> Vec<u8> {
+        let mut enc = Encoder::new(opts);
+        let mut out = Vec::new();
+        for b in msg {
+            enc.feed(std::slice::from_ref(b), &mut out);
+        }
+        enc.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn lf_and_crlf_become_crlf() {
+        assert_eq!(retr(b"A: b\n\nx\ny\n"), b"A: b\r\n\r\nx\r\ny\r\n");
+        assert_eq!(retr(b"A: b\r\n\r\nx\r\ny\r\n"), b"A: b\r\n\r\nx\r\ny\r\n");
+        assert_eq!(retr(b"A: b\r\n\nx\ny\r\n"), b"A: b\r\n\r\nx\r\ny\r\n");
+    }
+
+    #[test]
+    fn bare_cr_is_data() {
+        assert_eq!(retr(b"A: b\n\nx\ry\n"), b"A: b\r\n\r\nx\ry\r\n");
+        assert_eq!(retr(b"A: b\n\nx\r\r\n"), b"A: b\r\n\r\nx\r\r\n");
+        // A CR at the very end is data too, and the line is then closed.
+        assert_eq!(retr(b"A: b\n\nx\r"), b"A: b\r\n\r\nx\r\r\n");
+        assert_eq!(retr(b"A: b\n\r"), b"A: b\r\n\r\r\n");
+    }
+
+    #[test]
+    fn dots_are_stuffed() {
+        assert_eq!(
+            retr(b"A: b\n\n.\n..x\n.y\nz.\n"),
+            b"A: b\r\n\r\n..\r\n...x\r\n..y\r\nz.\r\n"
+        );
+        assert_eq!(retr(b".A: b\n\nx\n"), b"..A: b\r\n\r\nx\r\n");
+    }
+
+    #[test]
+    fn final_newline_is_added() {
+        assert_eq!(retr(b"A: b\n\nno newline"), b"A: b\r\n\r\nno newline\r\n");
+        assert_eq!(retr(b"A: b"), b"A: b\r\n");
+        assert_eq!(retr(b""), b"");
+        assert_eq!(retr(b"\n"), b"\r\n");
+    }
+
+    #[test]
+    fn private_headers_and_their_continuations_are_hidden() {
+        let msg = b"Subject: s\nStatus: RO\nX-Status: A\nX-Keywords: $Junk\n  more\nX-UID: 4\n\
+X-IMAP: 1 2\nX-IMAPbase: 1 2\ncontent-length: 5\nX-Other: o\n\tcont\nStatus : RO\n\nStatus: body\n";
+        assert_eq!(
+            retr(msg),
+            b"Subject: s\r\nX-Other: o\r\n\tcont\r\n\r\nStatus: body\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn long_header_names_are_not_private() {
+        let msg = b"X-Very-Long-Header-Name-Here: v\nContent-Lengthy: 3\n\nb\n";
+        assert_eq!(
+            retr(msg),
+            b"X-Very-Long-Header-Name-Here: v\r\nContent-Lengthy: 3\r\n\r\nb\r\n"
+        );
+    }
+
+    #[test]
+    fn hidden_last_header_without_newline() {
+        assert_eq!(retr(b"Subject: s\nStatus: RO"), b"Subject: s\r\n");
+    }
+
+    #[test]
+    fn mboxrd_unquotes_one_level() {
+        let msg = b"A: b\n\n>From x\n>>From y\n>>>From z\n>Fro\n>From\n> From a\nFrom b\n>>>>\n>";
+        assert_eq!(
+            retr_rd(msg),
+            b"A: b\r\n\r\nFrom x\r\n>From y\r\n>>From z\r\n>Fro\r\n>From\r\n> From a\r\nFrom b\r\n>>>>\r\n>\r\n"
+                .to_vec()
+        );
+        // mboxo leaves the body as stored.
+        assert_eq!(
+            retr(msg).len(),
+            msg.len() + msg.iter().filter(|&&b| b == b'\n').count() + 2
+        );
+    }
+
+    #[test]
+    fn top_sends_headers_blank_line_and_k_lines() {
+        let msg = b"A: b\nC: d\n\n1\n2\n3\n";
+        assert_eq!(top(msg, 0), b"A: b\r\nC: d\r\n\r\n");
+        assert_eq!(top(msg, 2), b"A: b\r\nC: d\r\n\r\n1\r\n2\r\n");
+        assert_eq!(top(msg, 99), retr(msg));
+        // No body, no blank line: the headers.
+        assert_eq!(top(b"A: b\nC: d\n", 0), b"A: b\r\nC: d\r\n");
+        assert_eq!(top(b"A: b\nC: d", 5), b"A: b\r\nC: d\r\n");
+        // The k-th line without a final newline.
+        assert_eq!(top(b"A: b\n\n1\n2", 2), b"A: b\r\n\r\n1\r\n2\r\n");
+    }
+
+    #[test]
+    fn top_stops_early() {
+        let mut enc = Encoder::new(EncodeOptions {
+            format: MboxFormat::Mboxo,
+            top: Some(1),
+        });
+        let mut out = Vec::new();
+        enc.feed(b"A: b\n\n1\n2\n", &mut out);
+        assert!(enc.done());
+        enc.feed(b"more\n", &mut out);
+        enc.finish(&mut out);
+        assert_eq!(out, b"A: b\r\n\r\n1\r\n");
+    }
+
+    #[test]
+    fn chunking_does_not_matter() {
+        let msgs: [&[u8]; 4] = [
+            b"Status: RO\r\nSubject: x\r\n\r\n>>From y\r\n.dot\r\nbare\rcr\r\nend\r",
+            b"X-Keywords: a\n b\nA: b\n\r\n>From \n>\n.\n",
+            b"Content-Length: 3\nSubject: a long subject line well past sixteen bytes\n\nabc",
+            b"A\nB\r\n\n\n.\r",
+        ];
+        for msg in msgs {
+            for format in [MboxFormat::Mboxo, MboxFormat::Mboxrd] {
+                for top in [None, Some(0), Some(1), Some(3)] {
+                    let opts = EncodeOptions { format, top };
+                    assert_eq!(
+                        retr_bytewise(msg, opts),
+                        encode_bytes(msg, opts),
+                        "{msg:?} {opts:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn size_equals_output_and_encode_to_streams() {
+        let mut msg = b"Subject: big\nStatus: O\n\n".to_vec();
+        for i in 0..20_000 {
+            msg.extend_from_slice(format!(".line {i}\r\n>From x\nlong\r").as_bytes());
+        }
+        for format in [MboxFormat::Mboxo, MboxFormat::Mboxrd] {
+            let mut out = Vec::new();
+            let n = encode_to(&msg[..], EncodeOptions::retr(format), &mut out).expect("in memory");
+            assert_eq!(n, out.len() as u64);
+            assert_eq!(n, transmit_size(&msg, format));
+            assert_eq!(out, encode_bytes(&msg, EncodeOptions::retr(format)));
+        }
+    }
+
+    #[test]
+    fn private_header_names() {
+        assert!(is_private_header(b"status"));
+        assert!(is_private_header(b"X-IMAPBASE"));
+        assert!(is_private_header(b"Content-Length \t"));
+        assert!(!is_private_header(b"X-UIDL"));
+        assert!(!is_private_header(b"Subject"));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Bytes rich in the characters the encoder cares about.
+        fn message_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(&b"\n"[..]),
+                Just(&b"\r\n"[..]),
+                Just(&b"\r"[..]),
+                Just(&b"."[..]),
+                Just(&b">"[..]),
+                Just(&b"From "[..]),
+                Just(&b"Status: RO"[..]),
+                Just(&b"X-Keywords:"[..]),
+                Just(&b" "[..]),
+                Just(&b"\t"[..]),
+                Just(&b"Subject: x"[..]),
+                Just(&b"\0\xff"[..]),
+                Just(&b"abc"[..]),
+            ];
+            prop::collection::vec(piece, 0..60).prop_map(|p| p.concat())
+        }
+
+        fn opts() -> impl Strategy<Value = EncodeOptions> {
+            (
+                prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
+                prop::option::of(0u64..5),
+            )
+                .prop_map(|(format, top)| EncodeOptions { format, top })
+        }
+
+        proptest! {
+            #[test]
+            fn chunking_never_changes_output(
+                msg in message_bytes(),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+                opts in opts(),
+            ) {
+                let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(msg.len() + 1)).collect();
+                cuts.sort_unstable();
+                let mut enc = Encoder::new(opts);
+                let mut out = Vec::new();
+                let mut prev = 0;
+                for c in cuts.into_iter().chain([msg.len()]) {
+                    enc.feed(&msg[prev..c], &mut out);
+                    prev = c;
+                }
+                enc.finish(&mut out);
+                prop_assert_eq!(&out, &encode_bytes(&msg, opts));
+            }
+
+            #[test]
+            fn output_is_well_formed_and_sized(msg in message_bytes(), opts in opts()) {
+                let out = encode_bytes(&msg, opts);
+                prop_assert!(out.is_empty() || out.ends_with(b"\r\n"));
+                for (i, &b) in out.iter().enumerate() {
+                    if b == b'\n' {
+                        prop_assert!(i > 0 && out[i - 1] == b'\r', "bare LF at {}", i);
+                    }
+                }
+                // Every line that starts with a dot was stuffed.
+                for line in out.split(|&b| b == b'\n') {
+                    if line.first() == Some(&b'.') {
+                        prop_assert!(line.starts_with(b".."));
+                    }
+                }
+                if opts.top.is_none() {
+                    prop_assert_eq!(out.len() as u64, transmit_size(&msg, opts.format));
+                    let mut w = Vec::new();
+                    prop_assert_eq!(encode_to(&msg[..], opts, &mut w).ok(), Some(out.len() as u64));
+                    prop_assert_eq!(w, out);
+                } else {
+                    // TOP output is a prefix of RETR output.
+                    let full = encode_bytes(&msg, EncodeOptions::retr(opts.format));
+                    prop_assert!(full.starts_with(&out));
+                }
+            }
+        }
+    }
 }

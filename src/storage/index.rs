@@ -39,6 +39,12 @@
 //!   interpretation running; if the length turns out wrong, that interpretation is used, so a
 //!   bad `Content-Length` never hides or merges messages. Messages found by that fallback scan
 //!   do not get their own `Content-Length` trusted.
+//!
+//! Differences from Dovecot 2.3, checked by hand on the same files: Dovecot also splits at a
+//! valid From_ line that does *not* follow an empty line (we keep such a line in the body: MDAs
+//! always write the empty line, and a body line is more likely than a missing separator), and
+//! when the file does not end with an empty line Dovecot drops the last message's final line
+//! end, where we keep it. Sizes and splits otherwise agree (see tests/fixtures/README.md).
 
 use std::io::{self, Read};
 
@@ -562,18 +568,18 @@ impl Indexer {
             .scan
             .as_mut()
             .ok_or_else(|| IndexError::Io(io::Error::other("indexer lost its current message")))?;
-        let was_in_headers = scan.current.in_headers;
+        if scan.blank.is_some() && scan.current.in_headers && self.open_cl() {
+            // The body starts with this fragment: judge it against the announced length.
+            return self.fragment(offset, frag, start, end);
+        }
+        let Some(scan) = self.scan.as_mut() else {
+            return Ok(());
+        };
         if let Some(f) = scan.release_blank(&self.opts, offset, frag, whole_line, true) {
             self.done.push(f);
             return Ok(());
         }
-        if was_in_headers && !scan.current.in_headers && self.open_cl() {
-            // The body starts with this fragment: judge it against the announced length.
-            return self.fragment(offset, frag, start, end);
-        }
-        if let Some(scan) = self.scan.as_mut() {
-            scan.push(offset, frag, start, whole_line);
-        }
+        scan.push(offset, frag, start, whole_line);
         Ok(())
     }
 
@@ -596,19 +602,29 @@ impl Indexer {
         Ok(())
     }
 
-    /// The current message's header section just ended: if it announces a Content-Length
-    /// that may be trusted, open a region. Returns whether one was opened.
+    /// An empty line is pending after the current message's header section. If the message
+    /// announces a Content-Length that may be trusted, that line ends the header section (it
+    /// is fed now) and a region opens whose fallback keeps it pending, as plain scanning would.
+    /// Returns whether a region was opened.
     fn open_cl(&mut self) -> bool {
-        let Some(scan) = self.scan.as_ref() else {
+        let Some(scan) = self.scan.as_mut() else {
             return false;
         };
-        let m = &scan.current;
-        if !m.content_length_allowed {
+        if !scan.current.content_length_allowed {
             return false;
         }
-        let (Some(body), Some(len)) = (m.body_offset, m.content_length()) else {
+        let Some(len) = scan.current.content_length() else {
             return false;
         };
+        let Some(blank) = scan.blank else {
+            return false;
+        };
+        let mut shadow = scan.clone();
+        // If the length proves wrong, the scanning interpretation takes over for good.
+        shadow.current.content_length_allowed = false;
+        scan.blank = None;
+        scan.current.feed(blank.offset, blank.bytes(), true);
+        let body = blank.offset + blank.bytes().len() as u64;
         self.cl = Some(ClRegion {
             target: body.saturating_add(len),
             phase: if len == 0 {
@@ -616,7 +632,7 @@ impl Indexer {
             } else {
                 ClPhase::Body
             },
-            shadow: scan.clone(),
+            shadow,
             shadow_done: Vec::new(),
         });
         true
@@ -641,15 +657,13 @@ impl Indexer {
         if let Some(scan) = self.scan.take() {
             self.done.push(scan.finish(length));
         }
-        let inputs: Vec<UidlInput> = self.done.iter().map(|f| f.uidl.clone()).collect();
+        let (mut messages, inputs): (Vec<IndexedMessage>, Vec<UidlInput>) =
+            self.done.into_iter().map(|f| (f.message, f.uidl)).unzip();
         let uidls = uidl::assign(self.opts.uidl, &inputs);
-        let mut messages: Vec<IndexedMessage> = Vec::with_capacity(self.done.len());
-        for (i, (f, u)) in self.done.into_iter().zip(uidls).enumerate() {
-            let mut m = f.message;
+        for (i, (m, u)) in messages.iter_mut().zip(uidls).enumerate() {
             m.uidl = u;
             // Only the first message can be the folder's pseudo message.
             m.hidden &= i == 0;
-            messages.push(m);
         }
         Index { messages, length }
     }
@@ -713,35 +727,530 @@ pub fn index_mbox<R: Read>(mut reader: R, opts: &IndexOptions) -> Result<Index, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::encode::transmit_size;
 
-    pub(crate) fn opts(format: MboxFormat) -> IndexOptions {
-        IndexOptions {
-            format,
-            uidl: UidlFormat::Native,
-        }
+    const F1: &str = "From a@example.org Thu Nov 26 03:32:14 2026";
+    const F2: &str = "From b@example.org Fri Nov 27 13:02:44 2026";
+
+    fn opts(format: MboxFormat, uidl: UidlFormat) -> IndexOptions {
+        IndexOptions { format, uidl }
+    }
+
+    /// Index with every reader chunking we care about, check the invariants, return the index.
+    fn index_with(bytes: &[u8], o: IndexOptions) -> Index {
+        let idx = index_mbox(bytes, &o).expect("indexes");
+        check_invariants(&idx, bytes, o.format);
+        // One byte per read() call must give the very same index.
+        let slow = index_mbox(OneByte(bytes), &o).expect("indexes bytewise");
+        assert_eq!(slow, idx, "chunking changed the index");
+        idx
     }
 
     fn index(bytes: &[u8]) -> Index {
-        index_mbox(bytes, &opts(MboxFormat::Mboxo)).expect("indexes")
+        index_with(bytes, opts(MboxFormat::Mboxo, UidlFormat::Native))
+    }
+
+    fn content<'a>(bytes: &'a [u8], m: &IndexedMessage) -> &'a [u8] {
+        &bytes[m.header_offset as usize..m.end_offset as usize]
+    }
+
+    pub(crate) fn check_invariants(idx: &Index, bytes: &[u8], format: MboxFormat) {
+        assert_eq!(idx.length, bytes.len() as u64);
+        for (i, m) in idx.messages.iter().enumerate() {
+            assert!(m.from_offset < m.header_offset);
+            assert!(m.header_offset <= m.end_offset);
+            assert!(m.end_offset <= m.next_offset);
+            let next = idx
+                .messages
+                .get(i + 1)
+                .map_or(idx.length, |n| n.from_offset);
+            assert_eq!(
+                m.next_offset, next,
+                "message {i} is followed by the next one"
+            );
+            let from = &bytes[m.from_offset as usize..];
+            assert!(from.starts_with(&m.from_line));
+            assert!(m.from_line.starts_with(b"From "));
+            // Only an empty line may lie between the content and the next message.
+            let gap = &bytes[m.end_offset as usize..m.next_offset as usize];
+            assert!(
+                gap.is_empty() || gap == b"\n" || gap == b"\r\n",
+                "gap {gap:?}"
+            );
+            assert_eq!(
+                m.size,
+                transmit_size(content(bytes, m), format),
+                "message {i} size"
+            );
+            assert!(crate::storage::uidl::is_valid_uidl(m.uidl.as_bytes()));
+        }
+        let mut uidls: Vec<&str> = idx.messages.iter().map(|m| m.uidl.as_str()).collect();
+        uidls.sort_unstable();
+        uidls.dedup();
+        assert_eq!(uidls.len(), idx.messages.len(), "UIDLs are unique");
+    }
+
+    /// A reader that returns one byte per call.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match (self.0.split_first(), buf.is_empty()) {
+                (Some((&b, rest)), false) => {
+                    buf[0] = b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
     }
 
     #[test]
-    fn smoke_two_messages() {
-        let mbox = b"From a@b Thu Nov 26 03:32:14 2026\nSubject: one\n\nbody 1\n\nFrom c@d Thu Nov 26 03:33:14 2026\nSubject: two\nStatus: RO\n\nbody 2\n\n";
-        let idx = index(mbox);
+    fn from_line_rule() {
+        for ok in [
+            "From a@b Thu Nov 26 03:32:14 2026",
+            "From a@b Thu Nov 26 03:32:14 2026\n",
+            "From a@b Thu Nov 26 03:32:14 2026\r\n",
+            "From MAILER-DAEMON Thu Nov  6 03:32:14 2026",
+            "From <> Thu Nov 26 03:32 2026",
+            "From a@b Thu Nov 26 03:32:14 UTC 2026",
+            "From a@b Thu Nov 26 03:32:14 +0100 2026",
+            "From a@b Thu Nov 26 03:32:14 2026 +0100",
+            "From a@b  Thu Nov 26 03:32:14 2026",
+            "From  Thu Nov 26 03:32:14 2026",
+            "From \"quoted name\"@b Thu Nov 26 03:32:14 2026",
+            "From a@b thu nov 26 3:32:14 26 remote from uucp",
+        ] {
+            assert!(is_from_line(ok.as_bytes()), "{ok:?}");
+        }
+        for bad in [
+            "From here on, we agree.",
+            "From a@b",
+            "From a@b Thu Nov 26 2026",
+            "From a@b Thu Nov 32 03:32:14 2026",
+            "From a@b Thu Nov 26 03:32:14",
+            "From a@b Thu Nov 26 3:2:14 2026",
+            "From a@b Nov Thu 26 03:32:14 2026",
+            "from a@b Thu Nov 26 03:32:14 2026",
+            ">From a@b Thu Nov 26 03:32:14 2026",
+            "From: a@b Thu Nov 26 03:32:14 2026 x",
+        ] {
+            // "From:" has no space after "From": it is a header, never a From_ line.
+            assert!(!is_from_line(bad.as_bytes()), "{bad:?}");
+        }
+        let long = format!("From a@b {} Thu Nov 26 03:32:14 2026", "x".repeat(5000));
+        assert!(!is_from_line(long.as_bytes()));
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_maildrop() {
+        let idx = index(b"");
+        assert!(idx.messages.is_empty());
+        assert_eq!(idx.length, 0);
+    }
+
+    #[test]
+    fn not_an_mbox() {
+        for bad in [
+            &b"Subject: hi\n\nbody\n"[..],
+            b"\n\nhello\n",
+            b"\0\0\0",
+            b"From",
+            b" From a@b Thu Nov 26 03:32:14 2026\n",
+        ] {
+            let err = index_mbox(bad, &opts(MboxFormat::Mboxo, UidlFormat::Native));
+            assert!(matches!(err, Err(IndexError::NotMbox(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn leading_empty_lines_are_skipped() {
+        let mbox = format!("\n\r\n{F1}\nA: b\n\nx\n");
+        let idx = index(mbox.as_bytes());
+        assert_eq!(idx.messages.len(), 1);
+        assert_eq!(idx.messages[0].from_offset, 3);
+    }
+
+    #[test]
+    fn first_line_needs_only_the_from_prefix() {
+        let idx = index(b"From nobody\nA: b\n\nx\n");
+        assert_eq!(idx.messages.len(), 1);
+    }
+
+    #[test]
+    fn separators_and_offsets() {
+        let mbox =
+            format!("{F1}\nA: 1\n\nbody 1\n\n{F2}\nA: 2\n\nbody 2\n\n\n{F1}\nA: 3\n\nbody 3\n");
+        let b = mbox.as_bytes();
+        let idx = index(b);
+        assert_eq!(idx.messages.len(), 3);
+        assert_eq!(content(b, &idx.messages[0]), b"A: 1\n\nbody 1\n");
+        // Two empty lines: the first is content, the second the separator.
+        assert_eq!(content(b, &idx.messages[1]), b"A: 2\n\nbody 2\n\n");
+        // No trailing separator at EOF: the content runs to the end.
+        assert_eq!(content(b, &idx.messages[2]), b"A: 3\n\nbody 3\n");
+        assert_eq!(idx.messages[2].next_offset, b.len() as u64);
+        assert_eq!(idx.messages[0].from_line, format!("{F1}\n").as_bytes());
+    }
+
+    #[test]
+    fn from_lines_in_bodies() {
+        // Not after an empty line, or not a valid From_ line: no split.
+        let mbox = format!(
+            "{F1}\nA: 1\n\nbody\n{F2}\n\nFrom here on, we agree.\n\n>From quoted\n\n{F2}\nA: 2\n\nb\n"
+        );
+        let idx = index(mbox.as_bytes());
         assert_eq!(idx.messages.len(), 2);
-        let m = &idx.messages[0];
-        assert_eq!(
-            &mbox[m.header_offset as usize..m.end_offset as usize],
-            b"Subject: one\n\nbody 1\n"
+        assert!(content(mbox.as_bytes(), &idx.messages[0]).ends_with(b">From quoted\n"));
+    }
+
+    #[test]
+    fn crlf_and_mixed_files() {
+        let mbox = format!(
+            "{F1}\r\nA: 1\r\n\r\nx\r\n\r\n{F2}\r\nA: 2\n\ny\r\n\n{F1}\nA: 3\r\n\r\nz\r\n\r\n"
         );
-        assert_eq!(m.size, "Subject: one\r\n\r\nbody 1\r\n".len() as u64);
-        let m = &idx.messages[1];
-        assert_eq!(m.next_offset, mbox.len() as u64);
+        let b = mbox.as_bytes();
+        let idx = index(b);
+        assert_eq!(idx.messages.len(), 3);
+        assert_eq!(content(b, &idx.messages[0]), b"A: 1\r\n\r\nx\r\n");
+        assert_eq!(content(b, &idx.messages[1]), b"A: 2\n\ny\r\n");
+        assert_eq!(content(b, &idx.messages[2]), b"A: 3\r\n\r\nz\r\n");
+        for m in &idx.messages {
+            assert_eq!(m.size, 11);
+        }
+    }
+
+    #[test]
+    fn missing_final_newline() {
+        let mbox = format!("{F1}\nA: 1\n\nx\n\n{F2}\nA: 2\n\nlast line");
+        let b = mbox.as_bytes();
+        let idx = index(b);
+        assert_eq!(idx.messages.len(), 2);
+        assert_eq!(content(b, &idx.messages[1]), b"A: 2\n\nlast line");
         assert_eq!(
-            &mbox[m.header_offset as usize..m.end_offset as usize],
-            b"Subject: two\nStatus: RO\n\nbody 2\n"
+            idx.messages[1].size,
+            "A: 2\r\n\r\nlast line\r\n".len() as u64
         );
-        assert_eq!(m.size, "Subject: two\r\n\r\nbody 2\r\n".len() as u64);
+        // A file that is just a From_ line, without newline.
+        let idx = index(F1.as_bytes());
+        assert_eq!(idx.messages.len(), 1);
+        assert_eq!(idx.messages[0].size, 0);
+    }
+
+    #[test]
+    fn nul_bytes_and_invalid_utf8() {
+        let mut mbox = format!("{F1}\nSubject: \u{e9}t\u{e9}\n").into_bytes();
+        mbox.extend_from_slice(b"X-Bin: \xff\xfe\x00\x01\n\n\x00\x00\n\xc3\x28 bad\n\n");
+        mbox.extend_from_slice(format!("{F2}\nA: 2\n\n\x00\n").as_bytes());
+        let idx = index(&mbox);
+        assert_eq!(idx.messages.len(), 2);
+    }
+
+    #[test]
+    fn very_long_lines() {
+        // 3 MiB without a newline, in the headers and in the body, and one exactly a block long.
+        let long = vec![b'x'; 3 << 20];
+        let mut mbox = format!("{F1}\nSubject: ").into_bytes();
+        mbox.extend_from_slice(&long);
+        mbox.extend_from_slice(b"\nStatus: RO");
+        mbox.extend_from_slice(&long);
+        mbox.extend_from_slice(b"\n\n");
+        mbox.extend_from_slice(&long);
+        mbox.extend_from_slice(format!("\n\n{F2}\nA: 2\n\n").as_bytes());
+        mbox.extend_from_slice(&vec![b'.'; BLOCK]);
+        mbox.extend_from_slice(b"\n\n");
+        let o = opts(MboxFormat::Mboxo, UidlFormat::Native);
+        let idx = index_mbox(&mbox[..], &o).expect("indexes");
+        check_invariants(&idx, &mbox, o.format);
+        assert_eq!(idx.messages.len(), 2);
+        let expected = "Subject: ".len() + long.len() + 2 + 2 + long.len() + 2;
+        assert_eq!(idx.messages[0].size, expected as u64);
+        assert_eq!(idx.messages[1].size, (6 + 2 + BLOCK + 1 + 2) as u64);
+    }
+
+    #[test]
+    fn content_length_trusted_when_it_lands_on_a_from_line() {
+        // mboxcl2: an unquoted From_ line inside the body, after an empty line.
+        let body = format!("one\n\n{F2}\nnot a new message\n");
+        let mbox = format!(
+            "{F1}\nContent-Length: {}\nA: 1\n\n{body}\n{F2}\nA: 2\n\nb\n",
+            body.len()
+        );
+        let b = mbox.as_bytes();
+        let idx = index(b);
+        assert_eq!(idx.messages.len(), 2);
+        assert!(content(b, &idx.messages[0]).ends_with(b"not a new message\n"));
+        // At EOF, with and without the trailing separator.
+        for tail in ["\n", ""] {
+            let mbox = format!("{F1}\nContent-Length: {}\n\n{body}{tail}", body.len());
+            let idx = index(mbox.as_bytes());
+            assert_eq!(idx.messages.len(), 1, "{tail:?}");
+        }
+        // Zero length, empty body.
+        let mbox = format!("{F1}\nContent-Length: 0\n\n\n{F2}\nA: 2\n\nb\n");
+        assert_eq!(index(mbox.as_bytes()).messages.len(), 2);
+        // A body without a final newline at EOF.
+        let mbox = format!("{F1}\nContent-Length: 3\n\nabc");
+        let idx = index(mbox.as_bytes());
+        assert_eq!(idx.messages.len(), 1);
+        assert_eq!(
+            content(mbox.as_bytes(), &idx.messages[0]),
+            b"Content-Length: 3\n\nabc"
+        );
+    }
+
+    #[test]
+    fn wrong_content_length_falls_back_to_scanning() {
+        let body = format!("one\n\n{F2}\nsecond\n");
+        for len in [
+            0,
+            1,
+            4,
+            5,
+            body.len() - 1,
+            body.len() + 1,
+            body.len() + 50,
+            1 << 40,
+        ] {
+            let mbox = format!("{F1}\nContent-Length: {len}\nA: 1\n\n{body}\n{F2}\nA: 3\n\nc\n");
+            let b = mbox.as_bytes();
+            let idx = index(b);
+            assert_eq!(idx.messages.len(), 3, "length {len}");
+            assert_eq!(
+                content(b, &idx.messages[0]),
+                format!("Content-Length: {len}\nA: 1\n\none\n").as_bytes()
+            );
+            assert_eq!(content(b, &idx.messages[1]), b"second\n");
+        }
+        // Lands on a line start, but no From_ line follows the empty line.
+        let mbox = format!("{F1}\nContent-Length: 4\n\none\n\nnot from\n\n{F2}\nA: 2\n\nb\n");
+        let idx = index(mbox.as_bytes());
+        assert_eq!(idx.messages.len(), 2);
+        assert!(content(mbox.as_bytes(), &idx.messages[0]).ends_with(b"not from\n"));
+    }
+
+    #[test]
+    fn content_length_body_starting_with_a_from_line() {
+        // mboxcl2: the body's first line is a valid From_ line right after the header section.
+        let body = format!("{F2}\nforwarded\n");
+        let mbox = format!(
+            "{F1}\nContent-Length: {}\n\n{body}\n{F2}\nA: 2\n\nb\n",
+            body.len()
+        );
+        let b = mbox.as_bytes();
+        let idx = index(b);
+        assert_eq!(idx.messages.len(), 2);
+        assert!(content(b, &idx.messages[0]).ends_with(body.as_bytes()));
+        // Same shape, but the length is wrong: scanning splits at that From_ line.
+        let mbox = format!("{F1}\nContent-Length: 999\n\n{body}\n{F2}\nA: 2\n\nb\n");
+        let b = mbox.as_bytes();
+        let idx = index(b);
+        assert_eq!(idx.messages.len(), 3);
+        assert_eq!(content(b, &idx.messages[0]), b"Content-Length: 999\n");
+    }
+
+    #[test]
+    fn content_length_of_fallback_messages_is_not_trusted() {
+        // The first length is wrong; the second message (found by scanning) announces a length
+        // that would swallow the third; it is not trusted, so the third is still found.
+        let mbox = format!(
+            "{F1}\nContent-Length: 2\n\nabc\n\n{F2}\nContent-Length: 1000\n\nx\n\n{F1}\nA: 3\n\ny\n"
+        );
+        assert_eq!(index(mbox.as_bytes()).messages.len(), 3);
+    }
+
+    #[test]
+    fn pseudo_message_is_hidden() {
+        let pseudo = format!(
+            "{F1}\nDate: Thu, 26 Nov 2026 03:32:14 +0000\nFrom: Mail System Internal Data <MAILER-DAEMON@h>\n\
+Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1700000000 0000000003\nStatus: RO\n\n\
+This text is part of the internal format of your mail folder.\n\n"
+        );
+        let mbox = format!("{pseudo}{F2}\nX-UID: 2\nA: 2\n\nb\n\n{F2}\nX-UID: 3\n\nc\n");
+        let idx = index_with(mbox.as_bytes(), opts(MboxFormat::Mboxo, UidlFormat::Imap));
+        assert_eq!(idx.messages.len(), 3);
+        assert!(idx.messages[0].hidden);
+        assert!(!idx.messages[1].hidden && !idx.messages[2].hidden);
+        assert_eq!(
+            idx.messages[1].uidl,
+            format!("{:08x}{:08x}", 1_700_000_000u32, 2)
+        );
+        assert_eq!(
+            idx.messages[2].uidl,
+            format!("{:08x}{:08x}", 1_700_000_000u32, 3)
+        );
+        // Only the first message can be the pseudo message.
+        let mbox = format!("{F2}\nA: 1\n\nx\n\n{pseudo}");
+        let idx = index(mbox.as_bytes());
+        assert!(!idx.messages[1].hidden);
+    }
+
+    #[test]
+    fn imap_scheme_with_x_imapbase_and_fallback() {
+        let mbox = format!(
+            "{F1}\nX-IMAPbase: 1234 0000000010 $Junk\nX-UID: 7\n\na\n\n{F2}\nA: 2\n\nb\n\n{F2}\nX-UID: 7\n\nc\n"
+        );
+        let idx = index_with(mbox.as_bytes(), opts(MboxFormat::Mboxo, UidlFormat::Imap));
+        assert!(!idx.messages[0].hidden);
+        assert_eq!(idx.messages[0].uidl, "000004d200000007");
+        assert_eq!(idx.messages[1].uidl.len(), 32, "no X-UID: native");
+        assert_eq!(
+            idx.messages[2].uidl, "000004d200000007-2",
+            "a repeated X-UID stays unique"
+        );
+    }
+
+    #[test]
+    fn x_uidl_scheme() {
+        let mbox = format!(
+            "{F1}\nX-UIDL: abc123\n\na\n\n{F2}\nX-UIDL:   abc123  \n\nforged copy\n\n{F2}\nX-UIDL: bad value\n\nc\n\n{F1}\nx-uidl: 0123456789\n\t\n\nd\n"
+        );
+        let idx = index_with(mbox.as_bytes(), opts(MboxFormat::Mboxo, UidlFormat::XUidl));
+        let u: Vec<&str> = idx.messages.iter().map(|m| m.uidl.as_str()).collect();
+        assert_eq!(u[0], "abc123");
+        assert_eq!(u[1], "abc123-2");
+        assert_eq!(u[2].len(), 32);
+        assert_eq!(u[3], "0123456789");
+    }
+
+    #[test]
+    fn native_uidl_is_stable_and_unique() {
+        let m1 = format!("{F1}\nSubject: 1\n\nsame\n");
+        let m2 = format!("{F2}\nSubject: 2\n\nother\n");
+        let o = opts(MboxFormat::Mboxo, UidlFormat::Native);
+        let uidls = |s: &str| -> Vec<String> {
+            index_with(s.as_bytes(), o)
+                .messages
+                .into_iter()
+                .map(|m| m.uidl)
+                .collect()
+        };
+        let base = uidls(&format!("{m1}\n{m2}\n{m1}\n"));
+        assert_eq!(
+            base[2],
+            format!("{}-2", base[0]),
+            "identical copies get a suffix"
+        );
+        // Another program rewrote flags and IMAP state: UIDLs unchanged.
+        let flagged = m1.replace(
+            "Subject: 1\n",
+            "Subject: 1\nStatus: RO\nX-Status: A\nX-Keywords: k\n  k2\nX-UID: 9\n",
+        );
+        assert_eq!(uidls(&format!("{flagged}\n{m2}\n{m1}\n")), base);
+        // Deleting the middle message changes nobody else's UIDL.
+        assert_eq!(
+            uidls(&format!("{m1}\n{m1}\n")),
+            [base[0].clone(), base[2].clone()]
+        );
+        // The mbox format setting does not change native UIDLs.
+        let rd = index_with(
+            format!("{m1}\n{m2}\n{m1}\n").as_bytes(),
+            opts(MboxFormat::Mboxrd, UidlFormat::Native),
+        );
+        assert_eq!(
+            rd.messages
+                .iter()
+                .map(|m| m.uidl.clone())
+                .collect::<Vec<_>>(),
+            base
+        );
+        // A different From_ line (another delivery) is another message.
+        let other = uidls(&format!("{}\n", m1.replace(F1, F2)));
+        assert_ne!(other[0], base[0]);
+    }
+
+    #[test]
+    fn mboxrd_sizes_count_unquoted_lines() {
+        let mbox = format!("{F1}\nA: 1\n\n>From x\n>>From y\n\n");
+        let b = mbox.as_bytes();
+        let rd = index_with(b, opts(MboxFormat::Mboxrd, UidlFormat::Native));
+        let o = index_with(b, opts(MboxFormat::Mboxo, UidlFormat::Native));
+        assert_eq!(rd.messages[0].size + 2, o.messages[0].size);
+    }
+
+    #[test]
+    fn io_errors_are_reported() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        let err = index_mbox(Failing, &opts(MboxFormat::Mboxo, UidlFormat::Native));
+        assert!(matches!(err, Err(IndexError::Io(_))));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A reader returning the data in the given chunk sizes (cycled).
+        struct Chunked<'a> {
+            data: &'a [u8],
+            sizes: Vec<usize>,
+            n: usize,
+        }
+
+        impl Read for Chunked<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let want = self.sizes[self.n % self.sizes.len()];
+                self.n += 1;
+                let k = want.min(buf.len()).min(self.data.len());
+                buf[..k].copy_from_slice(&self.data[..k]);
+                self.data = &self.data[k..];
+                Ok(k)
+            }
+        }
+
+        fn mbox_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(&b"\n"[..]),
+                Just(&b"\r\n"[..]),
+                Just(&b"\n\n"[..]),
+                Just(&b"\nFrom a@b Thu Nov 26 03:32:14 2026\n"[..]),
+                Just(&b"\n\r\nFrom c@d Fri Nov 27 13:02:44 2026\r\n"[..]),
+                Just(&b"From x\n"[..]),
+                Just(&b"Content-Length: 3\n"[..]),
+                Just(&b"Content-Length: 0\n"[..]),
+                Just(&b"Content-Length: 40\n"[..]),
+                Just(&b"X-UIDL: u1\n"[..]),
+                Just(&b"X-IMAP: 1 2\n"[..]),
+                Just(&b"Status: RO\n"[..]),
+                Just(&b">From "[..]),
+                Just(&b".\r"[..]),
+                Just(&b"abc"[..]),
+                Just(&b"\0\xff"[..]),
+            ];
+            prop::collection::vec(piece, 0..50).prop_map(|p| {
+                let mut v = b"From first@x Thu Nov 26 03:32:14 2026\n".to_vec();
+                v.extend(p.concat());
+                v
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_index_consistently(
+                data in mbox_bytes(),
+                sizes in prop::collection::vec(1usize..64, 1..5),
+                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
+                uidl in prop_oneof![
+                    Just(UidlFormat::Native),
+                    Just(UidlFormat::Popa3d),
+                    Just(UidlFormat::DovecotMd5),
+                    Just(UidlFormat::XUidl),
+                    Just(UidlFormat::Imap),
+                ],
+            ) {
+                let o = opts(format, uidl);
+                let idx = index_mbox(&data[..], &o).expect("a From_ line first: always an mbox");
+                check_invariants(&idx, &data, format);
+                prop_assert!(!idx.messages.is_empty());
+                prop_assert_eq!(idx.messages[0].from_offset, 0);
+                let chunked = Chunked { data: &data, sizes, n: 0 };
+                prop_assert_eq!(index_mbox(chunked, &o).expect("indexes"), idx);
+            }
+        }
     }
 }

@@ -162,7 +162,7 @@ impl Journal {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        if let Err(e) = sync_dir_of(&path) {
+        if let Err(e) = fault::point("journal directory fsync").and_then(|()| sync_dir_of(&path)) {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
@@ -188,7 +188,7 @@ impl Journal {
         }
         let sum: [u8; 32] = h.finalize().into();
         fault::write_at(file, &sum, out)?;
-        fault::point("journal fsync");
+        fault::point("journal fsync")?;
         file.sync_all()
     }
 
@@ -206,9 +206,9 @@ impl Journal {
     /// cannot be undone by a crash into a journal that would roll back a finished commit... which
     /// recovery would detect anyway (the tail digest no longer matches after the truncate).
     pub fn remove(self) -> io::Result<()> {
-        fault::point("journal unlink");
+        fault::point("journal unlink")?;
         fs::remove_file(&self.path)?;
-        fault::point("directory fsync after unlink");
+        fault::point("directory fsync after unlink")?;
         sync_dir_of(&self.path)
     }
 }
@@ -225,7 +225,7 @@ fn roll_back(journal: &Path, header: &Header, mailbox: &File) -> io::Result<()> 
         fault::write_at(mailbox, &buf[..n], pos)?;
         pos += n as u64;
     }
-    fault::point("mailbox fsync after roll-back");
+    fault::point("mailbox fsync after roll-back")?;
     mailbox.sync_all()
 }
 
@@ -351,7 +351,7 @@ pub fn recover(mailbox: &File, mailbox_path: &Path) -> io::Result<Recovery> {
         );
         Recovery::AlreadyComplete
     };
-    fault::point("journal unlink after recovery");
+    fault::point("journal unlink after recovery")?;
     fs::remove_file(&path)?;
     sync_dir_of(&path)?;
     Ok(outcome)

@@ -548,6 +548,24 @@ mod tests {
     }
 
     #[test]
+    fn locks_are_released_when_a_panic_unwinds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("u");
+        let f = rw(&p);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _locks =
+                MdaLocks::acquire(&f, &p, true, &opts(300), Duration::from_secs(1)).expect("lock");
+            assert!(DotLock::path_for(&p).exists());
+            panic!("a session thread dies while holding the MDA locks");
+        }));
+        assert!(r.is_err());
+        assert!(!DotLock::path_for(&p).exists());
+        // The fcntl lock is free too: another open file description gets it at once.
+        let g = rw(&p);
+        assert!(FcntlLock::try_acquire(g, true).expect("fcntl").is_some());
+    }
+
+    #[test]
     fn unwritable_spool_dir_falls_back_to_fcntl_only() {
         if is_root() {
             // Root ignores directory permissions; the fallback cannot be provoked this way.

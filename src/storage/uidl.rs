@@ -17,6 +17,12 @@
 //!   (capital X only, as popa3d checks); the header section ends at a line that is exactly
 //!   "\n". Shown as digest bytes 3,2,1,0,7,6,5,4 in hex (16 digits). popa3d lets identical
 //!   messages collide; we add the occurrence suffix instead.
+//! - `dovecot-md5`: Dovecot's `pop3_uidl_format = %m` with `mbox_md5 = apop3d` (its default),
+//!   which is *not* popa3d's output: MD5 over the header *values* (after the colon and its
+//!   blanks, without line ends; folded lines keep their leading blanks) of the first
+//!   `Received` field, `Date`/`Message-ID` while no `Received` has been seen, and every
+//!   `Delivered-To` and `X-Delivery-ID` (names compared case-insensitively, blanks before the
+//!   colon ignored); 32 hex digits. Identical messages collide in Dovecot; we add the suffix.
 //! - `x-uidl`: the value of the first `X-UIDL:` header (qpopper, mailutils) when it is 1–70
 //!   characters in 0x21–0x7E; otherwise the native UIDL.
 //! - `imap`: `%08x%08x` of the UIDVALIDITY (`X-IMAPbase:`/`X-IMAP:` of the first message) and
@@ -27,7 +33,7 @@
 //! result would exceed 70 characters. A forged `X-UIDL` can therefore never shadow another
 //! message.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use md5::{Digest as _, Md5};
@@ -108,6 +114,113 @@ impl Popa3dHasher {
     }
 }
 
+/// What Dovecot's apop3d hash does with the lines of the current header field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DovecotField {
+    Ignored,
+    /// `Date`, `Message-ID`: hashed while no `Received` field has been seen.
+    BeforeReceived,
+    /// `Delivered-To`, `X-Delivery-ID`.
+    Always,
+    Received,
+}
+
+/// Dovecot's `mbox_md5 = apop3d` header hash (the `%m` of `pop3_uidl_format`), driven by line
+/// fragments of the message content.
+#[derive(Debug, Clone)]
+pub struct DovecotMd5Hasher {
+    md5: Md5,
+    header: bool,
+    field: DovecotField,
+    seen_received: bool,
+    /// The current field is the first `Received`: once it ends, later ones are ignored.
+    in_first_received: bool,
+}
+
+impl Default for DovecotMd5Hasher {
+    fn default() -> Self {
+        DovecotMd5Hasher {
+            md5: Md5::new(),
+            header: true,
+            field: DovecotField::Ignored,
+            seen_received: false,
+            in_first_received: false,
+        }
+    }
+}
+
+impl DovecotMd5Hasher {
+    /// Feed one fragment of message content (after the From_ line). `start`: the fragment
+    /// begins a line.
+    pub fn fragment(&mut self, line: &[u8], start: bool) {
+        if !self.header || line.is_empty() {
+            return;
+        }
+        let mut value = line;
+        if start {
+            if line == b"\n" || line == b"\r\n" {
+                self.header = false;
+                return;
+            }
+            if !matches!(line[0], b' ' | b'\t') {
+                // A new field: the first Received field (with its folded lines) is over.
+                if self.in_first_received {
+                    self.in_first_received = false;
+                    self.seen_received = true;
+                }
+                let (name, rest) = match memchr::memchr(b':', line) {
+                    Some(colon) => (&line[..colon], &line[colon + 1..]),
+                    None => (strip_eol(line), &b""[..]),
+                };
+                let name = name.trim_ascii_end();
+                let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+                self.field = if is(b"Date") || is(b"Message-ID") {
+                    DovecotField::BeforeReceived
+                } else if is(b"Delivered-To") || is(b"X-Delivery-ID") {
+                    DovecotField::Always
+                } else if is(b"Received") {
+                    DovecotField::Received
+                } else {
+                    DovecotField::Ignored
+                };
+                if self.field == DovecotField::Received && !self.seen_received {
+                    self.in_first_received = true;
+                }
+                let blanks = rest
+                    .iter()
+                    .take_while(|&&b| b == b' ' || b == b'\t')
+                    .count();
+                value = &rest[blanks..];
+            }
+        }
+        let hashed = match self.field {
+            DovecotField::Ignored => false,
+            DovecotField::BeforeReceived => !self.seen_received,
+            DovecotField::Always => true,
+            DovecotField::Received => self.in_first_received,
+        };
+        if hashed {
+            self.md5.update(strip_eol(value));
+        }
+    }
+
+    /// The UIDL Dovecot shows: the whole digest in lowercase hex.
+    pub fn finish(self) -> String {
+        let mut s = String::with_capacity(32);
+        for b in self.md5.finalize() {
+            let _ = write!(s, "{b:02x}");
+        }
+        s
+    }
+}
+
+fn strip_eol(line: &[u8]) -> &[u8] {
+    match line.strip_suffix(b"\n") {
+        Some(l) => l.strip_suffix(b"\r").unwrap_or(l),
+        None => line,
+    }
+}
+
 fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
     line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
@@ -117,6 +230,7 @@ fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
 pub struct MessageUidl {
     native: Sha256,
     popa3d: Option<Popa3dHasher>,
+    dovecot: Option<DovecotMd5Hasher>,
 }
 
 impl MessageUidl {
@@ -124,6 +238,7 @@ impl MessageUidl {
         MessageUidl {
             native: Sha256::new(),
             popa3d: (scheme == UidlFormat::Popa3d).then(Popa3dHasher::default),
+            dovecot: (scheme == UidlFormat::DovecotMd5).then(DovecotMd5Hasher::default),
         }
     }
 
@@ -140,6 +255,9 @@ impl MessageUidl {
         if let Some(p) = &mut self.popa3d {
             p.fragment(fragment, start);
         }
+        if let Some(d) = &mut self.dovecot {
+            d.fragment(fragment, start);
+        }
     }
 
     /// Close the message's inputs; `fields` are the header values the index pass captured.
@@ -152,6 +270,7 @@ impl MessageUidl {
         UidlInput {
             native,
             popa3d: self.popa3d.map(Popa3dHasher::finish),
+            dovecot_md5: self.dovecot.map(DovecotMd5Hasher::finish),
             x_uidl: fields.x_uidl.filter(|v| is_valid_uidl(v.as_bytes())),
             x_uid: fields.x_uid,
             uidvalidity: fields.uidvalidity,
@@ -175,6 +294,7 @@ pub struct UidlFields {
 pub struct UidlInput {
     pub native: String,
     pub popa3d: Option<String>,
+    pub dovecot_md5: Option<String>,
     pub x_uidl: Option<String>,
     pub x_uid: Option<u32>,
     pub uidvalidity: Option<u32>,
@@ -201,38 +321,45 @@ pub fn parse_u32(value: &[u8]) -> Option<u32> {
 pub fn assign(scheme: UidlFormat, inputs: &[UidlInput]) -> Vec<String> {
     let uidvalidity = inputs.first().and_then(|i| i.uidvalidity);
     let mut seen: HashSet<String> = HashSet::with_capacity(inputs.len());
+    // Next suffix to try per repeated base, so that many copies (or a flood of one forged
+    // X-UIDL) cost O(n), not O(n²).
+    let mut next_suffix: HashMap<String, u64> = HashMap::new();
     let mut out = Vec::with_capacity(inputs.len());
     for input in inputs {
         let base = match scheme {
             UidlFormat::Native => input.native.clone(),
             UidlFormat::Popa3d => input.popa3d.clone().unwrap_or_else(|| input.native.clone()),
+            UidlFormat::DovecotMd5 => input
+                .dovecot_md5
+                .clone()
+                .unwrap_or_else(|| input.native.clone()),
             UidlFormat::XUidl => input.x_uidl.clone().unwrap_or_else(|| input.native.clone()),
             UidlFormat::Imap => match (uidvalidity, input.x_uid) {
                 (Some(v), Some(u)) => format!("{v:08x}{u:08x}"),
                 _ => input.native.clone(),
             },
         };
-        let uidl = unique(base, &seen);
+        let uidl = unique(base, &seen, &mut next_suffix);
         seen.insert(uidl.clone());
         out.push(uidl);
     }
     out
 }
 
-fn unique(base: String, seen: &HashSet<String>) -> String {
+fn unique(base: String, seen: &HashSet<String>, next_suffix: &mut HashMap<String, u64>) -> String {
     if !seen.contains(&base) {
         return base;
     }
-    let mut n: u64 = 2;
+    let n = next_suffix.entry(base.clone()).or_insert(2);
     loop {
         let suffix = format!("-{n}");
         let keep = base.len().min(MAX_UIDL_LEN - suffix.len());
         // Bases are ASCII (validated or generated), so any byte index is a char boundary.
         let candidate = format!("{}{}", &base[..keep], suffix);
+        *n += 1;
         if !seen.contains(&candidate) {
             return candidate;
         }
-        n += 1;
     }
 }
 
@@ -244,6 +371,7 @@ mod tests {
         UidlInput {
             native: native.to_string(),
             popa3d: None,
+            dovecot_md5: None,
             x_uidl: None,
             x_uid: None,
             uidvalidity: None,
@@ -262,6 +390,14 @@ mod tests {
         d.x_uidl = Some("abc".into());
         let got = assign(UidlFormat::XUidl, &[a, b, c, d]);
         assert_eq!(got, ["abc", "abc-2", "abc-3", "abc-4"]);
+    }
+
+    #[test]
+    fn many_copies_are_linear() {
+        let inputs = vec![input("same"); 50_000];
+        let got = assign(UidlFormat::Native, &inputs);
+        assert_eq!(got[0], "same");
+        assert_eq!(got[49_999], "same-50000");
     }
 
     #[test]

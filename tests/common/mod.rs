@@ -352,6 +352,27 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts `cmd`, which must run a daemon listening on `addr` (e.g. the `make run` demo
+    /// script, which execs mboxpopd), with stderr going to `log`.
+    pub fn spawn(mut cmd: Command, addr: &str, log: PathBuf) -> Server {
+        let errf = File::create(&log).expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(errf))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let mut server = Server {
+            child: Some(child),
+            addr: addr.to_string(),
+            log,
+        };
+        if let Err(e) = server.wait_listening() {
+            panic!("{e}; log:\n{}", server.log());
+        }
+        server
+    }
+
     fn wait_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + PATIENCE;
         loop {

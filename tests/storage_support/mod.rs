@@ -122,3 +122,20 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// What a client must receive for a fixture message: CRLF, dot-stuffed, no From_ line.
+pub fn transmit(stored: &[u8]) -> Vec<u8> {
+    let body = &stored[memchr::memchr(b'\n', stored).expect("from line") + 1..];
+    // The blank separator line before the next From_ line is not part of the message.
+    let body = &body[..body.len() - 1];
+    let mut out = Vec::new();
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if line.starts_with(b".") {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}

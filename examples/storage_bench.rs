@@ -1,0 +1,177 @@
+//! Storage benchmark (not a test): index a large mailbox and commit single deletions at its
+//! start, middle and end, reporting wall time, bytes rewritten and peak memory.
+//!
+//! ```text
+//! cargo run --release --example storage_bench -- [DIR] [MESSAGES] [TOTAL_MIB]
+//! ```
+//! Defaults: a temporary directory under /var/tmp, 100000 messages, 1024 MiB. Results and the
+//! machine they came from are recorded in BENCHMARKS.md.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mboxpopd::config::{MboxFormat, UidlFormat};
+use mboxpopd::protocol::ports::Maildrop;
+use mboxpopd::storage::mailbox::{Mailbox, MailboxOptions};
+
+fn options() -> MailboxOptions {
+    MailboxOptions {
+        format: MboxFormat::Mboxo,
+        uidl: UidlFormat::Native,
+        hold_mda_locks: false,
+        dotlock_use_link: false,
+        dotlock_stale_age: Duration::from_secs(300),
+        lock_timeout: Duration::from_secs(30),
+        owner_uid: None,
+    }
+}
+
+/// Peak resident set size of this process so far (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Write a realistic spool: typical headers and 72-column body lines, `n` messages of about
+/// `total / n` bytes each.
+fn generate(path: &Path, n: u64, total: u64) -> std::io::Result<u64> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let per = total / n;
+    let line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\n";
+    let mut written = 0u64;
+    for i in 0..n {
+        let head = format!(
+            "From sender{i}@example.org Thu Nov 26 03:32:14 2026\n\
+             Received: from mx.example.org (mx.example.org [192.0.2.1]) by mail.example.net \
+             with ESMTP id {i:08X}; Thu, 26 Nov 2026 03:32:14 +0000\n\
+             Date: Thu, 26 Nov 2026 03:32:14 +0000\n\
+             From: Sender {i} <sender{i}@example.org>\n\
+             To: user@example.net\n\
+             Subject: benchmark message {i}\n\
+             Message-ID: <{i}.bench@example.org>\n\
+             Status: RO\n\n"
+        );
+        w.write_all(head.as_bytes())?;
+        let mut size = head.len() as u64;
+        while size + (line.len() as u64) < per - 1 {
+            w.write_all(line.as_bytes())?;
+            size += line.len() as u64;
+        }
+        w.write_all(b"\n")?;
+        written += size + 1;
+    }
+    w.flush()?;
+    w.get_ref().sync_all()?;
+    Ok(written)
+}
+
+/// Drop the file from the page cache (GNU dd: nocache with count=0 advises DONTNEED).
+fn drop_cache(path: &Path) {
+    let _ = Command::new("dd")
+        .arg(format!("if={}", path.display()))
+        .args(["iflag=nocache", "count=0", "status=none"])
+        .status();
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = args.get(1).map(PathBuf::from).unwrap_or_else(|| {
+        let d = std::env::temp_dir().join(format!("mboxpopd-bench-{}", std::process::id()));
+        fs::create_dir_all(&d).expect("bench dir");
+        d
+    });
+    let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let total: u64 = args
+        .get(3)
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1024)
+        * 1024
+        * 1024;
+    let path = dir.join("bench-user");
+
+    let t = Instant::now();
+    let size = generate(&path, n, total).expect("generate");
+    println!(
+        "generated {n} messages, {:.1} MiB in {:.2?}",
+        mib(size),
+        t.elapsed()
+    );
+
+    let opts = options();
+    let report = |what: &str, d: Duration, extra: String| {
+        println!(
+            "{what:<40} {:>9.3} s  {extra}  peak RSS {:.1} MiB",
+            d.as_secs_f64(),
+            peak_rss_kib() as f64 / 1024.0
+        );
+    };
+
+    // Index, cold cache and warm cache.
+    drop_cache(&path);
+    let t = Instant::now();
+    let mb = Mailbox::open(&path, &opts).expect("open");
+    let d = t.elapsed();
+    let count = mb.messages().len();
+    report(
+        "index (cold cache)",
+        d,
+        format!("{count} messages, {:.0} MiB/s", mib(size) / d.as_secs_f64()),
+    );
+    drop(mb);
+    let t = Instant::now();
+    let mb = Mailbox::open(&path, &opts).expect("open");
+    let d = t.elapsed();
+    report(
+        "index (warm cache)",
+        d,
+        format!("{:.0} MiB/s", mib(size) / d.as_secs_f64()),
+    );
+    drop(mb);
+
+    // Commits: last, middle, first (each on the spool the previous one left).
+    for (label, pick) in [("last", 2u8), ("middle", 1), ("first", 0)] {
+        let mut mb = Mailbox::open(&path, &opts).expect("open");
+        let len = mb.messages().len();
+        let victim = match pick {
+            0 => 0,
+            1 => len / 2,
+            _ => len - 1,
+        };
+        let before = fs::metadata(&path).expect("stat").len();
+        let t = Instant::now();
+        let r = mb.commit(&[victim]).expect("commit");
+        let d = t.elapsed();
+        let after = fs::metadata(&path).expect("stat").len();
+        assert!(after < before);
+        report(
+            &format!("commit deleting the {label} message"),
+            d,
+            format!(
+                "rewrote {:.1} MiB (journalled the same)",
+                mib(r.rewritten_bytes)
+            ),
+        );
+    }
+    println!(
+        "peak RSS overall: {:.1} MiB",
+        peak_rss_kib() as f64 / 1024.0
+    );
+    if args.get(1).is_none() {
+        let _ = fs::remove_dir_all(&dir);
+    } else {
+        let _ = fs::remove_file(&path);
+    }
+}
