@@ -535,10 +535,12 @@ fn validate(config: &TlsConfig, p: &Parsed) -> Result<CertificateInfo, TlsSetupE
             not_before: cert.not_before().to_string(),
         });
     }
-    let cert_key = cert.public_key().map_err(|e| TlsSetupError::BadCertificate {
-        path: config.cert.clone(),
-        detail: e.to_string(),
-    })?;
+    let cert_key = cert
+        .public_key()
+        .map_err(|e| TlsSetupError::BadCertificate {
+            path: config.cert.clone(),
+            detail: e.to_string(),
+        })?;
     if !cert_key.public_eq(&p.key) {
         return Err(TlsSetupError::KeyMismatch {
             cert: config.cert.clone(),
