@@ -188,6 +188,8 @@ impl TlsContext {
     /// already running, and handshakes already started, are not affected either way.
     pub fn reload(&self, config: &TlsConfig) -> Result<(), TlsSetupError> {
         let (acceptor, info) = build(config)?;
+        // The admin's confirmation that a renewal was picked up.
+        log::info!("TLS certificate reloaded: {}", info);
         // A poisoned lock only means a panic elsewhere while holding it; the value inside is
         // a whole acceptor either way, so recover it rather than stop serving TLS.
         *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
