@@ -132,6 +132,8 @@ fn sighup_serves_new_certificate_and_keeps_sessions() {
         new_der
     );
 
+    server.wait_log("TLS certificate reloaded: CN=renewed.localhost", 1);
+
     // The old session carries on.
     let retr = old.cmd("RETR 1");
     assert!(retr.starts_with("+OK"), "{retr}");
