@@ -50,7 +50,8 @@ install: build
 	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/mboxpopd
 	$(INSTALL) -m 0644 man/mboxpopd.8 $(DESTDIR)$(MANDIR)/man8/mboxpopd.8
 	$(INSTALL) -m 0644 man/mboxpopd.conf.5 $(DESTDIR)$(MANDIR)/man5/mboxpopd.conf.5
-	$(INSTALL) -m 0644 README.md etc/mboxpopd.conf etc/passwd.example etc/inetd.conf \
+	$(INSTALL) -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 0644 etc/mboxpopd.conf etc/passwd.example etc/inetd.conf \
 		$(DESTDIR)$(DOCDIR)/examples/
 	$(INSTALL) -m 0644 etc/xinetd.d/pop3 $(DESTDIR)$(DOCDIR)/examples/xinetd.d/pop3
 	$(INSTALL) -m 0644 etc/systemd/mboxpopd.service etc/systemd/mboxpopd.socket \

@@ -84,6 +84,9 @@ pub enum UidlFormat {
     /// same header fields as popa3d, 32 hex digits (not popa3d's output). Config value
     /// `dovecot-md5`.
     DovecotMd5,
+    /// Dovecot's default `pop3_uidl_format = %08Xu%08Xv`: X-UID first, then UIDVALIDITY (the
+    /// reverse of UW's order). Config value `dovecot-uid`.
+    DovecotUid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

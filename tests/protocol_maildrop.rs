@@ -378,3 +378,26 @@ fn a_large_message_streams_with_exact_size() {
     assert!(c.ok_multi("RETR 2") == wire(&body), "large RETR differs");
     c.quit();
 }
+
+#[test]
+fn a_mailbox_rewritten_by_another_program_ends_the_session_untouched() {
+    let f = Fixture::new();
+    f.write_mbox("alice", &mbox(&[MSG1, MSG2, MSG3]));
+    let mut c = f.inetd();
+    c.login("alice", "secret");
+    c.ok("DELE 1");
+    // mutt-style: write a new file and rename it over the mailbox (new inode, message 2 gone).
+    let rewritten = mbox(&[MSG1, MSG3]);
+    let tmp = f.path().join("spool").join(".alice.tmp");
+    fs::write(&tmp, &rewritten).unwrap();
+    fs::rename(&tmp, f.mailbox("alice")).unwrap();
+    let r = c.cmd("RETR 2");
+    assert!(
+        r.starts_with("-ERR [SYS/TEMP]"),
+        "served from a replaced mailbox: {r}"
+    );
+    c.expect_eof();
+    c.wait();
+    assert_eq!(show(&f.read_mbox("alice")), show(&rewritten));
+    assert_eq!(f.spool_leftovers(), Vec::<String>::new());
+}
