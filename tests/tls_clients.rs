@@ -32,6 +32,8 @@ fn assert_session(out: &str) {
     let stat = format!("+OK 2 {}", crlf(MSG1).len() + crlf(MSG2).len());
     assert!(out.contains(&stat), "no {stat:?} in:\n{out}");
     assert!(out.contains("Hello over TLS."), "{out}");
+    // Dot-stuffed on the wire (s_client shows the raw bytes); the size above is un-stuffed.
+    assert!(out.contains("\n..a line starting with a dot"), "{out}");
 }
 
 #[test]

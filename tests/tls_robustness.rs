@@ -132,10 +132,16 @@ fn sighup_serves_new_certificate_and_keeps_sessions() {
         new_der
     );
 
+    server.wait_log("TLS certificate reloaded: CN=renewed.localhost", 1);
+
     // The old session carries on.
     let retr = old.cmd("RETR 1");
     assert!(retr.starts_with("+OK"), "{retr}");
-    assert_eq!(old.multiline().concat(), crlf(MSG1));
+    // On the wire the dot line is stuffed.
+    assert_eq!(
+        old.multiline().concat(),
+        crlf(MSG1).replace("\r\n.a", "\r\n..a")
+    );
     assert!(old.cmd("QUIT").starts_with("+OK"));
 
     // A broken renewal keeps the current certificate and the daemon.
@@ -149,5 +155,34 @@ fn sighup_serves_new_certificate_and_keeps_sessions() {
     assert_eq!(
         tls.peer_certificate().unwrap().unwrap().to_der().unwrap(),
         new_der
+    );
+}
+
+#[test]
+fn inetd_handshake_timeout_ends_the_process() {
+    // Over pipes there are no socket timeouts: the deadline is enforced with poll(2).
+    let mut setup = Setup::new();
+    setup.config("handshake_timeout = 1s");
+    let started = Instant::now();
+    let mut pipes = setup.inetd(&["-T"]);
+    while pipes.child.try_wait().expect("try_wait").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "mboxpopd -i -T still waiting for a handshake"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    // Same after STLS: the client answers "+OK Begin TLS" with silence.
+    let started = Instant::now();
+    let mut c = Client::new(setup.inetd(&[]));
+    c.line();
+    assert!(c.cmd("STLS").starts_with("+OK"));
+    assert!(c.closed());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "{waited:?}"
     );
 }

@@ -156,3 +156,39 @@ fn inetd_implicit_tls_with_plaintext_client_ends_quietly() {
     // No greeting in plaintext, just the end of the process.
     assert!(c.closed());
 }
+
+/// What inetd really hands over: a connected TCP socket as stdin and stdout.
+#[test]
+fn inetd_implicit_tls_on_a_real_socket() {
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Command, Stdio};
+
+    let setup = Setup::new();
+    let conf = setup.write_config("127.0.0.1:1", "");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server_side, _) = listener.accept().unwrap();
+    let stdout = server_side.try_clone().unwrap();
+    let mut child = Command::new(binary())
+        .arg("-c")
+        .arg(&conf)
+        .args(["-i", "-T"])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(server_side)))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(stdout)))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mboxpopd -i -T");
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let tls = connector(&setup.pki)
+        .connect("localhost", client)
+        .expect("implicit TLS over an inetd socket");
+    let mut c = Client::new(tls);
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.cmd("USER alice").starts_with("+OK"));
+    assert!(c.cmd("PASS secret").starts_with("+OK"));
+    assert!(c
+        .cmd("LIST 1")
+        .starts_with(&format!("+OK 1 {}", crlf(MSG1).len())));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    assert!(child.wait().unwrap().success());
+}

@@ -188,6 +188,8 @@ impl TlsContext {
     /// already running, and handshakes already started, are not affected either way.
     pub fn reload(&self, config: &TlsConfig) -> Result<(), TlsSetupError> {
         let (acceptor, info) = build(config)?;
+        // The admin's confirmation that a renewal was picked up.
+        log::info!("TLS certificate reloaded: {}", info);
         // A poisoned lock only means a panic elsewhere while holding it; the value inside is
         // a whole acceptor either way, so recover it rather than stop serving TLS.
         *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
@@ -1073,5 +1075,87 @@ mod old_protocol_tests {
             "client ok={ok}"
         );
         assert_eq!(ok, server.is_ok());
+    }
+}
+
+#[cfg(test)]
+mod garbage_tests {
+    use super::certs::Pki;
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Shutdown, TcpListener};
+    use std::sync::OnceLock;
+    use std::thread;
+
+    fn context() -> &'static (Pki, TlsContext) {
+        static CTX: OnceLock<(Pki, TlsContext)> = OnceLock::new();
+        CTX.get_or_init(|| {
+            let pki = Pki::new();
+            let ctx = TlsContext::load(&TlsConfig {
+                cert: pki.cert.clone(),
+                key: pki.key.clone(),
+                min_version: TlsVersion::Tls12,
+            })
+            .expect("load");
+            (pki, ctx)
+        })
+    }
+
+    /// Send `bytes`, then half-close: the handshake must fail promptly, never succeed, never
+    /// wait for its deadline.
+    fn handshake_with(bytes: Vec<u8>) -> (Result<(), HandshakeFailure>, Duration) {
+        let (_, ctx) = context();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ctx = ctx.clone();
+        let server = thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            let started = Instant::now();
+            let r = ctx
+                .accept_timed(sock, Duration::from_secs(10), None)
+                .map(|_| ());
+            (r, started.elapsed())
+        });
+        let mut c = TcpStream::connect(addr).unwrap();
+        // The server may already have given up and closed: write errors are fine.
+        let _ = c.write_all(&bytes);
+        let _ = c.shutdown(Shutdown::Write);
+        let result = server.join().unwrap();
+        drop(c);
+        result
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_bytes_fail_fast(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let (result, took) = handshake_with(bytes);
+            prop_assert!(result.is_err());
+            prop_assert_ne!(result, Err(HandshakeFailure::Timeout));
+            prop_assert!(took < Duration::from_secs(5), "{:?}", took);
+        }
+
+        #[test]
+        fn plaintext_commands_are_recognised(line in "[A-Za-z]{4}( [ -~]{1,40})?\r\n") {
+            // What a POP3 client sends to the TLS port by mistake.
+            let (result, _) = handshake_with(line.into_bytes());
+            prop_assert_eq!(result, Err(HandshakeFailure::NotTls));
+        }
+
+        #[test]
+        fn truncated_records_fail_fast(
+            version in 0u8..5,
+            len in any::<u16>(),
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            // A handshake record header with an arbitrary length and body, then EOF.
+            let mut bytes = vec![0x16, 0x03, version, (len >> 8) as u8, len as u8];
+            bytes.extend(body);
+            let (result, took) = handshake_with(bytes);
+            prop_assert!(result.is_err());
+            prop_assert_ne!(result, Err(HandshakeFailure::Timeout));
+            prop_assert!(took < Duration::from_secs(5), "{:?}", took);
+        }
     }
 }

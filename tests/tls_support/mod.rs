@@ -24,7 +24,7 @@ pub const USER: &str = "alice";
 pub const PASSWORD: &str = "secret";
 
 pub const MSG1: &str = "From: Bob <bob@example.org>\nTo: alice@example.org\nSubject: one\n\n\
-Hello over TLS.\n";
+Hello over TLS.\n.a line starting with a dot\n";
 pub const MSG2: &str = "From: Carol <carol@example.org>\nTo: alice@example.org\nSubject: two\n\n\
 Second message.\n";
 
