@@ -401,3 +401,18 @@ fn a_mailbox_rewritten_by_another_program_ends_the_session_untouched() {
     assert_eq!(show(&f.read_mbox("alice")), show(&rewritten));
     assert_eq!(f.spool_leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn an_unquoted_from_line_after_an_empty_line_does_not_split_a_message() {
+    // Not a valid From_ line (no date), so it is body text, as mutt and Dovecot read it.
+    let msg = "From: g@example.org\nSubject: agree\n\nOpening.\n\nFrom here on, we agree.\n";
+    let f = Fixture::new();
+    f.write_mbox("alice", &mbox(&[msg, MSG1]));
+    let mut c = f.inetd();
+    c.login("alice", "secret");
+    assert!(c.ok("STAT").starts_with("+OK 2 "));
+    assert_eq!(show(&c.ok_multi("RETR 1")), show(&wire(msg)));
+    c.ok("DELE 2");
+    c.quit();
+    assert_eq!(show(&f.read_mbox("alice")), show(&mbox(&[msg])));
+}
