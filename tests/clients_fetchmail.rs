@@ -30,10 +30,11 @@ impl Fetchmail {
 
     /// fetchmail's `plugin`: it starts `mboxpopd -i` itself and speaks POP3 over the
     /// program's stdin and stdout, exactly as over an inetd connection.
+    /// (Named by address: minimal systems may not resolve "localhost".)
     fn plugin(f: &Fixture, keep: bool) -> Fetchmail {
         let conf = f.write_config("127.0.0.1:1");
         let target = format!(
-            "localhost with proto POP3 plugin \"{} -c {} -i\"",
+            "127.0.0.1 with proto POP3 plugin \"{} -c {} -i\"",
             binary().display(),
             conf.display()
         );
