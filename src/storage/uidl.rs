@@ -353,53 +353,82 @@ pub fn parse_u32(value: &[u8]) -> Option<u32> {
 }
 
 /// Turn the inputs of all messages (in maildrop order) into their final, unique UIDLs.
+///
+/// A base UIDL that occurs once is kept. Of repeated bases, the first copy keeps the plain
+/// value and later copies get `-2`, `-3`, ... (skipping any value another message already
+/// has), so identical messages and forged `X-UIDL:` headers never share a UIDL. Uniqueness is
+/// checked with a map that borrows the bases (no per-message copies): at 100,000 messages the
+/// check costs a few MB, not tens.
 pub fn assign(scheme: UidlFormat, inputs: &[UidlInput]) -> Vec<String> {
     let uidvalidity = inputs.first().and_then(|i| i.uidvalidity);
-    let mut seen: HashSet<String> = HashSet::with_capacity(inputs.len());
-    // Next suffix to try per repeated base, so that many copies (or a flood of one forged
-    // X-UIDL) cost O(n), not O(n²).
-    let mut next_suffix: HashMap<String, u64> = HashMap::new();
-    let mut out = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let base = match scheme {
-            UidlFormat::Native => input.native.clone(),
-            UidlFormat::Popa3d => input.popa3d.clone().unwrap_or_else(|| input.native.clone()),
-            UidlFormat::DovecotMd5 => input
-                .dovecot_md5
-                .clone()
-                .unwrap_or_else(|| input.native.clone()),
-            UidlFormat::XUidl => input.x_uidl.clone().unwrap_or_else(|| input.native.clone()),
-            UidlFormat::Imap => match (uidvalidity, input.x_uid) {
-                (Some(v), Some(u)) => format!("{v:08x}{u:08x}"),
-                _ => input.native.clone(),
-            },
-            UidlFormat::DovecotUid => match (uidvalidity, input.x_uid) {
-                (Some(v), Some(u)) => format!("{u:08x}{v:08x}"),
-                _ => input.native.clone(),
-            },
-        };
-        let uidl = unique(base, &seen, &mut next_suffix);
-        seen.insert(uidl.clone());
-        out.push(uidl);
+    let mut uidls: Vec<String> = inputs
+        .iter()
+        .map(|i| base(scheme, uidvalidity, i))
+        .collect();
+    let renames = {
+        let mut count: HashMap<&str, u32> = HashMap::with_capacity(uidls.len());
+        for u in &uidls {
+            *count.entry(u.as_str()).or_insert(0) += 1;
+        }
+        if count.len() == uidls.len() {
+            Vec::new()
+        } else {
+            repeat_suffixes(&uidls, &count)
+        }
+    };
+    for (i, name) in renames {
+        uidls[i] = name;
     }
-    out
+    uidls
 }
 
-fn unique(base: String, seen: &HashSet<String>, next_suffix: &mut HashMap<String, u64>) -> String {
-    if !seen.contains(&base) {
-        return base;
+fn base(scheme: UidlFormat, uidvalidity: Option<u32>, input: &UidlInput) -> String {
+    match scheme {
+        UidlFormat::Native => input.native.clone(),
+        UidlFormat::Popa3d => input.popa3d.clone().unwrap_or_else(|| input.native.clone()),
+        UidlFormat::DovecotMd5 => input
+            .dovecot_md5
+            .clone()
+            .unwrap_or_else(|| input.native.clone()),
+        UidlFormat::XUidl => input.x_uidl.clone().unwrap_or_else(|| input.native.clone()),
+        UidlFormat::Imap => match (uidvalidity, input.x_uid) {
+            (Some(v), Some(u)) => format!("{v:08x}{u:08x}"),
+            _ => input.native.clone(),
+        },
+        UidlFormat::DovecotUid => match (uidvalidity, input.x_uid) {
+            (Some(v), Some(u)) => format!("{u:08x}{v:08x}"),
+            _ => input.native.clone(),
+        },
     }
-    let n = next_suffix.entry(base.clone()).or_insert(2);
-    loop {
-        let suffix = format!("-{n}");
-        let keep = base.len().min(MAX_UIDL_LEN - suffix.len());
-        // Bases are ASCII (validated or generated), so any byte index is a char boundary.
-        let candidate = format!("{}{}", &base[..keep], suffix);
-        *n += 1;
-        if !seen.contains(&candidate) {
-            return candidate;
+}
+
+/// New names for the second and later copies of repeated bases: `(message index, name)`.
+fn repeat_suffixes(bases: &[String], count: &HashMap<&str, u32>) -> Vec<(usize, String)> {
+    let mut first_seen: HashSet<&str> = HashSet::new();
+    // Next suffix per repeated base, so many copies (or a flood of one forged X-UIDL) cost
+    // O(n), not O(n²).
+    let mut next_suffix: HashMap<&str, u64> = HashMap::new();
+    let mut generated: HashSet<String> = HashSet::new();
+    let mut renames = Vec::new();
+    for (i, b) in bases.iter().enumerate() {
+        if count[b.as_str()] == 1 || first_seen.insert(b.as_str()) {
+            continue;
+        }
+        let n = next_suffix.entry(b.as_str()).or_insert(2);
+        loop {
+            let suffix = format!("-{n}");
+            *n += 1;
+            let keep = b.len().min(MAX_UIDL_LEN - suffix.len());
+            // Bases are ASCII (validated or generated), so any byte index is a char boundary.
+            let candidate = format!("{}{}", &b[..keep], suffix);
+            if !count.contains_key(candidate.as_str()) && !generated.contains(&candidate) {
+                generated.insert(candidate.clone());
+                renames.push((i, candidate));
+                break;
+            }
         }
     }
+    renames
 }
 
 #[cfg(test)]

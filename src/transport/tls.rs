@@ -1,19 +1,18 @@
 //! The server's TLS context: certificate loading with startup validation, SIGHUP reload, and
 //! handshakes bounded by a deadline.
 //!
-//! Handshakes run through `native-tls` (OpenSSL on Linux). The `openssl` crate, which
-//! native-tls already depends on, is used directly for what native-tls cannot do:
-//! - read traditional `BEGIN RSA PRIVATE KEY` / `BEGIN EC PRIVATE KEY` files (native-tls takes
+//! Where native-tls falls short, the server side uses the `openssl` crate (the OpenSSL binding
+//! native-tls itself is built on, so no new library enters the build):
+//! - TLS 1.3: native-tls 0.2 builds its acceptor from Mozilla's *intermediate v4* profile,
+//!   which sets `SSL_OP_NO_TLSv1_3` with no way to clear it, so a native-tls server never
+//!   negotiates TLS 1.3. The acceptor here is Mozilla's *intermediate v5* profile (TLS 1.2 and
+//!   1.3, ECDHE + AEAD ciphers), with `tls_min_version` applied on top.
+//! - traditional `BEGIN RSA PRIVATE KEY` / `BEGIN EC PRIVATE KEY` files (native-tls takes
 //!   PKCS#8 only; certbot writes PKCS#8, `openssl genrsa` on 1.x and many CAs' tools do not);
-//! - refuse an expired certificate, and a key that does not belong to the certificate, at
-//!   startup: native-tls builds an acceptor from a mismatched pair without complaint (a unit
-//!   test below shows it) and only the handshakes fail, the runtime surprise the admin must
-//!   not get.
+//! - refusing an expired certificate, and a key that does not belong to the certificate, at
+//!   startup rather than failing every handshake at run time.
 //!
-//! TLS 1.3: native-tls builds its OpenSSL acceptor from Mozilla's *intermediate v4* profile,
-//! which sets `SSL_OP_NO_TLSv1_3`, and offers no way to clear it. A native-tls server therefore
-//! negotiates at most TLS 1.2, and `tls_min_version = 1.3` would make every handshake fail; it
-//! is refused at startup with [`TlsSetupError::Tls13Unavailable`] (see docs/tls.md).
+//! native-tls remains the client side of the unit tests.
 
 use std::fmt;
 use std::fs;
@@ -23,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use native_tls::{HandshakeError, Identity, Protocol, TlsAcceptor};
+use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslOptions, SslVersion};
+type TlsAcceptor = SslAcceptor;
 use openssl::asn1::Asn1Time;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
@@ -33,7 +33,7 @@ use crate::config::{TlsConfig, TlsVersion};
 
 /// A TLS stream as the driver sees it: the handshake deadline wrapper stays inside, inert
 /// once the handshake is done.
-pub type TlsStream<S> = native_tls::TlsStream<Deadline<S>>;
+pub type TlsStream<S> = openssl::ssl::SslStream<Deadline<S>>;
 
 /// Certificates expiring sooner than this produce a warning at load time.
 const EXPIRY_WARNING_DAYS: u32 = 14;
@@ -60,8 +60,6 @@ pub enum TlsSetupError {
     NotYetValid { path: PathBuf, not_before: String },
     /// The private key does not belong to the server certificate.
     KeyMismatch { cert: PathBuf, key: PathBuf },
-    /// `tls_min_version = 1.3`, which the native-tls acceptor cannot negotiate.
-    Tls13Unavailable,
     /// OpenSSL refused to build the acceptor from an otherwise valid identity.
     Acceptor { detail: String },
 }
@@ -110,11 +108,6 @@ impl fmt::Display for TlsSetupError {
                 "the private key {} does not match the certificate {}",
                 key.display(),
                 cert.display()
-            ),
-            TlsSetupError::Tls13Unavailable => write!(
-                f,
-                "tls_min_version = 1.3 is not supported: the TLS library (native-tls) \
-                 negotiates at most TLS 1.2; use 1.2"
             ),
             TlsSetupError::Acceptor { detail } => {
                 write!(f, "cannot set up TLS: {}", detail)
@@ -211,9 +204,13 @@ impl TlsContext {
 
     /// Server-side handshake on a blocking stream with no deadline of its own (the caller's
     /// socket timeouts, if any, apply to each read).
-    pub fn accept<S: Read + Write>(&self, stream: S) -> io::Result<native_tls::TlsStream<S>> {
+    pub fn accept<S: Read + Write>(&self, stream: S) -> io::Result<openssl::ssl::SslStream<S>> {
         self.current().accept(stream).map_err(|e| match e {
-            HandshakeError::Failure(e) => io::Error::new(classify_kind(&e), e),
+            HandshakeError::Failure(m) => {
+                let e = m.into_error();
+                io::Error::new(classify_kind(&e), e.to_string())
+            }
+            HandshakeError::SetupFailure(e) => io::Error::other(e),
             HandshakeError::WouldBlock(_) => {
                 io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
             }
@@ -243,7 +240,8 @@ impl TlsContext {
                     .map_err(|e| HandshakeFailure::Io(e.to_string()))?;
                 Ok(tls)
             }
-            Err(HandshakeError::Failure(e)) => Err(HandshakeFailure::from_error(&e)),
+            Err(HandshakeError::Failure(m)) => Err(HandshakeFailure::from_error(&m.into_error())),
+            Err(HandshakeError::SetupFailure(e)) => Err(HandshakeFailure::Tls(e.to_string())),
             // Only a non-blocking stream ends up here; ours block with timeouts.
             Err(HandshakeError::WouldBlock(_)) => Err(HandshakeFailure::Timeout),
         }
@@ -285,8 +283,8 @@ impl fmt::Display for HandshakeFailure {
 impl std::error::Error for HandshakeFailure {}
 
 impl HandshakeFailure {
-    fn from_error(e: &native_tls::Error) -> HandshakeFailure {
-        if let Some(io) = find_io_error(e) {
+    fn from_error(e: &openssl::ssl::Error) -> HandshakeFailure {
+        if let Some(io) = e.io_error() {
             return match io.kind() {
                 io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => HandshakeFailure::Timeout,
                 io::ErrorKind::UnexpectedEof
@@ -318,18 +316,7 @@ impl HandshakeFailure {
     }
 }
 
-fn find_io_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        cur = err.source();
-    }
-    None
-}
-
-fn classify_kind(e: &native_tls::Error) -> io::ErrorKind {
+fn classify_kind(e: &openssl::ssl::Error) -> io::ErrorKind {
     match HandshakeFailure::from_error(e) {
         HandshakeFailure::Timeout => io::ErrorKind::TimedOut,
         HandshakeFailure::Dropped => io::ErrorKind::UnexpectedEof,
@@ -597,13 +584,13 @@ fn subject(cert: &X509) -> String {
     parts.join(", ")
 }
 
-fn protocol(v: TlsVersion) -> Result<Protocol, TlsSetupError> {
-    match v {
-        TlsVersion::Tls10 => Ok(Protocol::Tlsv10),
-        TlsVersion::Tls11 => Ok(Protocol::Tlsv11),
-        TlsVersion::Tls12 => Ok(Protocol::Tlsv12),
-        TlsVersion::Tls13 => Err(TlsSetupError::Tls13Unavailable),
-    }
+fn protocol(v: TlsVersion) -> Result<SslVersion, TlsSetupError> {
+    Ok(match v {
+        TlsVersion::Tls10 => SslVersion::TLS1,
+        TlsVersion::Tls11 => SslVersion::TLS1_1,
+        TlsVersion::Tls12 => SslVersion::TLS1_2,
+        TlsVersion::Tls13 => SslVersion::TLS1_3,
+    })
 }
 
 fn build(config: &TlsConfig) -> Result<(TlsAcceptor, CertificateInfo), TlsSetupError> {
@@ -616,26 +603,25 @@ fn build(config: &TlsConfig) -> Result<(TlsAcceptor, CertificateInfo), TlsSetupE
     };
     let info = validate(config, &parsed)?;
 
-    // Hand native-tls a normalised PEM identity: the chain re-encoded, the key as PKCS#8
-    // whatever format it came in.
-    let acceptor_err = |detail: String| TlsSetupError::Acceptor { detail };
-    let mut chain_pem = parsed
-        .cert
-        .to_pem()
-        .map_err(|e| acceptor_err(e.to_string()))?;
-    for extra in &parsed.chain {
-        chain_pem.extend(extra.to_pem().map_err(|e| acceptor_err(e.to_string()))?);
+    let acceptor_err = |e: openssl::error::ErrorStack| TlsSetupError::Acceptor {
+        detail: e.to_string(),
+    };
+    // Mozilla intermediate v5: TLS 1.2 and 1.3, ECDHE + AEAD only.
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(acceptor_err)?;
+    b.set_private_key(&parsed.key).map_err(acceptor_err)?;
+    b.set_certificate(&parsed.cert).map_err(acceptor_err)?;
+    for extra in parsed.chain {
+        b.add_extra_chain_cert(extra).map_err(acceptor_err)?;
     }
-    let key_pem = parsed
-        .key
-        .private_key_to_pem_pkcs8()
-        .map_err(|e| acceptor_err(e.to_string()))?;
-    let identity =
-        Identity::from_pkcs8(&chain_pem, &key_pem).map_err(|e| acceptor_err(e.to_string()))?;
-    let acceptor = TlsAcceptor::builder(identity)
-        .min_protocol_version(Some(min))
-        .build()
-        .map_err(|e| acceptor_err(e.to_string()))?;
+    b.check_private_key().map_err(acceptor_err)?;
+    if config.min_version < TlsVersion::Tls12 {
+        // An admin who lowered the minimum wants legacy clients in: the v5 profile switches
+        // TLS 1.0/1.1 off with options and offers only TLS 1.2+ cipher suites.
+        b.clear_options(SslOptions::NO_TLSV1 | SslOptions::NO_TLSV1_1);
+        b.set_cipher_list("DEFAULT").map_err(acceptor_err)?;
+    }
+    b.set_min_proto_version(Some(min)).map_err(acceptor_err)?;
+    let acceptor = b.build();
     Ok((acceptor, info))
 }
 
@@ -647,7 +633,7 @@ mod certs;
 mod tests {
     use super::certs::Pki;
     use super::*;
-    use native_tls::{Certificate, TlsConnector};
+    use native_tls::{Certificate, Identity, Protocol, TlsConnector};
     use std::net::TcpListener;
     use std::thread;
 
@@ -847,7 +833,7 @@ mod tests {
             &fs::read(&other_key).unwrap(),
         )
         .expect("identity");
-        assert!(TlsAcceptor::new(id).is_ok());
+        assert!(native_tls::TlsAcceptor::new(id).is_ok());
         let err = TlsContext::load(&config(&pki.cert, &other_key)).unwrap_err();
         match &err {
             TlsSetupError::KeyMismatch { cert, key } => {
@@ -859,25 +845,34 @@ mod tests {
     }
 
     #[test]
-    fn tls13_minimum_is_refused_because_native_tls_stops_at_12() {
+    fn tls13_is_negotiated_and_can_be_the_minimum() {
         let pki = Pki::new();
-        let mut cfg = config(&pki.cert, &pki.key);
-        cfg.min_version = TlsVersion::Tls13;
-        assert!(matches!(
-            TlsContext::load(&cfg).unwrap_err(),
-            TlsSetupError::Tls13Unavailable
-        ));
-        // The claim behind the refusal: a TLS 1.3-only client cannot talk to the acceptor.
+        let ca = || Certificate::from_pem(&fs::read(&pki.ca).unwrap()).unwrap();
+        // A TLS 1.3-only client gets in with the default minimum (1.2)...
         let ctx = TlsContext::load(&config(&pki.cert, &pki.key)).expect("load");
         let (port, server) = serve_once(&ctx, Duration::from_secs(10));
-        let ca = Certificate::from_pem(&fs::read(&pki.ca).unwrap()).unwrap();
         let only13 = TlsConnector::builder()
-            .add_root_certificate(ca)
+            .add_root_certificate(ca())
             .min_protocol_version(Some(Protocol::Tlsv13))
             .build()
             .unwrap();
         let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        assert!(only13.connect("localhost", sock).is_err());
+        let stream = only13.connect("localhost", sock);
+        assert!(stream.is_ok(), "TLS 1.3 handshake: {:?}", stream.err());
+        drop(stream);
+        let _ = server.join();
+        // ...and with `tls_min_version = 1.3`, a client that stops at 1.2 is refused.
+        let mut cfg = config(&pki.cert, &pki.key);
+        cfg.min_version = TlsVersion::Tls13;
+        let ctx = TlsContext::load(&cfg).expect("load with minimum 1.3");
+        let (port, server) = serve_once(&ctx, Duration::from_secs(10));
+        let only12 = TlsConnector::builder()
+            .add_root_certificate(ca())
+            .max_protocol_version(Some(Protocol::Tlsv12))
+            .build()
+            .unwrap();
+        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert!(only12.connect("localhost", sock).is_err());
         assert_eq!(
             server.join().unwrap(),
             Err(HandshakeFailure::ProtocolVersion)
