@@ -14,7 +14,7 @@
 //! spool_group = mail                # supplementary group for dot-locks in /var/mail
 //! mailbox = /var/mail/%u            # %u user, %h home, %% percent
 //! mbox_format = mboxo | mboxrd
-//! uidl_format = native | popa3d | dovecot-md5 | x-uidl | imap
+//! uidl_format = native | popa3d | dovecot-md5 | dovecot-uid | x-uidl | imap
 //! apop = yes | no
 //! plaintext_auth = never | tls | always
 //! tls_cert = /etc/ssl/certs/pop.pem  # PEM chain (or .p12/.pfx PKCS#12 with empty password)
@@ -354,9 +354,11 @@ impl Config {
                     "x-uidl" => UidlFormat::XUidl,
                     "imap" => UidlFormat::Imap,
                     "dovecot-md5" => UidlFormat::DovecotMd5,
+                    "dovecot-uid" => UidlFormat::DovecotUid,
                     _ => {
                         return Err(format!(
-                            "expected native, popa3d, dovecot-md5, x-uidl or imap, got `{value}`"
+                            "expected native, popa3d, dovecot-md5, dovecot-uid, x-uidl or imap, \
+                             got `{value}`"
                         ))
                     }
                 }

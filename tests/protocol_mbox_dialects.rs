@@ -148,3 +148,16 @@ fn imap_preset_uses_uidvalidity_and_x_uid() {
     );
     c.quit();
 }
+
+#[test]
+fn dovecot_uid_preset_uses_dovecots_default_order() {
+    let first = "X-IMAPbase: 1700000000 0000000010\nX-UID: 7\nFrom: e@example.org\n\nbody\n";
+    let second = "X-UID: 9\nFrom: f@example.org\n\nbody\n";
+    let mut f = Fixture::new();
+    f.config("uidl_format = dovecot-uid");
+    f.write_mbox("alice", &mbox(&[first, second]));
+    let mut c = session(&f);
+    // Dovecot's %08Xu%08Xv: the UID first, then UIDVALIDITY (lowercase hex).
+    assert_eq!(uidls(&mut c), ["000000076553f100", "000000096553f100"]);
+    c.quit();
+}
