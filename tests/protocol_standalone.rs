@@ -328,3 +328,18 @@ fn every_value_shown_in_the_example_config_is_accepted() {
     let (st, out, err) = run(Command::new(binary()).arg("-c").arg(&path).arg("-t"));
     assert!(st.success(), "{out}{err}\n--- config:\n{conf}");
 }
+
+#[test]
+fn a_missing_passwd_file_is_a_clear_startup_error() {
+    let mut f = fixture();
+    let missing = f.path().join("no-such-passwd");
+    f.config(&format!("passwd_file = {}", missing.display()));
+    for mode in [&["-t"][..], &["-d", "-f"][..]] {
+        let (st, out, err) = mboxpopd(&f, mode);
+        assert!(!st.success(), "{mode:?} started without its passwd-file");
+        assert!(
+            format!("{out}{err}").contains("no-such-passwd"),
+            "{mode:?}: unclear error: {out}{err}"
+        );
+    }
+}
