@@ -225,7 +225,8 @@ pub(crate) mod fault {
         /// Count a step; true when this one is to fail.
         pub fn hit(name: &str) -> bool {
             let n = STEP.fetch_add(1, Ordering::SeqCst) + 1;
-            if std::env::var_os("MBOXPOPD_FAULT_LOG").is_some() {
+            static LOG: OnceLock<bool> = OnceLock::new();
+            if *LOG.get_or_init(|| std::env::var_os("MBOXPOPD_FAULT_LOG").is_some()) {
                 eprintln!("fault step {n}: {name}");
             }
             target() == Some(n)
