@@ -293,6 +293,21 @@ fn foreign_rewrite_is_detected_before_serving_and_before_committing() {
     assert!(mb.commit(&[1]).is_err());
     assert_eq!(fs::read(&path).expect("read"), changed);
 
+    // Same length, one byte changed in place (only the mtime tells).
+    write_file(&path, &mbox(&msgs));
+    let mut mb = Mailbox::open(&path, &options()).expect("open");
+    std::thread::sleep(Duration::from_millis(10));
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    std::os::unix::fs::FileExt::write_all_at(&f, b"X", 200).expect("poke");
+    drop(f);
+    assert!(matches!(
+        mb.write_message(2, None, &mut Vec::new()),
+        Err(StoreError::Changed(_))
+    ));
+
     // Shrunk.
     write_file(&path, &mbox(&msgs));
     let mut mb = Mailbox::open(&path, &options()).expect("open");

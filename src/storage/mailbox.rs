@@ -82,6 +82,9 @@ struct Opened {
     read_only: bool,
     dev: u64,
     ino: u64,
+    /// mtime when indexed (seconds, nanoseconds): a file of exactly the indexed length whose
+    /// mtime moved was rewritten in place (an append would have made it longer).
+    mtime: (i64, i64),
     index: Index,
     /// `infos[i]` describes `index.messages[visible[i]]`.
     visible: Vec<usize>,
@@ -287,6 +290,7 @@ impl Mailbox {
                 read_only,
                 dev: meta.dev(),
                 ino: meta.ino(),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
                 index,
                 visible,
                 held,
@@ -332,15 +336,20 @@ impl Mailbox {
             }
             Err(e) => return Err(io_error("cannot stat", &self.path, &e)),
         }
-        let len = o
+        let meta = o
             .file
             .metadata()
-            .map_err(|e| io_error("cannot stat", &self.path, &e))?
-            .len();
+            .map_err(|e| io_error("cannot stat", &self.path, &e))?;
+        let len = meta.len();
         if len < o.index.length {
             return Err(changed(format!(
                 "the mailbox shrank from {} to {len} bytes",
                 o.index.length
+            )));
+        }
+        if len == o.index.length && (meta.mtime(), meta.mtime_nsec()) != o.mtime {
+            return Err(changed(String::from(
+                "the mailbox was modified in place (same length, new mtime)",
             )));
         }
         let mut buf = Vec::new();
