@@ -376,3 +376,26 @@ fn startup_recovery_finds_journals_in_the_spool_directory() {
         mbox(&[message("a", 3), message("b", 3)])
     );
 }
+
+#[test]
+fn reading_does_not_touch_atime() {
+    // procmail sleeps with its locks held when the spool was read since its last write
+    // (atime > mtime); O_NOATIME keeps us out of that.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("u");
+    write_file(&path, &mbox(&[message("a", 3), message("b", 3)]));
+    // An atime older than the mtime: relatime would update it on the next read.
+    let ok = std::process::Command::new("touch")
+        .args(["-a", "-d", "2001-01-01 00:00:00"])
+        .arg(&path)
+        .status()
+        .expect("touch")
+        .success();
+    assert!(ok);
+    let before = fs::metadata(&path).expect("stat").atime();
+    let mut mb = Mailbox::open(&path, &options()).expect("open");
+    retr(&mut mb, 0);
+    retr(&mut mb, 1);
+    mb.commit(&[]).expect("commit");
+    assert_eq!(fs::metadata(&path).expect("stat").atime(), before);
+}
