@@ -288,9 +288,10 @@ pub struct MdaLocks {
 impl MdaLocks {
     /// Take both locks, retrying with short sleeps for at most `timeout`, then `[IN-USE]`.
     ///
-    /// A spool directory we may not create files in (no `mail` group, read-only file system)
-    /// cannot hold our dot-lock; then only the fcntl lock is taken and a warning logged, as
-    /// popa3d does permanently.
+    /// A spool directory we may not create files in (no `mail` group, read-only or full file
+    /// system) cannot hold our dot-lock; then only the fcntl lock is taken and a warning logged,
+    /// as popa3d does permanently. (On a full disk no MDA can deliver anyway, and refusing the
+    /// login would also refuse the deletions that free space.)
     pub fn acquire(
         file: &Arc<File>,
         mailbox: &Path,
@@ -307,7 +308,11 @@ impl MdaLocks {
                 Err(e)
                     if matches!(
                         e.raw_os_error(),
-                        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+                        Some(libc::EACCES)
+                            | Some(libc::EPERM)
+                            | Some(libc::EROFS)
+                            | Some(libc::ENOSPC)
+                            | Some(libc::EDQUOT)
                     ) =>
                 {
                     log::warn!(
