@@ -399,3 +399,21 @@ fn reading_does_not_touch_atime() {
     mb.commit(&[]).expect("commit");
     assert_eq!(fs::metadata(&path).expect("stat").atime(), before);
 }
+
+#[test]
+fn a_session_that_ends_without_quit_changes_nothing_and_leaves_no_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("u");
+    let content = mbox(&[message("a", 3), message("b", 3)]);
+    write_file(&path, &content);
+    let mut opts = options();
+    opts.hold_mda_locks = true;
+    let mut mb = Mailbox::open(&path, &opts).expect("open");
+    retr(&mut mb, 1);
+    assert!(DotLock::path_for(&path).exists());
+    drop(mb); // connection lost, timeout, signal: no commit
+    assert_eq!(fs::read(&path).expect("read"), content);
+    assert!(!DotLock::path_for(&path).exists());
+    assert!(!journal_path(&path).exists());
+    Mailbox::open(&path, &options()).expect("the session lock is free again");
+}

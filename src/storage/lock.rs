@@ -548,6 +548,10 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
         assert_eq!(run(), "busy");
+        // Another descriptor for the same file opened and closed in this process (a refused
+        // second session) must not release it, as it would with classic POSIX locks.
+        drop(rw(&p));
+        assert_eq!(run(), "busy");
         drop(held);
         assert_eq!(run(), "got");
     }
