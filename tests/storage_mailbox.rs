@@ -293,20 +293,33 @@ fn foreign_rewrite_is_detected_before_serving_and_before_committing() {
     assert!(mb.commit(&[1]).is_err());
     assert_eq!(fs::read(&path).expect("read"), changed);
 
-    // Same length, one byte changed in place (only the mtime tells).
+    // Same length, one byte changed in place: only the mtime tells, and it is trusted only
+    // under the MDA locks (an append in progress shows its new mtime before its new size), so
+    // at the commit, or on RETR with `hold_mda_locks`.
+    let poke = || {
+        std::thread::sleep(Duration::from_millis(10));
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        std::os::unix::fs::FileExt::write_all_at(&f, b"X", 200).expect("poke");
+    };
     write_file(&path, &mbox(&msgs));
     let mut mb = Mailbox::open(&path, &options()).expect("open");
-    std::thread::sleep(Duration::from_millis(10));
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open");
-    std::os::unix::fs::FileExt::write_all_at(&f, b"X", 200).expect("poke");
-    drop(f);
+    poke();
+    let poked = fs::read(&path).expect("read");
+    assert!(matches!(mb.commit(&[3]), Err(StoreError::Changed(_))));
+    assert_eq!(fs::read(&path).expect("read"), poked);
+    write_file(&path, &mbox(&msgs));
+    let mut held = options();
+    held.hold_mda_locks = true;
+    let mut mb = Mailbox::open(&path, &held).expect("open");
+    poke();
     assert!(matches!(
         mb.write_message(2, None, &mut Vec::new()),
         Err(StoreError::Changed(_))
     ));
+    drop(mb);
 
     // Shrunk.
     write_file(&path, &mbox(&msgs));

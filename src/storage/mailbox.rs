@@ -320,7 +320,11 @@ impl Mailbox {
     /// Cheap checks that the file still is what was indexed: same inode at the path, not
     /// shorter than the indexed length, and the From_ line of `messages` where we left it.
     /// Growth alone is an MDA's append, not a change.
-    fn verify(&self, o: &Opened, messages: &[usize]) -> Result<(), StoreError> {
+    ///
+    /// The mtime test needs the MDA locks held (`locked`): without them an MDA may be in the
+    /// middle of an append, and Linux updates mtime before it grows the size, so a stat can see
+    /// the new mtime with the old length.
+    fn verify(&self, o: &Opened, messages: &[usize], locked: bool) -> Result<(), StoreError> {
         let changed = |what: String| {
             log::error!(
                 "{}: changed by another program during the session: {what}",
@@ -347,7 +351,7 @@ impl Mailbox {
                 o.index.length
             )));
         }
-        if len == o.index.length && (meta.mtime(), meta.mtime_nsec()) != o.mtime {
+        if locked && len == o.index.length && (meta.mtime(), meta.mtime_nsec()) != o.mtime {
             return Err(changed(String::from(
                 "the mailbox was modified in place (same length, new mtime)",
             )));
@@ -417,7 +421,7 @@ impl Maildrop for Mailbox {
             .visible
             .get(index)
             .ok_or_else(|| StoreError::Temporary(format!("no message {}", index + 1)))?;
-        if let Err(e) = self.verify(o, &[i]) {
+        if let Err(e) = self.verify(o, &[i], o.held.is_some()) {
             if matches!(e, StoreError::Changed(_)) {
                 self.close();
             }
@@ -503,7 +507,7 @@ impl Maildrop for Mailbox {
         );
         check.sort_unstable();
         check.dedup();
-        if let Err(e) = self.verify(o, &check) {
+        if let Err(e) = self.verify(o, &check, true) {
             self.close();
             return Err(e);
         }
