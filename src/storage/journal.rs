@@ -3,9 +3,9 @@
 //!
 //! A commit removes byte ranges from `[start, old_len)` by shifting the kept bytes left. It only
 //! ever *writes* inside `[start, new_len)`, and then truncates to `new_len`. So the journal holds
-//! exactly the old bytes `[start, new_len)` — nothing when the deleted messages are at the end —
-//! plus a digest of the old bytes `[new_len, old_len)`, which the rewrite never writes and only
-//! the truncate removes.
+//! exactly the old bytes `[start, new_len)` plus a digest of the old bytes `[new_len, old_len)`,
+//! which the rewrite never writes and only the truncate removes. (When only the end of the file
+//! is deleted nothing is overwritten and `commit` writes no journal at all.)
 //!
 //! Recovery (under the MDA locks, before indexing) therefore sees one of:
 //! - no journal, or a torn one (checksum fails): the rewrite never started, because the journal
@@ -204,9 +204,9 @@ impl Journal {
         roll_back(&self.file, &self.header, mailbox)
     }
 
-    /// Delete the journal once the mailbox is durable; the directory is fsynced so the removal
-    /// cannot be undone by a crash into a journal that would roll back a finished commit... which
-    /// recovery would detect anyway (the tail digest no longer matches after the truncate).
+    /// Delete the journal once the mailbox is durable, and fsync the directory. Should a crash
+    /// resurrect the journal anyway, recovery sees the truncate done (the tail digest no longer
+    /// matches) and only deletes it.
     pub fn remove(self) -> io::Result<()> {
         fault::point("journal unlink")?;
         fs::remove_file(&self.path)?;
