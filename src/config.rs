@@ -14,7 +14,7 @@
 //! spool_group = mail                # supplementary group for dot-locks in /var/mail
 //! mailbox = /var/mail/%u            # %u user, %h home, %% percent
 //! mbox_format = mboxo | mboxrd
-//! uidl_format = native | popa3d | x-uidl | imap
+//! uidl_format = native | popa3d | dovecot-md5 | x-uidl | imap
 //! apop = yes | no
 //! plaintext_auth = never | tls | always
 //! tls_cert = /etc/ssl/certs/pop.pem  # PEM chain (or .p12/.pfx PKCS#12 with empty password)
@@ -36,8 +36,10 @@
 //! Booleans: yes/no/true/false/on/off/1/0. Unknown keys and bad values are startup errors
 //! naming the file and line.
 
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,9 @@ pub enum UidlFormat {
     /// same header fields as popa3d, 32 hex digits (not popa3d's output). Config value
     /// `dovecot-md5`.
     DovecotMd5,
+    /// Dovecot's default `pop3_uidl_format = %08Xu%08Xv`: X-UID first, then UIDVALIDITY (the
+    /// reverse of UW's order). Config value `dovecot-uid`.
+    DovecotUid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -163,7 +168,7 @@ impl Default for Config {
                 "[::]:110".parse().expect("valid"),
             ],
             tls_listen: Vec::new(),
-            hostname: String::from("localhost"),
+            hostname: system_hostname(),
             auth: AuthBackend::System,
             passwd_file: None,
             run_user: None,
@@ -187,6 +192,760 @@ impl Default for Config {
             dotlock_stale_age: Duration::from_secs(300),
             lock_timeout: Duration::from_secs(30),
             syslog_facility: String::from("mail"),
+        }
+    }
+}
+
+/// The RFC 1939 §3 minimum for the autologout timer.
+pub const RFC_MIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A configuration error, located as precisely as the input allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file name (or another description of where the text came from).
+    pub origin: String,
+    /// 1-based line number; `None` for errors about the file as a whole.
+    pub line: Option<usize>,
+    /// The key concerned, when there is one.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Read and parse a configuration file. The path is remembered for SIGHUP reloads.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut config = Config::parse(&text, &origin)?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parse configuration text; `origin` names the source in error messages. Keys left out
+    /// keep their defaults.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        let mut seen: Vec<(&'static str, usize)> = Vec::new();
+        let mut tls = TlsParts::default();
+        for (index, raw) in text.lines().enumerate() {
+            let line_no = index + 1;
+            let line = strip_comment(raw).trim();
+            if line.is_empty() {
+                continue;
+            }
+            let err = |key: Option<&str>, message: String| ConfigError {
+                origin: origin.to_string(),
+                line: Some(line_no),
+                key: key.map(str::to_string),
+                message,
+            };
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(err(None, format!("expected `key = value`, got `{line}`")));
+            };
+            let key = key.trim();
+            let value = value.trim();
+            let Some(known) = KEYS.iter().copied().find(|k| *k == key) else {
+                return Err(err(Some(key), String::from("unknown key")));
+            };
+            // A repeated key is almost always an editing mistake; silently letting the last
+            // one win would hide it.
+            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == known) {
+                return Err(err(
+                    Some(key),
+                    format!("duplicate key (first set on line {first})"),
+                ));
+            }
+            seen.push((known, line_no));
+            config
+                .apply(known, value, &mut tls)
+                .map_err(|m| err(Some(key), m))?;
+        }
+        config.finish(tls).map_err(|(key, message)| ConfigError {
+            origin: origin.to_string(),
+            line: key.and_then(|k| seen.iter().find(|(s, _)| *s == k).map(|(_, l)| *l)),
+            key: key.map(str::to_string),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Settings that are legal but unwise, for a startup warning.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.timeout < RFC_MIN_TIMEOUT {
+            out.push(format!(
+                "timeout {}s is below the RFC 1939 minimum of 10 minutes",
+                self.timeout.as_secs_f64()
+            ));
+        }
+        if self.apop && self.auth == AuthBackend::System {
+            out.push(String::from(
+                "apop = yes has no effect with auth = system (no plaintext secrets)",
+            ));
+        }
+        if self.plaintext_auth == PlaintextAuth::Never && !self.apop {
+            out.push(String::from(
+                "plaintext_auth = never without apop: only SASL challenge-response logins work",
+            ));
+        }
+        out
+    }
+
+    fn apply(&mut self, key: &'static str, value: &str, tls: &mut TlsParts) -> Result<(), String> {
+        match key {
+            "listen" => self.listen = parse_addrs(value)?,
+            "tls_listen" => self.tls_listen = parse_addrs(value)?,
+            "hostname" => {
+                if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(format!("invalid host name `{value}`"));
+                }
+                self.hostname = value.to_string();
+            }
+            "auth" => {
+                self.auth = match value {
+                    "system" => AuthBackend::System,
+                    "passwd-file" => AuthBackend::PasswdFile,
+                    _ => return Err(format!("expected system or passwd-file, got `{value}`")),
+                }
+            }
+            "passwd_file" => self.passwd_file = Some(parse_path(value)?),
+            "user" => self.run_user = Some(parse_name(value)?),
+            "group" => self.run_group = Some(parse_name(value)?),
+            "spool_group" => {
+                // An empty value switches the supplementary spool group off.
+                self.spool_group = if value.is_empty() {
+                    None
+                } else {
+                    Some(parse_name(value)?)
+                }
+            }
+            "mailbox" => self.mailbox = parse_template(value)?,
+            "mbox_format" => {
+                self.mbox_format = match value {
+                    "mboxo" => MboxFormat::Mboxo,
+                    "mboxrd" => MboxFormat::Mboxrd,
+                    _ => return Err(format!("expected mboxo or mboxrd, got `{value}`")),
+                }
+            }
+            "uidl_format" => {
+                self.uidl_format = match value {
+                    "native" => UidlFormat::Native,
+                    "popa3d" => UidlFormat::Popa3d,
+                    "x-uidl" => UidlFormat::XUidl,
+                    "imap" => UidlFormat::Imap,
+                    "dovecot-md5" => UidlFormat::DovecotMd5,
+                    _ => {
+                        return Err(format!(
+                            "expected native, popa3d, dovecot-md5, x-uidl or imap, got `{value}`"
+                        ))
+                    }
+                }
+            }
+            "apop" => self.apop = parse_bool(value)?,
+            "plaintext_auth" => {
+                self.plaintext_auth = match value {
+                    "never" => PlaintextAuth::Never,
+                    "tls" => PlaintextAuth::Tls,
+                    "always" => PlaintextAuth::Always,
+                    _ => return Err(format!("expected never, tls or always, got `{value}`")),
+                }
+            }
+            "tls_cert" => tls.cert = Some(parse_path(value)?),
+            "tls_key" => tls.key = Some(parse_path(value)?),
+            "tls_min_version" => {
+                tls.min_version = Some(match value {
+                    "1.0" => TlsVersion::Tls10,
+                    "1.1" => TlsVersion::Tls11,
+                    "1.2" => TlsVersion::Tls12,
+                    "1.3" => TlsVersion::Tls13,
+                    _ => return Err(format!("expected 1.0, 1.1, 1.2 or 1.3, got `{value}`")),
+                })
+            }
+            "timeout" => self.timeout = parse_duration(value).and_then(nonzero)?,
+            "handshake_timeout" => {
+                self.handshake_timeout = parse_duration(value).and_then(nonzero)?
+            }
+            "auth_failure_delay" => self.auth_failure_delay = parse_duration(value)?,
+            "max_auth_failures" => self.max_auth_failures = parse_positive(value)?,
+            "login_delay" => {
+                let secs: u64 = parse_number(value)?;
+                self.login_delay = (secs > 0).then_some(secs);
+            }
+            "max_connections" => self.max_connections = parse_positive(value)?,
+            "max_connections_per_ip" => self.max_connections_per_ip = parse_positive(value)?,
+            "hold_mda_locks" => self.hold_mda_locks = parse_bool(value)?,
+            "dotlock_method" => {
+                self.dotlock_use_link = match value {
+                    "excl" => false,
+                    "link" => true,
+                    _ => return Err(format!("expected excl or link, got `{value}`")),
+                }
+            }
+            "dotlock_stale_age" => self.dotlock_stale_age = parse_duration(value)?,
+            "lock_timeout" => self.lock_timeout = parse_duration(value)?,
+            "syslog_facility" => {
+                let name = value.to_ascii_lowercase();
+                if syslog::Facility::from_str(&name).is_err() || name.starts_with("log_") {
+                    return Err(format!("unknown syslog facility `{value}`"));
+                }
+                self.syslog_facility = name;
+            }
+            _ => return Err(String::from("unknown key")),
+        }
+        Ok(())
+    }
+
+    /// Cross-key validation, after every line was read. Errors name the key at fault.
+    fn finish(&mut self, tls: TlsParts) -> Result<(), (Option<&'static str>, String)> {
+        self.tls = match (tls.cert, tls.key) {
+            (Some(cert), Some(key)) => Some(TlsConfig {
+                cert,
+                key,
+                min_version: tls.min_version.unwrap_or(TlsVersion::Tls12),
+            }),
+            (Some(_), None) => {
+                return Err((Some("tls_cert"), String::from("tls_cert needs tls_key")));
+            }
+            (None, Some(_)) => {
+                return Err((Some("tls_key"), String::from("tls_key needs tls_cert")));
+            }
+            (None, None) => {
+                if tls.min_version.is_some() {
+                    return Err((
+                        Some("tls_min_version"),
+                        String::from("tls_min_version needs tls_cert and tls_key"),
+                    ));
+                }
+                None
+            }
+        };
+        if !self.tls_listen.is_empty() && self.tls.is_none() {
+            return Err((
+                Some("tls_listen"),
+                String::from("tls_listen needs tls_cert and tls_key"),
+            ));
+        }
+        if self.auth == AuthBackend::PasswdFile && self.passwd_file.is_none() {
+            return Err((
+                Some("auth"),
+                String::from("auth = passwd-file needs passwd_file"),
+            ));
+        }
+        if self.run_group.is_some() && self.run_user.is_none() {
+            return Err((Some("group"), String::from("group needs user")));
+        }
+        Ok(())
+    }
+}
+
+/// Every key the file may contain, in the order of the contract above.
+const KEYS: &[&str] = &[
+    "listen",
+    "tls_listen",
+    "hostname",
+    "auth",
+    "passwd_file",
+    "user",
+    "group",
+    "spool_group",
+    "mailbox",
+    "mbox_format",
+    "uidl_format",
+    "apop",
+    "plaintext_auth",
+    "tls_cert",
+    "tls_key",
+    "tls_min_version",
+    "timeout",
+    "handshake_timeout",
+    "auth_failure_delay",
+    "max_auth_failures",
+    "login_delay",
+    "max_connections",
+    "max_connections_per_ip",
+    "hold_mda_locks",
+    "dotlock_method",
+    "dotlock_stale_age",
+    "lock_timeout",
+    "syslog_facility",
+];
+
+/// TLS keys arrive on separate lines; they are combined once the whole file was read.
+#[derive(Default)]
+struct TlsParts {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    min_version: Option<TlsVersion>,
+}
+
+/// `#` starts a comment at the beginning of a line or after whitespace, so a value such as a
+/// path may still contain `#` in the middle.
+fn strip_comment(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
+            return &line[..i];
+        }
+    }
+    line
+}
+
+fn parse_addrs(value: &str) -> Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    for item in value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
+        let addr: SocketAddr = item
+            .parse()
+            .map_err(|_| format!("`{item}` is not an address:port (IPv6 as [addr]:port)"))?;
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_path(value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        return Err(String::from("empty path"));
+    }
+    Ok(PathBuf::from(value))
+}
+
+/// User and group names (or numeric ids) as passwd(5)/group(5) allow them.
+fn parse_name(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$'));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!("invalid user or group name `{value}`"))
+    }
+}
+
+/// Checks the `%` escapes now, so a typo fails at startup rather than at the first login.
+fn parse_template(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(String::from("empty mailbox template"));
+    }
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some('u' | 'h' | '%') => {}
+                Some(other) => return Err(format!("unknown escape `%{other}` (use %u, %h, %%)")),
+                None => return Err(String::from("template ends in a lone `%`")),
+            }
+        }
+    }
+    if !value.contains("%u") && !value.contains("%h") {
+        return Err(String::from(
+            "mailbox template must contain %u or %h (else all users share one mailbox)",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("expected yes or no, got `{value}`")),
+    }
+}
+
+fn parse_number<T: FromStr>(value: &str) -> Result<T, String> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("expected a number, got `{value}`"));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("number `{value}` is out of range"))
+}
+
+fn parse_positive<T: FromStr + Default + PartialEq>(value: &str) -> Result<T, String> {
+    let n: T = parse_number(value)?;
+    if n == T::default() {
+        return Err(String::from("must be at least 1"));
+    }
+    Ok(n)
+}
+
+fn nonzero(d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err(String::from("must be longer than zero"))
+    } else {
+        Ok(d)
+    }
+}
+
+/// Durations: `N` (seconds), `Nms`, `Ns`, `Nm`, `Nh`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = value.split_at(digits);
+    let n: u64 = parse_number(number)
+        .map_err(|_| format!("expected a duration like 30s, 10m, 500ms, got `{value}`"))?;
+    let (factor, millis) = match unit {
+        "" | "s" => (1, false),
+        "ms" => (1, true),
+        "m" => (60, false),
+        "h" => (3600, false),
+        _ => return Err(format!("unknown duration unit in `{value}` (ms, s, m, h)")),
+    };
+    let scaled = n
+        .checked_mul(factor)
+        .filter(|v| *v <= 366 * 24 * 3600 * 1000)
+        .ok_or_else(|| format!("duration `{value}` is too long"))?;
+    Ok(if millis {
+        Duration::from_millis(scaled)
+    } else {
+        Duration::from_secs(scaled)
+    })
+}
+
+/// The kernel's host name, for the greeting's APOP timestamp; `localhost` if unavailable.
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| String::from("localhost"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.conf")
+    }
+
+    fn parse_err(text: &str) -> ConfigError {
+        match parse(text) {
+            Ok(_) => panic!("expected an error for {text:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn empty_text_gives_defaults() {
+        let c = parse("# nothing\n\n   \n").expect("parses");
+        let d = Config::default();
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.timeout, Duration::from_secs(600));
+        assert_eq!(c.auth, AuthBackend::System);
+        assert_eq!(c.mailbox, "/var/mail/%u");
+        assert!(c.tls.is_none());
+        assert!(c.path.is_none());
+    }
+
+    #[test]
+    fn every_key_is_parsed() {
+        let text = "\
+listen = 127.0.0.1:1110, [::1]:1110
+tls_listen = 127.0.0.1:1995
+hostname = pop.example.org
+auth = passwd-file
+passwd_file = /etc/mboxpopd/passwd   # trailing comment
+user = mail
+group = mail
+spool_group = mail
+mailbox = /srv/mail/%u
+mbox_format = mboxrd
+uidl_format = popa3d
+apop = yes
+plaintext_auth = always
+tls_cert = /etc/ssl/pop.pem
+tls_key = /etc/ssl/pop.key
+tls_min_version = 1.3
+timeout = 15m
+handshake_timeout = 5s
+auth_failure_delay = 250ms
+max_auth_failures = 5
+login_delay = 300
+max_connections = 50
+max_connections_per_ip = 4
+hold_mda_locks = on
+dotlock_method = link
+dotlock_stale_age = 1h
+lock_timeout = 10
+syslog_facility = LOCAL3
+";
+        let c = parse(text).expect("parses");
+        assert_eq!(
+            c.listen,
+            vec![
+                "127.0.0.1:1110".parse::<SocketAddr>().expect("addr"),
+                "[::1]:1110".parse().expect("addr")
+            ]
+        );
+        assert_eq!(c.tls_listen, vec!["127.0.0.1:1995".parse().expect("addr")]);
+        assert_eq!(c.hostname, "pop.example.org");
+        assert_eq!(c.auth, AuthBackend::PasswdFile);
+        assert_eq!(c.passwd_file, Some(PathBuf::from("/etc/mboxpopd/passwd")));
+        assert_eq!(c.run_user.as_deref(), Some("mail"));
+        assert_eq!(c.run_group.as_deref(), Some("mail"));
+        assert_eq!(c.spool_group.as_deref(), Some("mail"));
+        assert_eq!(c.mailbox, "/srv/mail/%u");
+        assert_eq!(c.mbox_format, MboxFormat::Mboxrd);
+        assert_eq!(c.uidl_format, UidlFormat::Popa3d);
+        assert!(c.apop);
+        assert_eq!(c.plaintext_auth, PlaintextAuth::Always);
+        assert_eq!(
+            c.tls,
+            Some(TlsConfig {
+                cert: PathBuf::from("/etc/ssl/pop.pem"),
+                key: PathBuf::from("/etc/ssl/pop.key"),
+                min_version: TlsVersion::Tls13,
+            })
+        );
+        assert_eq!(c.timeout, Duration::from_secs(900));
+        assert_eq!(c.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(c.auth_failure_delay, Duration::from_millis(250));
+        assert_eq!(c.max_auth_failures, 5);
+        assert_eq!(c.login_delay, Some(300));
+        assert_eq!(c.max_connections, 50);
+        assert_eq!(c.max_connections_per_ip, 4);
+        assert!(c.hold_mda_locks);
+        assert!(c.dotlock_use_link);
+        assert_eq!(c.dotlock_stale_age, Duration::from_secs(3600));
+        assert_eq!(c.lock_timeout, Duration::from_secs(10));
+        assert_eq!(c.syslog_facility, "local3");
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    }
+
+    #[test]
+    fn alternative_values() {
+        let c = parse(
+            "listen = 0.0.0.0:110 [::]:110\nauth = system\nmbox_format = mboxo\n\
+             uidl_format = x-uidl\napop = false\nplaintext_auth = tls\nlogin_delay = 0\n\
+             dotlock_method = excl\nspool_group =\n",
+        )
+        .expect("parses");
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.uidl_format, UidlFormat::XUidl);
+        assert_eq!(c.login_delay, None);
+        assert!(!c.dotlock_use_link);
+        assert_eq!(c.spool_group, None);
+        let c = parse("uidl_format = imap\nplaintext_auth = never\nlisten =\n").expect("ok");
+        assert_eq!(c.uidl_format, UidlFormat::Imap);
+        assert_eq!(c.plaintext_auth, PlaintextAuth::Never);
+        assert!(c.listen.is_empty());
+        let c = parse("uidl_format = dovecot-md5\n").expect("ok");
+        assert_eq!(c.uidl_format, UidlFormat::DovecotMd5);
+        let c = parse("uidl_format = native\nmailbox = %h/Mailbox\n").expect("ok");
+        assert_eq!(c.uidl_format, UidlFormat::Native);
+        assert_eq!(c.mailbox, "%h/Mailbox");
+    }
+
+    #[test]
+    fn booleans() {
+        for (v, want) in [
+            ("yes", true),
+            ("TRUE", true),
+            ("on", true),
+            ("1", true),
+            ("no", false),
+            ("false", false),
+            ("Off", false),
+            ("0", false),
+        ] {
+            let c = parse(&format!("hold_mda_locks = {v}")).expect("bool");
+            assert_eq!(c.hold_mda_locks, want, "{v}");
+        }
+        let e = parse_err("hold_mda_locks = maybe");
+        assert_eq!(e.key.as_deref(), Some("hold_mda_locks"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("45s"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("45ms"), Ok(Duration::from_millis(45)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "s",
+            "10 m",
+            "-1",
+            "1.5s",
+            "10d",
+            "99999999999999999999",
+            "9999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn short_timeout_is_allowed_with_a_warning() {
+        let c = parse("timeout = 2s").expect("parses");
+        assert_eq!(c.timeout, Duration::from_secs(2));
+        assert!(c.warnings().iter().any(|w| w.contains("RFC 1939")));
+        assert_eq!(parse_err("timeout = 0").key.as_deref(), Some("timeout"));
+        assert_eq!(
+            parse_err("handshake_timeout = 0ms").key.as_deref(),
+            Some("handshake_timeout")
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse_err("# c\n\nbogus_key = 1\n");
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.key.as_deref(), Some("bogus_key"));
+        assert_eq!(e.to_string(), "test.conf:3: bogus_key: unknown key");
+
+        let e = parse_err("listen = 127.0.0.1\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("listen")));
+        assert!(e.to_string().starts_with("test.conf:1: listen: "), "{e}");
+
+        let e = parse_err("just words\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), None));
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for (line, key) in [
+            ("listen = example.org:110", "listen"),
+            ("tls_listen = 1.2.3.4", "tls_listen"),
+            ("hostname = two words", "hostname"),
+            ("auth = ldap", "auth"),
+            ("passwd_file =", "passwd_file"),
+            ("user = ro/ot", "user"),
+            ("group = a b", "group"),
+            ("spool_group = ma:il", "spool_group"),
+            ("mailbox = /var/mail/%x", "mailbox"),
+            ("mailbox = /var/mail/%", "mailbox"),
+            ("mailbox = /var/mail/shared", "mailbox"),
+            ("mailbox =", "mailbox"),
+            ("mbox_format = maildir", "mbox_format"),
+            ("uidl_format = md5", "uidl_format"),
+            ("apop = perhaps", "apop"),
+            ("plaintext_auth = sometimes", "plaintext_auth"),
+            ("tls_min_version = 1.4", "tls_min_version"),
+            ("timeout = soon", "timeout"),
+            ("auth_failure_delay = -1s", "auth_failure_delay"),
+            ("max_auth_failures = 0", "max_auth_failures"),
+            ("max_auth_failures = three", "max_auth_failures"),
+            ("login_delay = -5", "login_delay"),
+            ("max_connections = 0", "max_connections"),
+            ("max_connections_per_ip = 0", "max_connections_per_ip"),
+            ("dotlock_method = flock", "dotlock_method"),
+            ("dotlock_stale_age = 5y", "dotlock_stale_age"),
+            ("lock_timeout = x", "lock_timeout"),
+            ("syslog_facility = nowhere", "syslog_facility"),
+            ("syslog_facility = log_mail", "syslog_facility"),
+        ] {
+            let e = parse_err(&format!("# first\n{line}\n"));
+            assert_eq!(e.key.as_deref(), Some(key), "{line}: {e}");
+            assert_eq!(e.line, Some(2), "{line}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let e = parse_err("timeout = 1m\ntimeout = 2m\n");
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn cross_key_validation() {
+        let e = parse_err("auth = passwd-file\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("auth")));
+        assert!(e.message.contains("passwd_file"));
+
+        let e = parse_err("tls_listen = [::]:995\n");
+        assert_eq!(e.key.as_deref(), Some("tls_listen"));
+
+        let e = parse_err("tls_cert = /a.pem\n");
+        assert_eq!(e.key.as_deref(), Some("tls_cert"));
+        let e = parse_err("\ntls_key = /a.key\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("tls_key")));
+        let e = parse_err("tls_min_version = 1.2\n");
+        assert_eq!(e.key.as_deref(), Some("tls_min_version"));
+        let e = parse_err("group = mail\n");
+        assert_eq!(e.key.as_deref(), Some("group"));
+
+        let c = parse("tls_cert = /a.pem\ntls_key = /a.key\n").expect("ok");
+        assert_eq!(c.tls.map(|t| t.min_version), Some(TlsVersion::Tls12));
+    }
+
+    #[test]
+    fn comments_and_hash_in_values() {
+        let c = parse("  # indented comment\nmailbox = /srv/#mail/%u # note\n").expect("ok");
+        assert_eq!(c.mailbox, "/srv/#mail/%u");
+    }
+
+    #[test]
+    fn load_remembers_path_and_reports_missing_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.conf");
+        std::fs::write(&path, "timeout = 30s\n").expect("write");
+        let c = Config::load(&path).expect("loads");
+        assert_eq!(c.path.as_deref(), Some(path.as_path()));
+        assert_eq!(c.timeout, Duration::from_secs(30));
+
+        let missing = dir.path().join("absent.conf");
+        let e = Config::load(&missing).expect_err("missing");
+        assert_eq!(e.line, None);
+        assert!(e.to_string().starts_with(&missing.display().to_string()));
+        assert!(e.message.contains("cannot read"));
+    }
+
+    #[test]
+    fn warnings_for_unusual_setups() {
+        let c = parse("plaintext_auth = never\n").expect("ok");
+        assert!(c.warnings().iter().any(|w| w.contains("plaintext_auth")));
+        let c = parse("apop = yes\n").expect("ok");
+        assert!(c.warnings().iter().any(|w| w.contains("apop")));
+    }
+
+    proptest::proptest! {
+        /// Whatever the input, parsing returns (no panic), and errors point at a real line.
+        #[test]
+        fn parse_never_panics(text in "[ -~\n\t]{0,300}") {
+            if let Err(e) = parse(&text) {
+                if let Some(l) = e.line {
+                    proptest::prop_assert!(l >= 1 && l <= text.lines().count().max(1));
+                }
+            }
+        }
+
+        #[test]
+        fn durations_round_trip(n in 0u64..100_000, unit in 0usize..4) {
+            let (suffix, secs) = [("", n), ("s", n), ("m", n * 60), ("h", n * 3600)][unit];
+            proptest::prop_assert_eq!(
+                parse_duration(&format!("{n}{suffix}")),
+                Ok(Duration::from_secs(secs))
+            );
         }
     }
 }

@@ -1,1 +1,219 @@
-fn main() {}
+//! mboxpopd: the command line.
+//!
+//! Exit status: 0 success, 1 startup failure (configuration, passwd-file, TLS files, port in
+//! use), 2 usage error.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use mboxpopd::config::{AuthBackend, Config};
+use mboxpopd::server::logging::{self, Target};
+use mboxpopd::server::services::Runtime;
+use mboxpopd::server::{inetd, listener, privileges, signals};
+
+const DEFAULT_CONFIG: &str = "/etc/mboxpopd.conf";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Inetd { implicit_tls: bool },
+    Daemon,
+    Check,
+}
+
+fn usage(opts: &getopts::Options) -> String {
+    opts.usage(&format!(
+        "Usage: mboxpopd -i [-T] [-c FILE]\n       mboxpopd -d [-f] [-c FILE]\n       \
+         mboxpopd -t [-c FILE]\n\nA POP3 server for local mbox spools (default config {DEFAULT_CONFIG})."
+    ))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut opts = getopts::Options::new();
+    opts.optopt(
+        "c",
+        "",
+        "configuration file (default /etc/mboxpopd.conf)",
+        "FILE",
+    );
+    opts.optflag("i", "", "inetd mode: serve one session on stdin/stdout");
+    opts.optflag("T", "", "with -i: implicit TLS on stdin/stdout (port 995)");
+    opts.optflag(
+        "d",
+        "",
+        "standalone daemon on the configured listen addresses",
+    );
+    opts.optflag(
+        "f",
+        "",
+        "foreground: log to stderr (RUST_LOG sets the level) instead of syslog",
+    );
+    opts.optflag(
+        "t",
+        "",
+        "check the configuration, passwd-file and TLS files, then exit",
+    );
+    opts.optflag("V", "", "print the version and exit");
+    opts.optflag("h", "", "print this help and exit");
+    let m = match opts.parse(&args) {
+        Ok(m) => m,
+        Err(e) => return usage_error(&e.to_string(), &opts),
+    };
+    if m.opt_present("h") {
+        print!("{}", usage(&opts));
+        return ExitCode::SUCCESS;
+    }
+    if m.opt_present("V") {
+        println!("mboxpopd {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if let Some(extra) = m.free.first() {
+        return usage_error(&format!("unexpected argument `{extra}`"), &opts);
+    }
+    let mode = match (m.opt_present("i"), m.opt_present("d"), m.opt_present("t")) {
+        (true, false, false) => Mode::Inetd {
+            implicit_tls: m.opt_present("T"),
+        },
+        (false, true, false) => Mode::Daemon,
+        (false, false, true) => Mode::Check,
+        (false, false, false) => return usage_error("one of -i, -d or -t is required", &opts),
+        _ => return usage_error("-i, -d and -t exclude each other", &opts),
+    };
+    if m.opt_present("T") && !matches!(mode, Mode::Inetd { .. }) {
+        return usage_error("-T only applies to -i", &opts);
+    }
+    // `-f` with `-i` is for testing over pipes: under a real inetd stderr is the socket.
+    let foreground = m.opt_present("f");
+    let config_path = m.opt_str("c");
+    match run(mode, foreground, config_path.as_deref().map(Path::new)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            // With -f and -t the logger already writes to stderr; otherwise the message goes
+            // to syslog and to stderr (in inetd mode that reaches the client, which is better
+            // than a silent hang-up).
+            if !foreground && mode != Mode::Check {
+                log::error!("{message}");
+            }
+            eprintln!("mboxpopd: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage_error(message: &str, opts: &getopts::Options) -> ExitCode {
+    eprintln!("mboxpopd: {message}\n\n{}", usage(opts));
+    ExitCode::from(2)
+}
+
+/// `-c FILE` must exist; a missing default file means built-in defaults.
+fn load_config(explicit: Option<&Path>) -> Result<Config, String> {
+    match explicit {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None => {
+            let path = PathBuf::from(DEFAULT_CONFIG);
+            match std::fs::metadata(&path) {
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(Config::default()),
+                _ => Config::load(&path).map_err(|e| e.to_string()),
+            }
+        }
+    }
+}
+
+fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), String> {
+    let loaded = load_config(config_path);
+    let facility = loaded
+        .as_ref()
+        .map(|c| c.syslog_facility.clone())
+        .unwrap_or_else(|_| String::from("mail"));
+    let target = match mode {
+        _ if foreground => Target::Stderr,
+        Mode::Check => Target::Stderr,
+        Mode::Daemon => Target::Syslog {
+            facility,
+            stderr_fallback: true,
+        },
+        Mode::Inetd { .. } => Target::Syslog {
+            facility,
+            stderr_fallback: false,
+        },
+    };
+    if let Ok(Some(note)) = logging::init(&target) {
+        log::warn!("{note}");
+    }
+    // The default hook prints to stderr, which in inetd mode is the client's socket.
+    std::panic::set_hook(Box::new(|info| log::error!("internal error: {info}")));
+
+    let config = loaded?;
+    for w in config.warnings() {
+        if mode == Mode::Check {
+            eprintln!("mboxpopd: warning: {w}");
+        } else {
+            log::warn!("{w}");
+        }
+    }
+    let origin = config
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| String::from("built-in defaults"));
+    let runtime = Runtime::load(config).map_err(|e| e.to_string())?;
+    match mode {
+        Mode::Check => {
+            println!("mboxpopd: configuration OK ({origin})");
+            Ok(())
+        }
+        Mode::Inetd { implicit_tls } => {
+            let _signals = signals::install().map_err(|e| format!("signal setup: {e}"))?;
+            drop_to_run_user(&runtime)?;
+            inetd::run(runtime, implicit_tls)
+                .map(|_| ())
+                .map_err(|e| format!("stdin/stdout: {e}"))
+        }
+        Mode::Daemon => {
+            // Before any thread exists, so every thread inherits the handlers' mask.
+            let signals = signals::install().map_err(|e| format!("signal setup: {e}"))?;
+            let c = &runtime.config;
+            let bound = listener::bind(&c.listen, &c.tls_listen)?;
+            drop_to_run_user(&runtime)?;
+            log::info!("mboxpopd {} started ({origin})", env!("CARGO_PKG_VERSION"));
+            listener::run(bound, runtime, signals).map_err(|e| format!("listener: {e}"))?;
+            log::info!("mboxpopd stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Virtual-user mode: once the sockets are bound and the root-only files read, the whole
+/// process becomes `user`/`group` (plus the spool group for dot-locks).
+fn drop_to_run_user(runtime: &Runtime) -> Result<(), String> {
+    let c = &runtime.config;
+    let Some(user) = &c.run_user else {
+        if privileges::is_root() && c.auth == AuthBackend::PasswdFile {
+            log::warn!(
+                "virtual users without a uid will be served as root: set `user =` (and `group =`)"
+            );
+        }
+        return Ok(());
+    };
+    if !privileges::is_root() {
+        log::warn!("user = {user} ignored: not running as root");
+        return Ok(());
+    }
+    let (uid, user_gid, _home) =
+        privileges::lookup_user(user).ok_or_else(|| format!("user {user}: no such user"))?;
+    let gid = match &c.run_group {
+        Some(g) => {
+            privileges::lookup_group(g).ok_or_else(|| format!("group {g}: no such group"))?
+        }
+        None => user_gid,
+    };
+    let mut groups = Vec::new();
+    if let Some(g) = &c.spool_group {
+        groups.push(
+            privileges::lookup_group(g).ok_or_else(|| format!("spool_group {g}: no such group"))?,
+        );
+    }
+    privileges::drop_process_to(uid, gid, &groups)
+        .map_err(|e| format!("cannot switch to user {user}: {e}"))
+}

@@ -8,6 +8,22 @@ const MBOX: &[u8] = include_bytes!("fixtures/uidl-headers.mbox");
 const POPA3D: &str = include_str!("fixtures/uidl-headers.popa3d-uidl");
 const DOVECOT: &str = include_str!("fixtures/uidl-headers.dovecot-m-uidl");
 const DOVECOT_LIST: &str = include_str!("fixtures/uidl-headers.dovecot-list");
+/// The fixture after Dovecot served it (it adds X-IMAPbase, X-UID, Status and padding).
+const REWRITTEN: &[u8] = include_bytes!("fixtures/uidl-headers.dovecot-rewritten.mbox");
+const REWRITTEN_UIDL: &str = include_str!("fixtures/uidl-headers.dovecot-rewritten.uidl");
+
+fn index(mbox: &[u8], uidl: UidlFormat) -> Vec<(String, u64)> {
+    let opts = IndexOptions {
+        format: MboxFormat::Mboxo,
+        uidl,
+    };
+    let index = index_mbox(mbox, &opts).expect("fixture indexes");
+    index
+        .messages
+        .into_iter()
+        .map(|m| (m.uidl, m.size))
+        .collect()
+}
 
 fn listing(text: &str) -> Vec<String> {
     text.lines()
@@ -68,6 +84,37 @@ fn sizes_match_dovecot_list() {
     let index = index_mbox(MBOX, &opts).expect("fixture indexes");
     let got: Vec<String> = index.messages.iter().map(|m| m.size.to_string()).collect();
     assert_eq!(got, listing(DOVECOT_LIST));
+}
+
+#[test]
+fn dovecot_uid_preset_matches_dovecot_default_on_a_dovecot_synced_mbox() {
+    let got: Vec<String> = index(REWRITTEN, UidlFormat::DovecotUid)
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(got, listing(REWRITTEN_UIDL));
+    // UW's order is the reverse.
+    let uw = index(REWRITTEN, UidlFormat::Imap);
+    let first = &listing(REWRITTEN_UIDL)[0];
+    assert_eq!(uw[0].0, format!("{}{}", &first[8..], &first[..8]));
+}
+
+#[test]
+fn native_uidls_and_sizes_survive_dovecots_rewrite() {
+    // Dovecot added X-IMAPbase, X-UID, Status and padding to every message: nothing a client
+    // sees changed, so neither may the native UIDLs, the sizes, or the content-based presets.
+    assert_ne!(MBOX, REWRITTEN);
+    for uidl in [UidlFormat::Native, UidlFormat::DovecotMd5] {
+        assert_eq!(index(MBOX, uidl), index(REWRITTEN, uidl), "{uidl:?}");
+    }
+    // popa3d's scheme too, except for the CRLF message (14): Dovecot rewrote its header
+    // terminator as a bare LF, so popa3d itself would now stop hashing at the body.
+    let (before, after) = (
+        index(MBOX, UidlFormat::Popa3d),
+        index(REWRITTEN, UidlFormat::Popa3d),
+    );
+    assert_eq!(before[..13], after[..13]);
+    assert_ne!(before[13].0, after[13].0);
 }
 
 #[test]

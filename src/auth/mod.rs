@@ -1,4 +1,14 @@
 //! Account backends and password verification. OWNER: auth helper.
+//!
+//! - [`username`]: validation every client-supplied name passes before any lookup or path.
+//! - [`hash`]: stored secrets (crypt(3), yescrypt, Dovecot `{SCHEME}` prefixes) and their
+//!   constant-time verification.
+//! - [`passwd_file`]: Dovecot-style passwd-file of virtual users, reloaded when it changes.
+//! - [`system`]: /etc/passwd + /etc/shadow.
+//!
+//! Both backends answer every failure (unknown user, wrong password, locked or expired account)
+//! with the same [`AuthError::Invalid`] after the same amount of work, so neither the reply nor
+//! its timing tells a client which names exist.
 
 mod account;
 pub mod hash;
@@ -7,3 +17,89 @@ pub mod system;
 pub mod username;
 
 pub use account::{Account, AuthError};
+
+use crate::config::{AuthBackend, Config};
+
+/// An account backend, shared by all session threads.
+pub trait Authenticator: Send + Sync {
+    /// Verify a user name and password (USER/PASS, SASL PLAIN and LOGIN). The name is
+    /// validated here too, so callers cannot forget it.
+    fn verify(&self, user: &str, password: &[u8]) -> Result<Account, AuthError>;
+
+    /// The plaintext secret of `user`, for APOP and CRAM-MD5. `Ok(None)` for unknown users,
+    /// invalid names and users whose secret is hashed.
+    fn plaintext_secret(&self, user: &str) -> Result<Option<(Account, Vec<u8>)>, AuthError>;
+
+    /// Whether the backend holds any plaintext secret at all (APOP/CRAM-MD5 can be offered).
+    fn has_plaintext_secrets(&self) -> bool;
+
+    /// Re-read backing files now (SIGHUP). Backends pick up changes by themselves too; this
+    /// only forces it and reports a failure (the last good data stays in use).
+    fn reload(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Build the configured backend. Errors are meant for the admin at startup (and `-t`): they
+/// name the file and the problem, e.g. an unreadable passwd-file.
+pub fn from_config(config: &Config) -> Result<Box<dyn Authenticator>, String> {
+    match config.auth {
+        AuthBackend::PasswdFile => {
+            let path = config
+                .passwd_file
+                .as_ref()
+                .ok_or_else(|| "auth = passwd-file needs passwd_file = PATH".to_string())?;
+            let backend = passwd_file::PasswdFile::open(path)?;
+            Ok(Box::new(backend))
+        }
+        AuthBackend::System => {
+            let backend = system::SystemAuth::new();
+            backend.check()?;
+            Ok(Box::new(backend))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn from_config_builds_a_working_passwd_file_backend() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "alice:{{PLAIN}}wonderland::::::").unwrap();
+        let config = Config {
+            auth: AuthBackend::PasswdFile,
+            passwd_file: Some(f.path().to_path_buf()),
+            ..Config::default()
+        };
+        let auth = from_config(&config).unwrap();
+        assert!(auth.has_plaintext_secrets());
+        assert_eq!(auth.verify("alice", b"wonderland").unwrap().name, "alice");
+        assert!(matches!(
+            auth.verify("alice", b"x"),
+            Err(AuthError::Invalid)
+        ));
+    }
+
+    #[test]
+    fn from_config_fails_clearly() {
+        let config = Config {
+            auth: AuthBackend::PasswdFile,
+            passwd_file: None,
+            ..Config::default()
+        };
+        assert!(from_config(&config).err().unwrap().contains("passwd_file"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let config = Config {
+            auth: AuthBackend::PasswdFile,
+            passwd_file: Some(missing.clone()),
+            ..Config::default()
+        };
+        let err = from_config(&config).err().unwrap();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+    }
+}

@@ -12,7 +12,9 @@ use crate::storage::StoreError;
 /// What a client may learn about one visible message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageInfo {
-    /// Octets RETR sends before the terminating ".\r\n" (CRLF line ends, no stuffed dots).
+    /// The message size as RFC 1939 §11 defines it: line ends counted as CRLF, the dots added
+    /// by byte-stuffing NOT counted. It equals the octets a client holds after un-stuffing the
+    /// RETR data, which is what fetchmail and others compare it with.
     pub size: u64,
     /// Unique-id listing: 1..=70 characters in 0x21..=0x7E, unique within the maildrop.
     pub uidl: String,
@@ -36,7 +38,7 @@ pub trait Maildrop {
 
     /// Stream message `index` transmit-encoded (CRLF line ends, dot-stuffed), *without* the
     /// terminating ".\r\n". `top = Some(k)` sends the headers, the blank line and `k` body lines.
-    /// The full-message output is exactly `messages()[index].size` octets.
+    /// The full-message output, un-stuffed, is exactly `messages()[index].size` octets.
     fn write_message(
         &mut self,
         index: usize,

@@ -1,1 +1,327 @@
+//! Standalone mode (`-d`): blocking listeners, one small-stack OS thread per connection,
+//! global and per-IP connection limits, SIGTERM shutdown and SIGHUP reload.
 
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::server::connection;
+use crate::server::services::{MboxServices, PrivilegeMode, Runtime};
+use crate::server::signals::{self, Event, Signals};
+use crate::transport::stream::Stream;
+
+/// Stack size of session threads. Sessions keep their big buffers on the heap; the stack
+/// holds the protocol code, password hashing and the OpenSSL handshake. Measured on a debug
+/// build: a full session over TLS (yescrypt, bcrypt and sha512-crypt logins, RETR, DELE, the
+/// QUIT commit) runs in 128 KiB and overflows 64 KiB; this leaves twice the measured need.
+pub const SESSION_STACK: usize = 256 * 1024;
+
+/// How long SIGTERM waits for sessions to notice (a commit in progress is allowed to finish).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The reply to a connection over a limit (RFC 3206 `SYS/TEMP`: try again later).
+const TOO_MANY: &[u8] = b"-ERR [SYS/TEMP] too many connections, try again later\r\n";
+
+/// A bound listening socket.
+#[derive(Debug)]
+pub struct Bound {
+    pub listener: TcpListener,
+    pub addr: SocketAddr,
+    /// Implicit TLS (the `tls_listen` sockets).
+    pub tls: bool,
+}
+
+/// Bind every `listen` and `tls_listen` address.
+///
+/// `[::]:p` is bound before `0.0.0.0:p`: on Linux the IPv6 wildcard socket is dual-stack
+/// unless `net.ipv6.bindv6only` is set, and then already receives IPv4 connections, so the
+/// IPv4 wildcard failing with EADDRINUSE is expected and tolerated.
+pub fn bind(plain: &[SocketAddr], tls: &[SocketAddr]) -> Result<Vec<Bound>, String> {
+    let mut wanted: Vec<(SocketAddr, bool)> = plain
+        .iter()
+        .map(|a| (*a, false))
+        .chain(tls.iter().map(|a| (*a, true)))
+        .collect();
+    if wanted.is_empty() {
+        return Err(String::from("no listen or tls_listen address configured"));
+    }
+    // IPv6 wildcards first (stable sort keeps the configured order otherwise).
+    wanted.sort_by_key(|(a, _)| !(a.is_ipv6() && a.ip().is_unspecified()));
+    let mut bound: Vec<Bound> = Vec::new();
+    for (addr, is_tls) in wanted {
+        match TcpListener::bind(addr) {
+            Ok(listener) => {
+                let local = listener.local_addr().unwrap_or(addr);
+                bound.push(Bound {
+                    listener,
+                    addr: local,
+                    tls: is_tls,
+                });
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse
+                    && covered_by_dual_stack(addr, is_tls, &bound) =>
+            {
+                log::debug!(
+                    "{addr}: served by the dual-stack [::]:{} socket",
+                    addr.port()
+                );
+            }
+            Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+        }
+    }
+    Ok(bound)
+}
+
+fn covered_by_dual_stack(addr: SocketAddr, is_tls: bool, bound: &[Bound]) -> bool {
+    addr.is_ipv4()
+        && addr.ip().is_unspecified()
+        && bound.iter().any(|b| {
+            b.tls == is_tls
+                && b.addr.is_ipv6()
+                && b.addr.ip().is_unspecified()
+                && b.addr.port() == addr.port()
+        })
+}
+
+/// Connections in progress: counts for the limits, and socket handles for shutdown.
+#[derive(Default)]
+struct Registry {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    sockets: HashMap<u64, TcpStream>,
+    next_id: u64,
+}
+
+struct Shared {
+    runtime: RwLock<Arc<Runtime>>,
+    registry: Mutex<Registry>,
+    /// Signalled whenever a connection ends.
+    ended: Condvar,
+}
+
+impl Shared {
+    fn runtime(&self) -> Arc<Runtime> {
+        Arc::clone(&self.runtime.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // A panicking session thread cannot leave the registry half-updated (each update is
+        // a few integer operations), so a poisoned lock is still consistent.
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Take a connection slot, or refuse when a limit is reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr, stream: &TcpStream) -> Option<Slot> {
+        let config = self.runtime().config.clone();
+        let mut reg = self.registry();
+        let from_ip = reg.per_ip.get(&ip).copied().unwrap_or(0);
+        if reg.total >= config.max_connections || from_ip >= config.max_connections_per_ip {
+            return None;
+        }
+        reg.total += 1;
+        *reg.per_ip.entry(ip).or_insert(0) += 1;
+        let id = reg.next_id;
+        reg.next_id += 1;
+        if let Ok(handle) = stream.try_clone() {
+            reg.sockets.insert(id, handle);
+        }
+        Some(Slot {
+            shared: Arc::clone(self),
+            ip,
+            id,
+        })
+    }
+}
+
+/// A held connection slot; dropping it (also while a session thread unwinds) frees it.
+struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    id: u64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut reg = self.shared.registry();
+        reg.total = reg.total.saturating_sub(1);
+        if let Some(n) = reg.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                reg.per_ip.remove(&self.ip);
+            }
+        }
+        reg.sockets.remove(&self.id);
+        drop(reg);
+        self.shared.ended.notify_all();
+    }
+}
+
+/// Serve until SIGTERM/SIGINT. `signals` must have been installed before any thread started.
+pub fn run(bound: Vec<Bound>, runtime: Runtime, mut signals: Signals) -> io::Result<()> {
+    let shared = Arc::new(Shared {
+        runtime: RwLock::new(Arc::new(runtime)),
+        registry: Mutex::new(Registry::default()),
+        ended: Condvar::new(),
+    });
+    for b in bound {
+        let shared = Arc::clone(&shared);
+        log::info!(
+            "listening on {}{}",
+            b.addr,
+            if b.tls { " (TLS)" } else { "" }
+        );
+        thread::Builder::new()
+            .name(format!("accept {}", b.addr))
+            .spawn(move || accept_loop(b, shared))?;
+    }
+    // Until Event::Terminate.
+    while let Event::Reload = signals.wait()? {
+        reload(&shared);
+    }
+    shut_down(&shared);
+    Ok(())
+}
+
+fn accept_loop(bound: Bound, shared: Arc<Shared>) {
+    // EMFILE and friends repeat every retry while they last: log them once a minute.
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        match bound.listener.accept() {
+            Ok((stream, addr)) => {
+                if signals::terminating() {
+                    // Shutting down: the listener stays open until exit, but serves nobody.
+                    continue;
+                }
+                handle_new(stream, addr, bound.tls, &shared);
+            }
+            Err(e) => {
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    log::warn!("accept on {}: {e}", bound.addr);
+                    last_warning = Some(Instant::now());
+                }
+                // Without a pause EMFILE/ENFILE would spin; clients wait in the backlog
+                // until sessions end and free descriptors.
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn handle_new(stream: TcpStream, addr: SocketAddr, tls: bool, shared: &Arc<Shared>) {
+    let ip = addr.ip().to_canonical();
+    let Some(slot) = shared.admit(ip, &stream) else {
+        log::warn!("refused {ip}: too many connections");
+        refuse(stream);
+        return;
+    };
+    let shared_for_thread = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name(String::from("session"))
+        .stack_size(SESSION_STACK)
+        .spawn(move || session_thread(stream, addr, tls, slot, shared_for_thread));
+    if let Err(e) = spawned {
+        // The closure (with the socket and the slot) was dropped: the slot is free again and
+        // the client sees its connection closed.
+        log::error!("cannot start a session thread for {ip}: {e}");
+    }
+}
+
+/// Tell an over-limit client why, without letting it hold up the accept loop.
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(TOO_MANY);
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+fn session_thread(stream: TcpStream, addr: SocketAddr, tls: bool, slot: Slot, shared: Arc<Shared>) {
+    // Held until the thread ends, even by a panic.
+    let _slot = slot;
+    let _ = stream.set_nodelay(true);
+    let runtime = shared.runtime();
+    let services = MboxServices::new(Arc::clone(&runtime), PrivilegeMode::Thread);
+    let session_params = runtime.session_params(Some(addr), tls, &services);
+    let conn = runtime.connection_params(Some(addr), tls);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        connection::serve(Stream::tcp(stream), &services, session_params, &conn)
+    }));
+    if outcome.is_err() {
+        // The maildrop was dropped during unwinding, uncommitted; the panic hook logged why.
+        log::error!(
+            "session for {} aborted by an internal error",
+            addr.ip().to_canonical()
+        );
+    }
+}
+
+fn reload(shared: &Arc<Shared>) {
+    let old = shared.runtime();
+    match old.reload() {
+        Ok(new) => {
+            *shared.runtime.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+            log::info!("configuration reloaded");
+        }
+        Err(e) => log::error!("reload failed, keeping the running configuration: {e}"),
+    }
+}
+
+fn shut_down(shared: &Arc<Shared>) {
+    let mut reg = shared.registry();
+    let open = reg.total;
+    log::info!("shutting down, ending {open} session(s) without committing");
+    for socket in reg.sockets.values() {
+        // Wakes reads blocked in the kernel; the session sees EOF, checks the shutdown flag
+        // and ends without UPDATE.
+        let _ = socket.shutdown(Shutdown::Both);
+    }
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while reg.total > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            log::warn!("{} session(s) still running at exit", reg.total);
+            break;
+        }
+        reg = shared
+            .ended
+            .wait_timeout(reg, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_reports_the_ephemeral_port_and_refuses_a_taken_one() {
+        let bound = bind(&["127.0.0.1:0".parse().expect("addr")], &[]).expect("bind");
+        assert_eq!(bound.len(), 1);
+        let addr = bound[0].addr;
+        assert_ne!(addr.port(), 0);
+        let err = bind(&[addr], &[]).expect_err("in use");
+        assert!(err.contains(&addr.to_string()), "{err}");
+        assert!(bind(&[], &[]).is_err());
+    }
+
+    #[test]
+    fn wildcards_of_both_families_share_a_port() {
+        // Find a free port, then ask for both wildcards on it, IPv4 first as admins write it.
+        let probe = TcpListener::bind("[::]:0").or_else(|_| TcpListener::bind("0.0.0.0:0"));
+        let port = probe.expect("probe").local_addr().expect("addr").port();
+        let v4: SocketAddr = format!("0.0.0.0:{port}").parse().expect("v4");
+        let v6: SocketAddr = format!("[::]:{port}").parse().expect("v6");
+        let bound = match bind(&[v4, v6], &[]) {
+            Ok(b) => b,
+            // No IPv6 on this machine: nothing to check.
+            Err(e) if e.contains("[::]") => return,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(!bound.is_empty());
+        TcpStream::connect(("127.0.0.1", port)).expect("IPv4 reaches the server");
+    }
+}

@@ -1,1 +1,329 @@
+//! The production `protocol::Services`: the configured auth backend, the mailbox template and
+//! the mbox storage, plus the privilege switch before the spool is touched. Also the
+//! [`Runtime`]: what a running server has loaded (config, auth backend, TLS context), swapped
+//! as a whole on SIGHUP.
 
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::auth::{self, Account, AuthError, Authenticator};
+use crate::config::{AuthBackend, Config};
+use crate::protocol::session::{new_timestamp, SessionParams};
+use crate::protocol::{Maildrop, Services};
+use crate::server::connection::ConnectionParams;
+use crate::server::privileges;
+use crate::storage::mailbox::{Mailbox, MailboxOptions};
+use crate::storage::path::expand_mailbox_template;
+use crate::storage::StoreError;
+use crate::transport::tls::TlsContext;
+
+/// What the server has loaded from its configuration.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub auth: Arc<dyn Authenticator>,
+    pub tls: Option<TlsContext>,
+}
+
+/// A startup or reload failure, already phrased for the admin.
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl Runtime {
+    /// Open the auth backend and load the TLS files. Runs before privileges are dropped: the
+    /// TLS key and /etc/shadow are normally readable by root only.
+    pub fn load(config: Config) -> Result<Runtime, LoadError> {
+        let auth = auth::from_config(&config).map_err(LoadError)?;
+        let tls = match &config.tls {
+            Some(tc) => Some(TlsContext::load(tc).map_err(|e| LoadError(e.to_string()))?),
+            None => None,
+        };
+        Ok(Runtime {
+            config: Arc::new(config),
+            auth: Arc::from(auth),
+            tls,
+        })
+    }
+
+    /// SIGHUP: read the config file again (if there is one), reopen the auth backend and
+    /// reload the certificate. Sockets and process credentials cannot change without a
+    /// restart; such changes are logged and otherwise ignored.
+    pub fn reload(&self) -> Result<Runtime, LoadError> {
+        let config = match &self.config.path {
+            Some(path) => Config::load(path).map_err(|e| LoadError(e.to_string()))?,
+            None => (*self.config).clone(),
+        };
+        let old = &self.config;
+        if config.listen != old.listen || config.tls_listen != old.tls_listen {
+            log::warn!("listen/tls_listen changes take effect after a restart");
+        }
+        if config.run_user != old.run_user || config.run_group != old.run_group {
+            log::warn!("user/group changes take effect after a restart");
+        }
+        let auth = auth::from_config(&config).map_err(LoadError)?;
+        let tls = match (&self.tls, &config.tls) {
+            (Some(ctx), Some(tc)) => {
+                ctx.reload(tc).map_err(|e| LoadError(e.to_string()))?;
+                Some(ctx.clone())
+            }
+            (None, Some(tc)) => Some(TlsContext::load(tc).map_err(|e| LoadError(e.to_string()))?),
+            (_, None) => None,
+        };
+        for w in config.warnings() {
+            log::warn!("{w}");
+        }
+        Ok(Runtime {
+            config: Arc::new(config),
+            auth: Arc::from(auth),
+            tls,
+        })
+    }
+
+    /// The per-connection session settings.
+    pub fn session_params(
+        &self,
+        peer: Option<SocketAddr>,
+        implicit_tls: bool,
+        services: &dyn Services,
+    ) -> SessionParams {
+        let c = &self.config;
+        // curl and others switch to APOP whenever the greeting carries a timestamp, so it is
+        // only sent when APOP can actually succeed.
+        let apop_timestamp =
+            (c.apop && services.has_plaintext_secrets()).then(|| new_timestamp(&c.hostname));
+        SessionParams {
+            hostname: c.hostname.clone(),
+            implementation: format!("mboxpopd {}", env!("CARGO_PKG_VERSION")),
+            apop_timestamp,
+            tls_active: implicit_tls,
+            stls_available: self.tls.is_some() && !implicit_tls,
+            plaintext_auth: c.plaintext_auth,
+            peer_is_loopback: peer.is_none_or(|p| p.ip().to_canonical().is_loopback()),
+            peer: match peer {
+                Some(p) => p.ip().to_canonical().to_string(),
+                None => String::from("local"),
+            },
+            login_delay: c.login_delay,
+            max_auth_failures: c.max_auth_failures,
+            auth_failure_delay: c.auth_failure_delay,
+        }
+    }
+
+    pub fn connection_params(
+        &self,
+        peer: Option<SocketAddr>,
+        implicit_tls: bool,
+    ) -> ConnectionParams {
+        ConnectionParams {
+            peer,
+            timeout: self.config.timeout,
+            handshake_timeout: self.config.handshake_timeout,
+            tls: self.tls.clone(),
+            implicit_tls,
+        }
+    }
+}
+
+/// How a session takes the user's credentials before it touches the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivilegeMode {
+    /// Standalone daemon: only the session's thread changes credentials.
+    Thread,
+    /// inetd: the process serves one session and drops for good.
+    Process,
+}
+
+pub struct MboxServices {
+    runtime: Arc<Runtime>,
+    mode: PrivilegeMode,
+}
+
+impl MboxServices {
+    pub fn new(runtime: Arc<Runtime>, mode: PrivilegeMode) -> Self {
+        MboxServices { runtime, mode }
+    }
+
+    /// Become the account's user when running as root. Returns the uid switched to.
+    ///
+    /// System accounts always carry a uid and are always switched to, so a mailbox is never
+    /// opened as root for them; root's own mailbox is refused. Virtual users without a uid
+    /// run as the daemon: normally `user =` (the process dropped after binding), as root
+    /// only when the admin configured no `user` (warned about at startup).
+    fn take_credentials(&self, account: &Account) -> Result<Option<u32>, StoreError> {
+        if !privileges::is_root() {
+            return Ok(None);
+        }
+        let uid = match account.uid {
+            Some(0) => {
+                return Err(StoreError::Permanent(format!(
+                    "refusing to serve the mailbox of {} (uid 0)",
+                    account.name
+                )))
+            }
+            Some(uid) => uid,
+            None if self.runtime.config.auth == AuthBackend::System => {
+                return Err(StoreError::Permanent(format!(
+                    "system account {} has no uid",
+                    account.name
+                )))
+            }
+            None => return Ok(None),
+        };
+        let gid = account.gid.unwrap_or(uid);
+        // The spool group lets the session create dot-locks in a `root:mail 2775` spool.
+        let groups: Vec<u32> = self
+            .runtime
+            .config
+            .spool_group
+            .as_deref()
+            .and_then(privileges::lookup_group)
+            .into_iter()
+            .collect();
+        let result = match self.mode {
+            PrivilegeMode::Thread => privileges::drop_thread_to(uid, gid, &groups),
+            PrivilegeMode::Process => privileges::drop_process_to(uid, gid, &groups),
+        };
+        result.map_err(|e| StoreError::Temporary(format!("cannot switch to uid {uid}: {e}")))?;
+        Ok(Some(uid))
+    }
+}
+
+impl Services for MboxServices {
+    fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
+        self.runtime.auth.verify(user, password)
+    }
+
+    fn plaintext_secret(&self, user: &str) -> Result<Option<(Account, Vec<u8>)>, AuthError> {
+        self.runtime.auth.plaintext_secret(user)
+    }
+
+    fn has_plaintext_secrets(&self) -> bool {
+        self.runtime.auth.has_plaintext_secrets()
+    }
+
+    fn open_maildrop(&self, account: &Account) -> Result<Box<dyn Maildrop>, StoreError> {
+        let path = expand_mailbox_template(&self.runtime.config.mailbox, account)?;
+        // After a switch the mailbox must belong to the user (the storage layer checks the
+        // opened file, so a swapped-in symlink or foreign file cannot slip through).
+        let owner = self.take_credentials(account)?;
+        let opts = MailboxOptions::from_config(&self.runtime.config, owner);
+        let mailbox = Mailbox::open(&path, &opts)?;
+        Ok(Box::new(mailbox))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::time::Duration;
+
+    fn setup(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let passwd = dir.path().join("passwd");
+        fs::write(&passwd, "alice:{PLAIN}secret\n").expect("passwd");
+        fs::create_dir(dir.path().join("spool")).expect("spool");
+        let conf = dir.path().join("m.conf");
+        fs::write(
+            &conf,
+            format!(
+                "auth = passwd-file\npasswd_file = {}\nmailbox = {}/spool/%u\n{extra}",
+                passwd.display(),
+                dir.path().display()
+            ),
+        )
+        .expect("conf");
+        (dir, conf)
+    }
+
+    fn runtime(conf: &std::path::Path) -> Runtime {
+        Runtime::load(Config::load(conf).expect("config")).expect("runtime")
+    }
+
+    #[test]
+    fn session_params_follow_config_and_peer() {
+        let (_dir, conf) = setup("apop = yes\nlogin_delay = 60\n");
+        let rt = Arc::new(runtime(&conf));
+        let services = MboxServices::new(Arc::clone(&rt), PrivilegeMode::Thread);
+        let local = rt.session_params(None, false, &services);
+        assert!(local.peer_is_loopback);
+        assert_eq!(local.peer, "local");
+        assert_eq!(local.login_delay, Some(60));
+        assert!(!local.stls_available, "no TLS configured");
+        // {PLAIN} secrets exist, so APOP is usable and the greeting carries a timestamp.
+        let ts = local.apop_timestamp.expect("timestamp");
+        assert!(
+            ts.starts_with('<') && ts.ends_with('>') && ts.contains('@'),
+            "{ts}"
+        );
+        let remote = rt.session_params(
+            Some("10.1.2.3:4567".parse().expect("addr")),
+            false,
+            &services,
+        );
+        assert!(!remote.peer_is_loopback);
+        assert_eq!(remote.peer, "10.1.2.3");
+        let mapped = rt.session_params(
+            Some("[::ffff:127.0.0.1]:1".parse().expect("addr")),
+            false,
+            &services,
+        );
+        assert!(mapped.peer_is_loopback);
+        assert_eq!(mapped.peer, "127.0.0.1");
+        assert_ne!(
+            rt.session_params(None, false, &services).apop_timestamp,
+            Some(ts),
+            "a new timestamp per connection"
+        );
+    }
+
+    #[test]
+    fn no_apop_timestamp_without_apop() {
+        let (_dir, conf) = setup("");
+        let rt = Arc::new(runtime(&conf));
+        let services = MboxServices::new(Arc::clone(&rt), PrivilegeMode::Thread);
+        assert_eq!(
+            rt.session_params(None, false, &services).apop_timestamp,
+            None
+        );
+    }
+
+    #[test]
+    fn reload_reads_the_file_again_and_keeps_nothing_on_error() {
+        let (dir, conf) = setup("");
+        let rt = runtime(&conf);
+        assert_eq!(rt.config.timeout, Duration::from_secs(600));
+        let text = fs::read_to_string(&conf).expect("read");
+        fs::write(&conf, format!("{text}timeout = 42s\n")).expect("write");
+        let new = rt.reload().expect("reload");
+        assert_eq!(new.config.timeout, Duration::from_secs(42));
+        fs::write(&conf, "timeout = later\n").expect("write");
+        let err = rt.reload().err().expect("broken config refused");
+        assert!(err.to_string().contains("timeout"), "{err}");
+        drop(dir);
+    }
+
+    #[test]
+    fn open_maildrop_serves_the_templated_mailbox() {
+        let (dir, conf) = setup("");
+        fs::write(
+            dir.path().join("spool/alice"),
+            "From a@b Thu Nov 26 03:32:14 2026\nSubject: x\n\nhello\n",
+        )
+        .expect("mbox");
+        let rt = Arc::new(runtime(&conf));
+        let services = MboxServices::new(rt, PrivilegeMode::Thread);
+        let account = services.authenticate("alice", b"secret").expect("login");
+        let maildrop = services.open_maildrop(&account).expect("open");
+        assert_eq!(maildrop.messages().len(), 1);
+        assert!(services.authenticate("alice", b"wrong").is_err());
+    }
+}

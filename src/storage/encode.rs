@@ -14,7 +14,22 @@
 //! - the output always ends with CRLF (one is added when the message lacks a final newline).
 //!
 //! Sizes are computed by running the very same encoder into a counting [`Sink`], so the size a
-//! client sees always equals the octets RETR sends before the terminating ".\r\n".
+//! client sees always equals the octets RETR sends before the terminating ".\r\n", once the
+//! client has removed the byte-stuffing dots (RFC 1939 §11 sizes do not count them).
+//!
+//! CONTRACT (relied on by `mailbox`; extended with [`Sink`], [`Counter`], `feed_into`,
+//! `finish_into` and [`encode_bytes`]):
+//! ```ignore
+//! pub struct EncodeOptions { pub format: MboxFormat, pub top: Option<u64> }
+//! impl Encoder {
+//!     pub fn new(opts: EncodeOptions) -> Self;
+//!     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>);  // out grows by O(input)
+//!     pub fn finish(&mut self, out: &mut Vec<u8>);  // ensures final CRLF
+//!     pub fn done(&self) -> bool;                   // TOP limit reached: stop reading early
+//! }
+//! pub fn encode_to<R: Read, W: Write + ?Sized>(src: R, opts: EncodeOptions, out: &mut W) -> io::Result<u64>;
+//! pub fn transmit_size(message: &[u8], format: MboxFormat) -> u64;
+//! ```
 
 use std::io::{self, Read, Write};
 
@@ -55,6 +70,13 @@ fn trim_trailing_blanks(mut s: &[u8]) -> &[u8] {
 /// Where the encoder's output goes: a buffer for RETR/TOP, a counter for sizes, or both.
 pub trait Sink {
     fn put(&mut self, bytes: &[u8]);
+
+    /// The extra "." of byte-stuffing. It is part of the transmission but not of the message:
+    /// RFC 1939 sizes (and the counts fetchmail and others compare them with, taken after
+    /// un-stuffing) exclude it, so the size counter ignores it.
+    fn put_stuffing(&mut self) {
+        self.put(b".");
+    }
 }
 
 impl Sink for Vec<u8> {
@@ -71,6 +93,8 @@ impl Sink for Counter {
     fn put(&mut self, bytes: &[u8]) {
         self.0 += bytes.len() as u64;
     }
+
+    fn put_stuffing(&mut self) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +297,8 @@ impl Encoder {
             Line::Visible => {
                 match input[0] {
                     b'.' => {
-                        self.put(b".", sink);
+                        sink.put_stuffing();
+                        self.mid_line = true;
                         self.line = Line::Copy;
                     }
                     b'>' if self.opts.format == MboxFormat::Mboxrd => self.line = Line::GtRun(0),
@@ -597,7 +622,12 @@ X-IMAP: 1 2\nX-IMAPbase: 1 2\ncontent-length: 5\nX-Other: o\n\tcont\nStatus : RO
             let mut out = Vec::new();
             let n = encode_to(&msg[..], EncodeOptions::retr(format), &mut out).expect("in memory");
             assert_eq!(n, out.len() as u64);
-            assert_eq!(n, transmit_size(&msg, format));
+            // Stuffing dots are sent but are not part of the size.
+            let stuffed = out
+                .split(|&b| b == b'\n')
+                .filter(|l| l.starts_with(b".."))
+                .count();
+            assert_eq!(n - stuffed as u64, transmit_size(&msg, format));
             assert_eq!(out, encode_bytes(&msg, EncodeOptions::retr(format)));
         }
     }
@@ -679,7 +709,8 @@ X-IMAP: 1 2\nX-IMAPbase: 1 2\ncontent-length: 5\nX-Other: o\n\tcont\nStatus : RO
                     }
                 }
                 if opts.top.is_none() {
-                    prop_assert_eq!(out.len() as u64, transmit_size(&msg, opts.format));
+                    let stuffed = out.split(|&b| b == b'\n').filter(|l| l.starts_with(b"..")).count();
+                    prop_assert_eq!((out.len() - stuffed) as u64, transmit_size(&msg, opts.format));
                     let mut w = Vec::new();
                     prop_assert_eq!(encode_to(&msg[..], opts, &mut w).ok(), Some(out.len() as u64));
                     prop_assert_eq!(w, out);

@@ -8,6 +8,7 @@
 pub mod encode;
 pub mod error;
 pub mod index;
+pub mod path;
 pub mod uidl;
 
 pub mod commit;

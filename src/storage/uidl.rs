@@ -5,7 +5,8 @@
 //!
 //! - `native` (default): the first 16 bytes of SHA-256 over the From_ line and the message
 //!   content as stored, minus mailbox-private header lines (`Status`, `X-Status`, `X-UID`, …,
-//!   which other programs rewrite) and minus the separator line; 32 lowercase hex digits.
+//!   which other programs rewrite) and minus the separator line, with every CRLF read as LF
+//!   (Dovecot, for one, rewrites a CRLF header terminator as LF); 32 lowercase hex digits.
 //!   Stable across sessions, restarts, deletions of other messages, and rewrites by mutt or
 //!   Dovecot that only touch flags. Identical copies (same From_ line and content) share the
 //!   digest and get an occurrence suffix (`-2`, `-3`, … in maildrop order); when an earlier copy
@@ -26,11 +27,18 @@
 //! - `x-uidl`: the value of the first `X-UIDL:` header (qpopper, mailutils) when it is 1–70
 //!   characters in 0x21–0x7E; otherwise the native UIDL.
 //! - `imap`: `%08x%08x` of the UIDVALIDITY (`X-IMAPbase:`/`X-IMAP:` of the first message) and
-//!   the message's `X-UID:` (UW c-client, Dovecot's default); native when either is missing.
+//!   the message's `X-UID:` (UW c-client's order); native when either is missing.
+//! - `dovecot-uid`: the same numbers in Dovecot's default order (`%08Xu%08Xv`: X-UID, then
+//!   UIDVALIDITY, lowercase hex), as Dovecot shows them for an mbox it has synced.
+//!
+//!   Limitation of both: without a pseudo message, the UIDVALIDITY is only in the first
+//!   message's `X-IMAPbase`. Dovecot moves it when it deletes that message; we never rewrite
+//!   message bytes, so once the first message is deleted the others fall back to native UIDLs
+//!   (clients download them once more). These presets are for the migration period.
 //!
 //! Whatever the scheme, [`assign`] guarantees uniqueness within the maildrop: a repeated value
-//! gets the smallest suffix `-N` (N ≥ 2) that makes it unique, the base being shortened if the
-//! result would exceed 70 characters. A forged `X-UIDL` can therefore never shadow another
+//! gets the next free suffix `-N` (N ≥ 2), the base being shortened if the result would exceed
+//! 70 characters. A forged `X-UIDL` can therefore never shadow another
 //! message.
 
 use std::collections::{HashMap, HashSet};
@@ -229,6 +237,8 @@ fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
 #[derive(Debug, Clone)]
 pub struct MessageUidl {
     native: Sha256,
+    /// A CR ended the last hashed fragment: dropped if the next one starts with LF.
+    native_cr: bool,
     popa3d: Option<Popa3dHasher>,
     dovecot: Option<DovecotMd5Hasher>,
 }
@@ -237,6 +247,7 @@ impl MessageUidl {
     pub fn new(scheme: UidlFormat) -> Self {
         MessageUidl {
             native: Sha256::new(),
+            native_cr: false,
             popa3d: (scheme == UidlFormat::Popa3d).then(Popa3dHasher::default),
             dovecot: (scheme == UidlFormat::DovecotMd5).then(DovecotMd5Hasher::default),
         }
@@ -244,13 +255,13 @@ impl MessageUidl {
 
     /// The message's From_ line (with its line end).
     pub fn from_line(&mut self, line: &[u8]) {
-        self.native.update(line);
+        self.hash_native(line);
     }
 
     /// A fragment of message content. `visible`: not part of a mailbox-private header field.
     pub fn content(&mut self, fragment: &[u8], start: bool, visible: bool) {
         if visible {
-            self.native.update(fragment);
+            self.hash_native(fragment);
         }
         if let Some(p) = &mut self.popa3d {
             p.fragment(fragment, start);
@@ -260,8 +271,32 @@ impl MessageUidl {
         }
     }
 
+    /// Hash `bytes` with CRLF read as LF, across fragment boundaries too.
+    fn hash_native(&mut self, mut bytes: &[u8]) {
+        if self.native_cr {
+            self.native_cr = false;
+            if bytes.first() != Some(&b'\n') {
+                self.native.update(b"\r");
+            }
+        }
+        while let Some(i) = memchr::memmem::find(bytes, b"\r\n") {
+            self.native.update(&bytes[..i]);
+            bytes = &bytes[i + 1..];
+        }
+        match bytes.strip_suffix(b"\r") {
+            Some(rest) => {
+                self.native.update(rest);
+                self.native_cr = true;
+            }
+            None => self.native.update(bytes),
+        }
+    }
+
     /// Close the message's inputs; `fields` are the header values the index pass captured.
-    pub fn finish(self, fields: UidlFields) -> UidlInput {
+    pub fn finish(mut self, fields: UidlFields) -> UidlInput {
+        if self.native_cr {
+            self.native.update(b"\r");
+        }
         let digest = self.native.finalize();
         let mut native = String::with_capacity(32);
         for b in &digest[..16] {
@@ -318,49 +353,82 @@ pub fn parse_u32(value: &[u8]) -> Option<u32> {
 }
 
 /// Turn the inputs of all messages (in maildrop order) into their final, unique UIDLs.
+///
+/// A base UIDL that occurs once is kept. Of repeated bases, the first copy keeps the plain
+/// value and later copies get `-2`, `-3`, ... (skipping any value another message already
+/// has), so identical messages and forged `X-UIDL:` headers never share a UIDL. Uniqueness is
+/// checked with a map that borrows the bases (no per-message copies): at 100,000 messages the
+/// check costs a few MB, not tens.
 pub fn assign(scheme: UidlFormat, inputs: &[UidlInput]) -> Vec<String> {
     let uidvalidity = inputs.first().and_then(|i| i.uidvalidity);
-    let mut seen: HashSet<String> = HashSet::with_capacity(inputs.len());
-    // Next suffix to try per repeated base, so that many copies (or a flood of one forged
-    // X-UIDL) cost O(n), not O(n²).
-    let mut next_suffix: HashMap<String, u64> = HashMap::new();
-    let mut out = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let base = match scheme {
-            UidlFormat::Native => input.native.clone(),
-            UidlFormat::Popa3d => input.popa3d.clone().unwrap_or_else(|| input.native.clone()),
-            UidlFormat::DovecotMd5 => input
-                .dovecot_md5
-                .clone()
-                .unwrap_or_else(|| input.native.clone()),
-            UidlFormat::XUidl => input.x_uidl.clone().unwrap_or_else(|| input.native.clone()),
-            UidlFormat::Imap => match (uidvalidity, input.x_uid) {
-                (Some(v), Some(u)) => format!("{v:08x}{u:08x}"),
-                _ => input.native.clone(),
-            },
-        };
-        let uidl = unique(base, &seen, &mut next_suffix);
-        seen.insert(uidl.clone());
-        out.push(uidl);
+    let mut uidls: Vec<String> = inputs
+        .iter()
+        .map(|i| base(scheme, uidvalidity, i))
+        .collect();
+    let renames = {
+        let mut count: HashMap<&str, u32> = HashMap::with_capacity(uidls.len());
+        for u in &uidls {
+            *count.entry(u.as_str()).or_insert(0) += 1;
+        }
+        if count.len() == uidls.len() {
+            Vec::new()
+        } else {
+            repeat_suffixes(&uidls, &count)
+        }
+    };
+    for (i, name) in renames {
+        uidls[i] = name;
     }
-    out
+    uidls
 }
 
-fn unique(base: String, seen: &HashSet<String>, next_suffix: &mut HashMap<String, u64>) -> String {
-    if !seen.contains(&base) {
-        return base;
+fn base(scheme: UidlFormat, uidvalidity: Option<u32>, input: &UidlInput) -> String {
+    match scheme {
+        UidlFormat::Native => input.native.clone(),
+        UidlFormat::Popa3d => input.popa3d.clone().unwrap_or_else(|| input.native.clone()),
+        UidlFormat::DovecotMd5 => input
+            .dovecot_md5
+            .clone()
+            .unwrap_or_else(|| input.native.clone()),
+        UidlFormat::XUidl => input.x_uidl.clone().unwrap_or_else(|| input.native.clone()),
+        UidlFormat::Imap => match (uidvalidity, input.x_uid) {
+            (Some(v), Some(u)) => format!("{v:08x}{u:08x}"),
+            _ => input.native.clone(),
+        },
+        UidlFormat::DovecotUid => match (uidvalidity, input.x_uid) {
+            (Some(v), Some(u)) => format!("{u:08x}{v:08x}"),
+            _ => input.native.clone(),
+        },
     }
-    let n = next_suffix.entry(base.clone()).or_insert(2);
-    loop {
-        let suffix = format!("-{n}");
-        let keep = base.len().min(MAX_UIDL_LEN - suffix.len());
-        // Bases are ASCII (validated or generated), so any byte index is a char boundary.
-        let candidate = format!("{}{}", &base[..keep], suffix);
-        *n += 1;
-        if !seen.contains(&candidate) {
-            return candidate;
+}
+
+/// New names for the second and later copies of repeated bases: `(message index, name)`.
+fn repeat_suffixes(bases: &[String], count: &HashMap<&str, u32>) -> Vec<(usize, String)> {
+    let mut first_seen: HashSet<&str> = HashSet::new();
+    // Next suffix per repeated base, so many copies (or a flood of one forged X-UIDL) cost
+    // O(n), not O(n²).
+    let mut next_suffix: HashMap<&str, u64> = HashMap::new();
+    let mut generated: HashSet<String> = HashSet::new();
+    let mut renames = Vec::new();
+    for (i, b) in bases.iter().enumerate() {
+        if count[b.as_str()] == 1 || first_seen.insert(b.as_str()) {
+            continue;
+        }
+        let n = next_suffix.entry(b.as_str()).or_insert(2);
+        loop {
+            let suffix = format!("-{n}");
+            *n += 1;
+            let keep = b.len().min(MAX_UIDL_LEN - suffix.len());
+            // Bases are ASCII (validated or generated), so any byte index is a char boundary.
+            let candidate = format!("{}{}", &b[..keep], suffix);
+            if !count.contains_key(candidate.as_str()) && !generated.contains(&candidate) {
+                generated.insert(candidate.clone());
+                renames.push((i, candidate));
+                break;
+            }
         }
     }
+    renames
 }
 
 #[cfg(test)]
@@ -398,6 +466,38 @@ mod tests {
         let got = assign(UidlFormat::Native, &inputs);
         assert_eq!(got[0], "same");
         assert_eq!(got[49_999], "same-50000");
+    }
+
+    #[test]
+    fn native_digest_reads_crlf_as_lf_across_fragments() {
+        let digest = |parts: &[&[u8]]| {
+            let mut m = MessageUidl::new(UidlFormat::Native);
+            m.from_line(parts[0]);
+            for p in &parts[1..] {
+                m.content(p, true, true);
+            }
+            m.finish(UidlFields::default()).native
+        };
+        let lf = digest(&[b"From a\n", b"A: b\n", b"\n", b"x\ry\n"]);
+        assert_eq!(
+            lf,
+            digest(&[b"From a\r\n", b"A: b\r\n", b"\r\n", b"x\ry\r\n"])
+        );
+        assert_eq!(
+            lf,
+            digest(&[
+                b"From a\r",
+                b"\n",
+                b"A: b\r",
+                b"\n\r",
+                b"\n",
+                b"x\r",
+                b"y\n"
+            ])
+        );
+        // A bare CR is content.
+        assert_ne!(lf, digest(&[b"From a\n", b"A: b\n", b"\n", b"xy\n"]));
+        assert_ne!(lf, digest(&[b"From a\n", b"A: b\n", b"\n", b"x\ry\n\r"]));
     }
 
     #[test]

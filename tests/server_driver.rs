@@ -1,0 +1,497 @@
+//! The connection driver and the inetd/standalone front ends, through the real binary:
+//! pipelining and output batching, line caps, inactivity timeouts, signals, the one log line
+//! per session, and inetd over a real TCP socket. (Protocol conformance, limits and basic
+//! signal handling are in the `protocol_*` suites.)
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A second message without dot-lines, so the size checks here do not depend on how
+/// dot-stuffing is counted (the maildrop suites own that question).
+const PLAIN2: &str = "From: Erin <erin@example.org>\n\
+To: alice@example.org\n\
+Subject: plain second\n\
+\n\
+No dots here.\n\
+From the start of a body line, quoted by the MDA or not.\n";
+
+fn fixture() -> Fixture {
+    let f = Fixture::new();
+    f.write_mbox("alice", &mbox(&[MSG1, PLAIN2, MSG3]));
+    f
+}
+
+/// Reads the status line and, for `multi`, the payload of each pipelined response.
+fn responses(c: &mut Conn, multi: &[bool]) -> Vec<(String, Vec<u8>)> {
+    multi
+        .iter()
+        .map(|&m| {
+            let status = c.line();
+            let payload = if m && status.starts_with("+OK") {
+                c.multi()
+            } else {
+                Vec::new()
+            };
+            (status, payload)
+        })
+        .collect()
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let f = fixture();
+    let mut c = f.inetd();
+    // Everything in one write, login included.
+    c.send(b"USER alice\r\nPASS secret\r\nSTAT\r\nLIST\r\nRETR 2\r\nNOOP\r\nTOP 1 0\r\nDELE 3\r\nLIST 3\r\nSTAT\r\n");
+    let got = responses(
+        &mut c,
+        &[
+            false, false, false, true, true, false, true, false, false, false,
+        ],
+    );
+    let sizes: Vec<usize> = [MSG1, PLAIN2, MSG3]
+        .iter()
+        .map(|m| content(m).len())
+        .collect();
+    let total: usize = sizes.iter().sum();
+    assert!(
+        got[0].0.starts_with("+OK") && got[1].0.starts_with("+OK"),
+        "{got:?}"
+    );
+    assert_eq!(got[2].0, format!("+OK 3 {total}"));
+    assert_eq!(
+        show(&got[3].1),
+        format!("1 {}\r\n2 {}\r\n3 {}\r\n", sizes[0], sizes[1], sizes[2])
+    );
+    assert_eq!(show(&got[4].1), show(&wire(PLAIN2)));
+    assert!(got[5].0.starts_with("+OK"));
+    assert_eq!(show(&got[6].1), show(&top(MSG1, 0)));
+    assert!(got[7].0.starts_with("+OK"));
+    assert!(
+        got[8].0.starts_with("-ERR"),
+        "LIST of a deleted message: {}",
+        got[8].0
+    );
+    assert_eq!(got[9].0, format!("+OK 2 {}", sizes[0] + sizes[1]));
+    c.quit();
+    assert_eq!(show(&f.read_mbox("alice")), show(&mbox(&[MSG1, PLAIN2])));
+}
+
+#[test]
+fn an_over_long_line_gets_err_and_the_next_command_works() {
+    let f = fixture();
+    let mut c = f.inetd();
+    // Before login (where SASL allows longer lines) and after it.
+    let mut huge = vec![b'X'; 1 << 20];
+    huge.extend_from_slice(b"\r\n");
+    c.send(&huge);
+    assert!(c.line().starts_with("-ERR"));
+    c.login("alice", "secret");
+    c.send(&huge);
+    assert!(c.line().starts_with("-ERR"));
+    // A long line glued to the next command: the resync happens at the line end.
+    let mut glued = vec![b'A'; 5000];
+    glued.extend_from_slice(b"\nSTAT\r\n");
+    c.send(&glued);
+    assert!(c.line().starts_with("-ERR"));
+    assert!(c.line().starts_with("+OK 3 "));
+    // 255 octets (RFC 2449's minimum) are a normal line: an unknown command, not "too long".
+    let long_ok = format!("NOOP {}", "y".repeat(250));
+    let reply = c.cmd(&long_ok);
+    assert!(!reply.contains("too long"), "{reply}");
+    c.quit();
+}
+
+#[test]
+fn bare_lf_line_ends_are_accepted() {
+    let f = fixture();
+    let mut c = f.inetd();
+    c.send(b"USER alice\nPASS secret\nSTAT\n");
+    c.line();
+    c.line();
+    assert!(c.line().starts_with("+OK 3 "));
+    c.quit();
+}
+
+#[test]
+fn inactivity_timeout_ends_the_session_without_commit() {
+    let mut f = fixture();
+    f.config("timeout = 1s");
+    let before = f.read_mbox("alice");
+    let mut c = f.inetd();
+    c.login("alice", "secret");
+    c.ok("DELE 1");
+    let started = Instant::now();
+    // The server says why and hangs up; nothing is committed.
+    let last = c.line();
+    assert!(last.starts_with("-ERR"), "{last}");
+    c.expect_eof();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "timeout after {waited:?}"
+    );
+    let st = c.wait();
+    assert!(st.success(), "{st}");
+    assert_eq!(show(&f.read_mbox("alice")), show(&before));
+    assert!(c.log().contains("end=timeout"), "{}", c.log());
+    assert_eq!(f.spool_leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn inetd_without_f_keeps_stdout_and_stderr_for_the_protocol() {
+    let f = fixture();
+    let mut c = f.inetd_with(&[]);
+    c.login("alice", "secret");
+    c.ok_multi("RETR 1");
+    c.err("RETR 99");
+    c.quit();
+    // Logs went to syslog (or nowhere): never into the client's connection.
+    assert_eq!(c.log(), "");
+    for line in show(&c.transcript).split("\r\n").filter(|l| !l.is_empty()) {
+        assert!(
+            !line.contains("session end") && !line.contains("INFO"),
+            "log output on stdout: {line}"
+        );
+    }
+}
+
+#[test]
+fn the_session_end_is_logged_once_with_its_counts() {
+    let f = fixture();
+    let mut c = f.inetd();
+    c.login("alice", "secret");
+    c.ok_multi("RETR 1");
+    c.ok_multi("RETR 3");
+    c.ok("DELE 2");
+    c.quit();
+    let log = c.log();
+    let ends: Vec<&str> = log.lines().filter(|l| l.contains("session end")).collect();
+    assert_eq!(ends.len(), 1, "{log}");
+    let retrieved = content(MSG1).len() + content(MSG3).len();
+    let deleted = content(PLAIN2).len();
+    let line = ends[0];
+    for part in [
+        "user=alice".to_string(),
+        "peer=local".to_string(),
+        format!("retr=2/{retrieved}"),
+        format!("dele=1/{deleted}"),
+        "end=quit".to_string(),
+    ] {
+        assert!(line.contains(&part), "{part} missing in {line}");
+    }
+}
+
+/// An inetd-mode process whose pid the test can signal.
+struct Raw {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+    input: std::process::ChildStdin,
+}
+
+impl Raw {
+    fn start(conf: &Path, log: &Path) -> Raw {
+        let mut child = Command::new(binary())
+            .arg("-c")
+            .arg(conf)
+            .args(["-i", "-f"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(fs::File::create(log).expect("log")))
+            .spawn()
+            .expect("spawn");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        let input = child.stdin.take().expect("stdin");
+        let mut r = Raw { child, out, input };
+        assert!(r.line().starts_with("+OK"));
+        r
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.out.read_line(&mut l).expect("read");
+        l
+    }
+
+    fn cmd(&mut self, c: &str) -> String {
+        self.input
+            .write_all(format!("{c}\r\n").as_bytes())
+            .expect("write");
+        self.line()
+    }
+}
+
+#[test]
+fn sigterm_ends_an_inetd_session_blocked_in_read_without_commit() {
+    let f = fixture();
+    let before = f.read_mbox("alice");
+    let conf = f.write_config("127.0.0.1:1");
+    let log = f.path().join("raw.log");
+    let mut r = Raw::start(&conf, &log);
+    assert!(r.cmd("USER alice").starts_with("+OK"));
+    assert!(r.cmd("PASS secret").starts_with("+OK"));
+    assert!(r.cmd("DELE 1").starts_with("+OK"));
+    std::thread::sleep(Duration::from_millis(100));
+    let st = Command::new("kill")
+        .args(["-TERM", &r.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let status = wait_timeout(&mut r.child, PATIENCE).expect("exits after SIGTERM");
+    assert!(status.success(), "{status}");
+    let mut rest = String::new();
+    r.out.read_to_string(&mut rest).ok();
+    assert!(!rest.contains("+OK"), "{rest}");
+    assert_eq!(show(&f.read_mbox("alice")), show(&before));
+    let log = fs::read_to_string(&log).unwrap_or_default();
+    assert!(log.contains("end=shutdown"), "{log}");
+}
+
+#[test]
+fn inetd_on_a_tcp_socket_knows_its_peer() {
+    let mut f = fixture();
+    f.config("timeout = 2s");
+    let conf = f.write_config("127.0.0.1:1");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (server_side, _) = listener.accept().expect("accept");
+    // As inetd does: the accepted socket is the daemon's stdin and stdout.
+    let fd_in = OwnedFd::from(server_side.try_clone().expect("clone"));
+    let fd_out = OwnedFd::from(server_side);
+    let log = f.path().join("tcp-inetd.log");
+    let mut child = Command::new(binary())
+        .arg("-c")
+        .arg(&conf)
+        .args(["-i", "-f"])
+        .stdin(Stdio::from(fd_in))
+        .stdout(Stdio::from(fd_out))
+        .stderr(Stdio::from(fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("spawn");
+    client
+        .set_read_timeout(Some(PATIENCE))
+        .expect("client timeout");
+    let mut reader = BufReader::new(client.try_clone().expect("clone"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("greeting");
+    assert!(line.starts_with("+OK"), "{line}");
+    client
+        .write_all(b"USER alice\r\nPASS secret\r\nSTAT\r\n")
+        .expect("send");
+    for want in ["+OK", "+OK", "+OK 3 "] {
+        line.clear();
+        reader.read_line(&mut line).expect("reply");
+        assert!(line.starts_with(want), "{line}");
+    }
+    // Then idle: the socket's own timeout ends the session.
+    line.clear();
+    reader.read_line(&mut line).expect("timeout notice");
+    assert!(line.starts_with("-ERR"), "{line}");
+    line.clear();
+    assert_eq!(reader.read_line(&mut line).expect("eof"), 0);
+    let st = wait_timeout(&mut child, PATIENCE).expect("exit");
+    assert!(st.success());
+    let log = fs::read_to_string(&log).unwrap_or_default();
+    assert!(log.contains("peer=127.0.0.1"), "{log}");
+    assert!(log.contains("end=timeout"), "{log}");
+}
+
+/// Counts the write(2)-family calls the server makes, with strace.
+#[test]
+fn each_response_leaves_in_one_write() {
+    let Some(strace) = require("strace") else {
+        return;
+    };
+    let f = fixture();
+    let conf = f.write_config("127.0.0.1:1");
+    let trace = f.path().join("strace.out");
+    let mut child = Command::new(&strace)
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=write,writev,sendto,sendmsg",
+            "-s",
+            "100000",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(binary())
+        .arg("-c")
+        .arg(&conf)
+        .arg("-i")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn strace");
+    let mut input = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("greeting");
+    if !line.starts_with("+OK") {
+        eprintln!("SKIPPED: strace cannot trace here ({line:?})");
+        child.kill().ok();
+        child.wait().ok();
+        return;
+    }
+    let mut ask = |cmd: &str, lines: usize| {
+        input.write_all(cmd.as_bytes()).expect("send");
+        let mut got = String::new();
+        for _ in 0..lines {
+            out.read_line(&mut got).expect("reply");
+        }
+        got
+    };
+    ask("USER alice\r\nPASS secret\r\n", 2);
+    let retr = ask("RETR 2\r\n", 1 + PLAIN2.lines().count() + 1);
+    assert!(retr.ends_with("\r\n.\r\n"), "{retr}");
+    // A pipelined batch is answered by one write as well.
+    ask("STAT\r\nNOOP\r\nLIST 1\r\n", 3);
+    ask("QUIT\r\n", 1);
+    drop(input);
+    wait_timeout(&mut child, PATIENCE).expect("exit");
+    let trace = fs::read_to_string(&trace).expect("trace");
+    let writes: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("+OK") || l.contains("-ERR") || l.contains("\\r\\n"))
+        .collect();
+    let retr_writes: Vec<&&str> = writes
+        .iter()
+        .filter(|l| l.contains("Subject: plain second"))
+        .collect();
+    assert_eq!(retr_writes.len(), 1, "{writes:#?}");
+    assert!(
+        retr_writes[0].contains("\"+OK") && retr_writes[0].contains("or not.\\r\\n.\\r\\n\""),
+        "RETR split over several writes: {writes:#?}"
+    );
+    let batch: Vec<&&str> = writes
+        .iter()
+        .filter(|l| l.contains("+OK 3 ") || l.contains("+OK 1 "))
+        .collect();
+    assert_eq!(batch.len(), 1, "pipelined batch split: {writes:#?}");
+    // greeting, USER, PASS (answered together or not), RETR, the batch, QUIT.
+    assert!(writes.len() <= 6, "{writes:#?}");
+}
+
+fn threads_of(pid: u32) -> usize {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Threads:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Opens a connection and returns it once it got a greeting line (whatever it says).
+fn greeted(addr: &str) -> (TcpStream, String) {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut line = String::new();
+    r.read_line(&mut line).expect("greeting");
+    (s, line)
+}
+
+#[test]
+fn connections_over_the_limit_cost_no_thread() {
+    let mut f = fixture();
+    f.config("max_connections = 3");
+    f.config("max_connections_per_ip = 50");
+    let server = f.standalone();
+    // Wait until the harness' start-up probe connection is gone.
+    let deadline = Instant::now() + PATIENCE;
+    let mut held = Vec::new();
+    while held.len() < 3 {
+        let (s, line) = greeted(&server.addr);
+        if line.starts_with("+OK") {
+            held.push(s);
+        }
+        assert!(Instant::now() < deadline, "never admitted");
+    }
+    let base = threads_of(server.pid());
+    for _ in 0..40 {
+        let (_s, line) = greeted(&server.addr);
+        assert!(line.starts_with("-ERR [SYS/TEMP]"), "{line}");
+    }
+    let now = threads_of(server.pid());
+    assert!(
+        now <= base,
+        "threads grew from {base} to {now} for refused connections"
+    );
+    // main + accept thread + 3 sessions (+1 if the harness probe is still winding down).
+    assert!(base <= 6, "{base} threads for 3 sessions");
+    drop(held);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_s, line) = greeted(&server.addr);
+        if line.starts_with("+OK") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots never freed: {line}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn running_out_of_file_descriptors_delays_clients_but_keeps_serving() {
+    let f = fixture();
+    let conf = f.write_config("127.0.0.1:0");
+    let log = f.path().join("emfile.log");
+    // A handful of descriptors: enough for a few sessions, then accept(2) fails with EMFILE.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 14 && exec {} -c {} -d -f",
+            binary().display(),
+            conf.display()
+        ))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + PATIENCE;
+    let addr = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if let Some(port) = text
+            .lines()
+            .find_map(|l| l.split("listening on 127.0.0.1:").nth(1))
+        {
+            break format!("127.0.0.1:{}", port.trim());
+        }
+        assert!(Instant::now() < deadline, "no listening line: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Open more connections than there are descriptors; the excess waits in the backlog.
+    let mut conns: Vec<TcpStream> = (0..12)
+        .map(|_| TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        matches!(child.try_wait(), Ok(None)),
+        "daemon died; log:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    conns.truncate(0);
+    // Once descriptors are free again, new clients are served normally.
+    let (mut s, line) = greeted(&addr);
+    assert!(line.starts_with("+OK"), "{line}");
+    s.write_all(b"QUIT\r\n").expect("quit");
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("accept on"), "no EMFILE was provoked: {text}");
+    child.kill().ok();
+    child.wait().ok();
+}
