@@ -77,12 +77,8 @@ fn sessions(
             let mut out = Vec::new();
             mb.write_message(i, None, &mut out).expect("retr");
             // RFC 1939 sizes exclude the byte-stuffing dots RETR adds.
-            let stuffed = out
-                .split(|&b| b == b'\n')
-                .filter(|l| l.starts_with(b".."))
-                .count();
             assert_eq!(
-                (out.len() - stuffed) as u64,
+                unstuffed_len(&out),
                 mb.messages()[i].size,
                 "size of message {i}"
             );

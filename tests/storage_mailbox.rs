@@ -35,7 +35,7 @@ fn serves_exact_bytes_and_sizes_and_commits_deletions() {
     for (i, m) in msgs.iter().enumerate() {
         let got = retr(&mut mb, i);
         assert_eq!(got, transmit(m), "message {i}");
-        assert_eq!(got.len() as u64, mb.messages()[i].size);
+        assert_eq!(unstuffed_len(&got), mb.messages()[i].size);
     }
     // TOP 2: headers, blank line, two body lines.
     let mut top = Vec::new();
@@ -47,7 +47,10 @@ fn serves_exact_bytes_and_sizes_and_commits_deletions() {
 
     let report = mb.commit(&[1, 3]).expect("commit");
     assert_eq!(report.deleted_messages, 2);
-    assert_eq!(report.deleted_octets, transmit(&msgs[1]).len() as u64 * 2);
+    assert_eq!(
+        report.deleted_octets,
+        unstuffed_len(&transmit(&msgs[1])) * 2
+    );
     assert_eq!(
         report.rewritten_bytes,
         (msgs[2].len() + msgs[4].len()) as u64

@@ -58,7 +58,7 @@ fn retr_all(mb: &mut Mailbox) -> Vec<Vec<u8>> {
         .map(|i| {
             let mut out = Vec::new();
             mb.write_message(i, None, &mut out).expect("retr");
-            assert_eq!(out.len() as u64, mb.messages()[i].size, "size of {i}");
+            assert_eq!(unstuffed_len(&out), mb.messages()[i].size, "size of {i}");
             out
         })
         .collect()
