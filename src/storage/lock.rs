@@ -97,22 +97,25 @@ impl DotLock {
 
     fn try_once(mailbox: &Path, opts: &DotLockOptions) -> io::Result<Attempt> {
         let path = Self::path_for(mailbox);
-        let created = if opts.use_link {
-            create_by_link(&path)
-        } else {
-            create_excl(&path)
-        };
-        match created {
-            Ok((dev, ino)) => Ok(Attempt::Acquired(DotLock { path, dev, ino })),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if take_over_if_stale(&path, opts.stale_age)? {
-                    // Removed a stale lock: the caller's next attempt may create ours.
-                    return Ok(Attempt::Busy);
+        // A second try only right after removing a stale lock.
+        for _ in 0..2 {
+            let created = if opts.use_link {
+                create_by_link(&path)
+            } else {
+                create_excl(&path)
+            };
+            match created {
+                Ok((dev, ino)) => return Ok(Attempt::Acquired(DotLock { path, dev, ino })),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if !take_over_if_stale(&path, opts.stale_age)? {
+                        return Ok(Attempt::Busy);
+                    }
                 }
-                Ok(Attempt::Busy)
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
+        // Someone else created a new lock right after we removed the stale one.
+        Ok(Attempt::Busy)
     }
 }
 
