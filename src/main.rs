@@ -175,12 +175,39 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
             let signals = signals::install().map_err(|e| format!("signal setup: {e}"))?;
             let c = &runtime.config;
             let bound = listener::bind(&c.listen, &c.tls_listen)?;
+            recover_spool(c);
             drop_to_run_user(&runtime)?;
             log::info!("mboxpopd {} started ({origin})", env!("CARGO_PKG_VERSION"));
             listener::run(bound, runtime, signals).map_err(|e| format!("listener: {e}"))?;
             log::info!("mboxpopd stopped");
             Ok(())
         }
+    }
+}
+
+/// Finish or roll back commits that a crash interrupted, before the first client can log in,
+/// so a mailbox nobody opens soon is not left with a journal (and MDAs with a half-rewritten
+/// file). Only a spool directory shared by all users (`/var/mail/%u`) can be scanned; other
+/// templates recover each mailbox when it is opened, which happens in any case.
+fn recover_spool(config: &mboxpopd::config::Config) {
+    let template = std::path::Path::new(&config.mailbox);
+    let Some(dir) = template.parent().filter(|d| {
+        let d = d.to_string_lossy();
+        !d.is_empty() && !d.contains('%') && !d.starts_with('~')
+    }) else {
+        return;
+    };
+    let opts = mboxpopd::storage::mailbox::MailboxOptions::from_config(config, None);
+    match mboxpopd::storage::mailbox::recover_spool_dir(dir, &opts) {
+        Ok(results) => {
+            for (path, result) in results {
+                match result {
+                    Ok(r) => log::warn!("start-up recovery of {}: {r:?}", path.display()),
+                    Err(e) => log::error!("start-up recovery of {} failed: {e}", path.display()),
+                }
+            }
+        }
+        Err(e) => log::warn!("cannot scan {} for interrupted commits: {e}", dir.display()),
     }
 }
 

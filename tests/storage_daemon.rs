@@ -228,3 +228,63 @@ fn daemon_sigkilled_at_random_instants_of_quit_recovers_old_or_new() {
     }
     eprintln!("QUIT takes {full:?}; 15 random kills: {olds} old, {news} new");
 }
+
+/// A commit killed mid-rewrite leaves a journal; a standalone daemon starting on that spool
+/// rolls it back before anyone logs in, so MDAs never append to a half-rewritten file.
+#[test]
+fn standalone_daemon_recovers_interrupted_commits_at_start_up() {
+    if !has_fault_hooks() {
+        eprintln!("skipped: the binary under test has no fault-injection hooks");
+        return;
+    }
+    let f = fixture();
+    let conf = f.write_config("127.0.0.1:1");
+    let case = Case {
+        messages: (0..10).map(|i| ss::message(&format!("s{i}"), 20)).collect(),
+        deleted: vec![1],
+    };
+    // Find a crash point that leaves a journal behind (the rewrite had started).
+    let mut journaled = false;
+    for step in 1u64..200 {
+        f.write_mbox("alice", &case.old());
+        let env = [
+            ("MBOXPOPD_FAULT_AT", step.to_string()),
+            ("MBOXPOPD_FAULT_CHUNK", String::from("512")),
+        ];
+        let (_, _, log) = session(&conf, &dele(&case.deleted), &env);
+        if !log.contains("fault injected") {
+            break;
+        }
+        let left = f.spool_leftovers();
+        let torn = f.read_mbox("alice") != case.old() && f.read_mbox("alice") != case.new_content();
+        if torn && left.iter().any(|n| n.ends_with("-journal")) {
+            journaled = true;
+            break;
+        }
+    }
+    assert!(
+        journaled,
+        "no crash point left a half-rewritten mailbox and its journal"
+    );
+
+    let server = f.standalone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("start-up recovery") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        server.log().contains("start-up recovery of"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        f.read_mbox("alice"),
+        case.old(),
+        "rolled back to the old content"
+    );
+    assert!(
+        !f.spool_leftovers().iter().any(|n| n.ends_with("-journal")),
+        "{:?}",
+        f.spool_leftovers()
+    );
+}
