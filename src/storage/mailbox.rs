@@ -19,7 +19,10 @@ use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
 
 use super::commit::{self, io_error};
 use super::encode::{encode_to, EncodeOptions};
-use super::index::{index_mbox, Index, IndexError, IndexOptions, IndexedMessage};
+use super::index::{
+    from_line_fingerprint, index_mbox, Index, IndexError, IndexOptions, IndexedMessage,
+    FROM_LINE_CAP,
+};
 use super::journal::{self, Recovery};
 use super::lock::{DotLockOptions, MdaLocks, SessionLock};
 use super::StoreError;
@@ -257,7 +260,7 @@ impl Mailbox {
             commit::recover_logged(&file, path)?;
         }
 
-        let index = index_file(&file, path, opts)?;
+        let mut index = index_file(&file, path, opts)?;
         let meta = file
             .metadata()
             .map_err(|e| StoreError::Temporary(format!("cannot stat {}: {e}", path.display())))?;
@@ -268,11 +271,12 @@ impl Mailbox {
             .filter(|(_, m)| !m.hidden)
             .map(|(i, _)| i)
             .collect();
+        // The UIDLs move to the protocol's view: one copy per message, not two.
         let infos = visible
             .iter()
             .map(|&i| MessageInfo {
                 size: index.messages[i].size,
-                uidl: index.messages[i].uidl.clone(),
+                uidl: std::mem::take(&mut index.messages[i].uidl),
             })
             .collect();
         let held = if opts.hold_mda_locks {
@@ -359,11 +363,12 @@ impl Mailbox {
         let mut buf = Vec::new();
         for &i in messages {
             let m: &IndexedMessage = &o.index.messages[i];
-            buf.resize(m.from_line.len(), 0);
+            let line_len = ((m.header_offset - m.from_offset) as usize).min(FROM_LINE_CAP);
+            buf.resize(line_len, 0);
             o.file
                 .read_exact_at(&mut buf, m.from_offset)
                 .map_err(|e| io_error("cannot read", &self.path, &e))?;
-            if buf != m.from_line {
+            if from_line_fingerprint(&buf) != m.from_line {
                 return Err(changed(format!(
                     "message {} no longer starts at offset {}",
                     i + 1,
