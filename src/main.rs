@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! mboxpopd: the command line.
 //!
 //! Exit status: 0 success, 1 startup failure (configuration, passwd-file, TLS files, port in
@@ -10,7 +11,8 @@ use std::process::ExitCode;
 use mboxpopd::config::{AuthBackend, Config};
 use mboxpopd::server::logging::{self, Target};
 use mboxpopd::server::services::Runtime;
-use mboxpopd::server::{inetd, listener, privileges, signals};
+use mboxpopd::server::{inetd, listener, signals};
+use mboxpopd::sys::credentials;
 
 const DEFAULT_CONFIG: &str = "/etc/mboxpopd.conf";
 
@@ -216,31 +218,32 @@ fn recover_spool(config: &mboxpopd::config::Config) {
 fn drop_to_run_user(runtime: &Runtime) -> Result<(), String> {
     let c = &runtime.config;
     let Some(user) = &c.run_user else {
-        if privileges::is_root() && c.auth == AuthBackend::PasswdFile {
+        if credentials::is_root() && c.auth == AuthBackend::PasswdFile {
             log::warn!(
                 "virtual users without a uid will be served as root: set `user =` (and `group =`)"
             );
         }
         return Ok(());
     };
-    if !privileges::is_root() {
+    if !credentials::is_root() {
         log::warn!("user = {user} ignored: not running as root");
         return Ok(());
     }
     let (uid, user_gid, _home) =
-        privileges::lookup_user(user).ok_or_else(|| format!("user {user}: no such user"))?;
+        credentials::lookup_user(user).ok_or_else(|| format!("user {user}: no such user"))?;
     let gid = match &c.run_group {
         Some(g) => {
-            privileges::lookup_group(g).ok_or_else(|| format!("group {g}: no such group"))?
+            credentials::lookup_group(g).ok_or_else(|| format!("group {g}: no such group"))?
         }
         None => user_gid,
     };
     let mut groups = Vec::new();
     if let Some(g) = &c.spool_group {
         groups.push(
-            privileges::lookup_group(g).ok_or_else(|| format!("spool_group {g}: no such group"))?,
+            credentials::lookup_group(g)
+                .ok_or_else(|| format!("spool_group {g}: no such group"))?,
         );
     }
-    privileges::drop_process_to(uid, gid, &groups)
+    credentials::drop_process_to(uid, gid, &groups)
         .map_err(|e| format!("cannot switch to user {user}: {e}"))
 }
