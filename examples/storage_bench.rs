@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example storage_bench -- [DIR] [MESSAGES] [TOTAL_MIB]
+//! cargo run --release --example storage_bench -- --generate PATH [MESSAGES] [TOTAL_MIB]
 //! ```
 //! Defaults: a temporary directory under /var/tmp, 100000 messages, 1024 MiB. Results and the
 //! machine they came from are recorded in BENCHMARKS.md.
@@ -88,6 +89,15 @@ fn mib(b: u64) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // `--generate PATH MESSAGES TOTAL_MIB`: only write the spool (for the Dovecot comparison).
+    if args.get(1).map(String::as_str) == Some("--generate") {
+        let path = PathBuf::from(args.get(2).expect("PATH"));
+        let n: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+        let mib_total: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1024);
+        let size = generate(&path, n, mib_total * 1024 * 1024).expect("generate");
+        println!("generated {n} messages, {:.1} MiB", mib(size));
+        return;
+    }
     let dir = args.get(1).map(PathBuf::from).unwrap_or_else(|| {
         let d = std::env::temp_dir().join(format!("mboxpopd-bench-{}", std::process::id()));
         fs::create_dir_all(&d).expect("bench dir");

@@ -286,6 +286,11 @@ impl Config {
             key: key.map(str::to_string),
             message,
         })?;
+        // `tls` is the default only where TLS can be had: without a certificate it would lock
+        // every remote USER/PASS client out of a server that replaces popa3d in inetd.conf.
+        if config.tls.is_none() && !seen.iter().any(|(k, _)| *k == "plaintext_auth") {
+            config.plaintext_auth = PlaintextAuth::Always;
+        }
         Ok(config)
     }
 
@@ -296,6 +301,11 @@ impl Config {
             out.push(format!(
                 "timeout {}s is below the RFC 1939 minimum of 10 minutes",
                 self.timeout.as_secs_f64()
+            ));
+        }
+        if self.tls.is_none() && self.plaintext_auth == PlaintextAuth::Always {
+            out.push(String::from(
+                "no TLS certificate: passwords travel in cleartext (set tls_cert/tls_key)",
             ));
         }
         if self.apop && self.auth == AuthBackend::System {
@@ -949,5 +959,16 @@ syslog_facility = LOCAL3
                 Ok(Duration::from_secs(secs))
             );
         }
+    }
+
+    #[test]
+    fn plaintext_default_depends_on_tls() {
+        let c = parse("").expect("ok");
+        assert_eq!(c.plaintext_auth, PlaintextAuth::Always);
+        assert!(c.warnings().iter().any(|w| w.contains("cleartext")));
+        let c = parse("plaintext_auth = tls\n").expect("ok");
+        assert_eq!(c.plaintext_auth, PlaintextAuth::Tls);
+        let c = parse("tls_cert = /etc/ssl/pop.pem\ntls_key = /etc/ssl/pop.key\n").expect("ok");
+        assert_eq!(c.plaintext_auth, PlaintextAuth::Tls);
     }
 }

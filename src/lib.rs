@@ -5,12 +5,17 @@
 //! - [`storage`]: the mbox maildrop: indexing, transmit encoding, UIDLs, locks, crash-safe commit.
 //! - [`auth`]: account backends (passwd-file, system) and password-hash verification.
 //! - [`transport`]: bounded line reading, plain/TLS streams.
-//! - [`server`]: inetd and standalone drivers, privileges, signals, logging.
+//! - [`server`]: inetd and standalone drivers, privilege dropping, signals, logging.
 //! - [`config`]: the configuration file.
+//! - [`sys`]: the syscall layer (credentials, fcntl locks, poll, signals), the only `unsafe`.
+
+#![deny(unsafe_code)]
 
 pub mod auth;
 pub mod config;
 pub mod protocol;
 pub mod server;
 pub mod storage;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod transport;

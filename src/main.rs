@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! mboxpopd: the command line.
 //!
 //! Exit status: 0 success, 1 startup failure (configuration, passwd-file, TLS files, port in
@@ -10,7 +11,8 @@ use std::process::ExitCode;
 use mboxpopd::config::{AuthBackend, Config};
 use mboxpopd::server::logging::{self, Target};
 use mboxpopd::server::services::Runtime;
-use mboxpopd::server::{inetd, listener, privileges, signals};
+use mboxpopd::server::{inetd, listener, signals};
+use mboxpopd::sys::credentials;
 
 const DEFAULT_CONFIG: &str = "/etc/mboxpopd.conf";
 
@@ -175,6 +177,7 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
             let signals = signals::install().map_err(|e| format!("signal setup: {e}"))?;
             let c = &runtime.config;
             let bound = listener::bind(&c.listen, &c.tls_listen)?;
+            recover_spool(c);
             drop_to_run_user(&runtime)?;
             log::info!("mboxpopd {} started ({origin})", env!("CARGO_PKG_VERSION"));
             listener::run(bound, runtime, signals).map_err(|e| format!("listener: {e}"))?;
@@ -184,36 +187,63 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
     }
 }
 
+/// Finish or roll back commits that a crash interrupted, before the first client can log in,
+/// so a mailbox nobody opens soon is not left with a journal (and MDAs with a half-rewritten
+/// file). Only a spool directory shared by all users (`/var/mail/%u`) can be scanned; other
+/// templates recover each mailbox when it is opened, which happens in any case.
+fn recover_spool(config: &mboxpopd::config::Config) {
+    let template = std::path::Path::new(&config.mailbox);
+    let Some(dir) = template.parent().filter(|d| {
+        let d = d.to_string_lossy();
+        !d.is_empty() && !d.contains('%') && !d.starts_with('~')
+    }) else {
+        return;
+    };
+    let opts = mboxpopd::storage::mailbox::MailboxOptions::from_config(config, None);
+    match mboxpopd::storage::mailbox::recover_spool_dir(dir, &opts) {
+        Ok(results) => {
+            for (path, result) in results {
+                match result {
+                    Ok(r) => log::warn!("start-up recovery of {}: {r:?}", path.display()),
+                    Err(e) => log::error!("start-up recovery of {} failed: {e}", path.display()),
+                }
+            }
+        }
+        Err(e) => log::warn!("cannot scan {} for interrupted commits: {e}", dir.display()),
+    }
+}
+
 /// Virtual-user mode: once the sockets are bound and the root-only files read, the whole
 /// process becomes `user`/`group` (plus the spool group for dot-locks).
 fn drop_to_run_user(runtime: &Runtime) -> Result<(), String> {
     let c = &runtime.config;
     let Some(user) = &c.run_user else {
-        if privileges::is_root() && c.auth == AuthBackend::PasswdFile {
+        if credentials::is_root() && c.auth == AuthBackend::PasswdFile {
             log::warn!(
                 "virtual users without a uid will be served as root: set `user =` (and `group =`)"
             );
         }
         return Ok(());
     };
-    if !privileges::is_root() {
+    if !credentials::is_root() {
         log::warn!("user = {user} ignored: not running as root");
         return Ok(());
     }
     let (uid, user_gid, _home) =
-        privileges::lookup_user(user).ok_or_else(|| format!("user {user}: no such user"))?;
+        credentials::lookup_user(user).ok_or_else(|| format!("user {user}: no such user"))?;
     let gid = match &c.run_group {
         Some(g) => {
-            privileges::lookup_group(g).ok_or_else(|| format!("group {g}: no such group"))?
+            credentials::lookup_group(g).ok_or_else(|| format!("group {g}: no such group"))?
         }
         None => user_gid,
     };
     let mut groups = Vec::new();
     if let Some(g) = &c.spool_group {
         groups.push(
-            privileges::lookup_group(g).ok_or_else(|| format!("spool_group {g}: no such group"))?,
+            credentials::lookup_group(g)
+                .ok_or_else(|| format!("spool_group {g}: no such group"))?,
         );
     }
-    privileges::drop_process_to(uid, gid, &groups)
+    credentials::drop_process_to(uid, gid, &groups)
         .map_err(|e| format!("cannot switch to user {user}: {e}"))
 }

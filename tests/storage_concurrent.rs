@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +60,7 @@ fn live_options() -> mboxpopd::storage::mailbox::MailboxOptions {
 fn sessions(
     path: &Path,
     done: &AtomicBool,
+    progress: &AtomicUsize,
     expected: &BTreeMap<String, Vec<u8>>,
 ) -> (BTreeSet<String>, usize) {
     let mut deleted = BTreeSet::new();
@@ -76,12 +77,8 @@ fn sessions(
             let mut out = Vec::new();
             mb.write_message(i, None, &mut out).expect("retr");
             // RFC 1939 sizes exclude the byte-stuffing dots RETR adds.
-            let stuffed = out
-                .split(|&b| b == b'\n')
-                .filter(|l| l.starts_with(b".."))
-                .count();
             assert_eq!(
-                (out.len() - stuffed) as u64,
+                unstuffed_len(&out),
                 mb.messages()[i].size,
                 "size of message {i}"
             );
@@ -96,6 +93,7 @@ fn sessions(
         }
         mb.commit(&dele).expect("commit");
         rounds += 1;
+        progress.fetch_add(1, Ordering::SeqCst);
         if last {
             return (deleted, rounds);
         }
@@ -156,8 +154,9 @@ fn perl_mda_appending_under_dot_lock_and_fcntl_while_sessions_commit() {
         .spawn()
         .expect("perl");
     let done = Arc::new(AtomicBool::new(false));
+    let progress = AtomicUsize::new(0);
     let (deleted, rounds) = std::thread::scope(|s| {
-        let h = s.spawn(|| sessions(&path, &done, &expected));
+        let h = s.spawn(|| sessions(&path, &done, &progress, &expected));
         let out = mda.wait_with_output().expect("wait");
         done.store(true, Ordering::SeqCst);
         assert!(
@@ -199,10 +198,23 @@ fn procmail_delivering_while_sessions_commit() {
         .collect();
 
     let done = Arc::new(AtomicBool::new(false));
+    let progress = AtomicUsize::new(0);
     let none = BTreeMap::new();
     let (deleted, rounds) = std::thread::scope(|s| {
-        let h = s.spawn(|| sessions(&path, &done, &none));
-        for body in bodies.values() {
+        let h = s.spawn(|| sessions(&path, &done, &progress, &none));
+        for (i, body) in bodies.values().enumerate() {
+            // Back-to-back deliveries can starve the sessions of the dot-lock (each retry finds
+            // it taken); real mail arrives in bursts with gaps. Leave a gap every few messages
+            // until a session got through, so sessions and deliveries really interleave.
+            if i % 4 == 0 {
+                let seen = progress.load(Ordering::SeqCst);
+                let t = std::time::Instant::now();
+                while progress.load(Ordering::SeqCst) == seen
+                    && t.elapsed() < Duration::from_secs(30)
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
             let mut child = Command::new("procmail")
                 .arg("-f")
                 .arg("sender@example.org")

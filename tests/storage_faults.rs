@@ -181,10 +181,23 @@ fn full_file_system_refuses_the_journal_and_keeps_the_mailbox() {
     assert!(!journal_path(&path).exists());
     assert!(!DotLock::path_for(&path).exists());
 
-    // Deleting the last message journals nothing and so still works on a full disk.
-    let mut mb = Mailbox::open(&path, &options()).expect("open");
+    // Now fill the file system to the last byte: logging in still works (the dot-lock cannot
+    // be created, the fcntl lock is enough), and deleting the last message, which needs no
+    // journal, frees space.
+    let filler = dir.path().join("filler");
+    let mut f = fs::File::create(&filler).expect("filler");
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    drop(f);
+    assert!(
+        fs::write(dir.path().join("probe"), b"x").is_err(),
+        "the disk is not full"
+    );
+    let mut mb = Mailbox::open(&path, &options()).expect("open on a full disk");
     mb.commit(&[79]).expect("tail commit on a full disk");
     assert_eq!(fs::read(&path).expect("read"), mbox(&msgs[..79]));
+    assert!(!journal_path(&path).exists());
+    assert!(!DotLock::path_for(&path).exists());
 }
 
 #[test]

@@ -35,7 +35,7 @@ fn serves_exact_bytes_and_sizes_and_commits_deletions() {
     for (i, m) in msgs.iter().enumerate() {
         let got = retr(&mut mb, i);
         assert_eq!(got, transmit(m), "message {i}");
-        assert_eq!(got.len() as u64, mb.messages()[i].size);
+        assert_eq!(unstuffed_len(&got), mb.messages()[i].size);
     }
     // TOP 2: headers, blank line, two body lines.
     let mut top = Vec::new();
@@ -47,7 +47,10 @@ fn serves_exact_bytes_and_sizes_and_commits_deletions() {
 
     let report = mb.commit(&[1, 3]).expect("commit");
     assert_eq!(report.deleted_messages, 2);
-    assert_eq!(report.deleted_octets, transmit(&msgs[1]).len() as u64 * 2);
+    assert_eq!(
+        report.deleted_octets,
+        unstuffed_len(&transmit(&msgs[1])) * 2
+    );
     assert_eq!(
         report.rewritten_bytes,
         (msgs[2].len() + msgs[4].len()) as u64
@@ -293,6 +296,34 @@ fn foreign_rewrite_is_detected_before_serving_and_before_committing() {
     assert!(mb.commit(&[1]).is_err());
     assert_eq!(fs::read(&path).expect("read"), changed);
 
+    // Same length, one byte changed in place: only the mtime tells, and it is trusted only
+    // under the MDA locks (an append in progress shows its new mtime before its new size), so
+    // at the commit, or on RETR with `hold_mda_locks`.
+    let poke = || {
+        std::thread::sleep(Duration::from_millis(10));
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        std::os::unix::fs::FileExt::write_all_at(&f, b"X", 200).expect("poke");
+    };
+    write_file(&path, &mbox(&msgs));
+    let mut mb = Mailbox::open(&path, &options()).expect("open");
+    poke();
+    let poked = fs::read(&path).expect("read");
+    assert!(matches!(mb.commit(&[3]), Err(StoreError::Changed(_))));
+    assert_eq!(fs::read(&path).expect("read"), poked);
+    write_file(&path, &mbox(&msgs));
+    let mut held = options();
+    held.hold_mda_locks = true;
+    let mut mb = Mailbox::open(&path, &held).expect("open");
+    poke();
+    assert!(matches!(
+        mb.write_message(2, None, &mut Vec::new()),
+        Err(StoreError::Changed(_))
+    ));
+    drop(mb);
+
     // Shrunk.
     write_file(&path, &mbox(&msgs));
     let mut mb = Mailbox::open(&path, &options()).expect("open");
@@ -360,4 +391,45 @@ fn startup_recovery_finds_journals_in_the_spool_directory() {
         fs::read(&path).expect("read"),
         mbox(&[message("a", 3), message("b", 3)])
     );
+}
+
+#[test]
+fn reading_does_not_touch_atime() {
+    // procmail sleeps with its locks held when the spool was read since its last write
+    // (atime > mtime); O_NOATIME keeps us out of that.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("u");
+    write_file(&path, &mbox(&[message("a", 3), message("b", 3)]));
+    // An atime older than the mtime: relatime would update it on the next read.
+    let ok = std::process::Command::new("touch")
+        .args(["-a", "-d", "2001-01-01 00:00:00"])
+        .arg(&path)
+        .status()
+        .expect("touch")
+        .success();
+    assert!(ok);
+    let before = fs::metadata(&path).expect("stat").atime();
+    let mut mb = Mailbox::open(&path, &options()).expect("open");
+    retr(&mut mb, 0);
+    retr(&mut mb, 1);
+    mb.commit(&[]).expect("commit");
+    assert_eq!(fs::metadata(&path).expect("stat").atime(), before);
+}
+
+#[test]
+fn a_session_that_ends_without_quit_changes_nothing_and_leaves_no_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("u");
+    let content = mbox(&[message("a", 3), message("b", 3)]);
+    write_file(&path, &content);
+    let mut opts = options();
+    opts.hold_mda_locks = true;
+    let mut mb = Mailbox::open(&path, &opts).expect("open");
+    retr(&mut mb, 1);
+    assert!(DotLock::path_for(&path).exists());
+    drop(mb); // connection lost, timeout, signal: no commit
+    assert_eq!(fs::read(&path).expect("read"), content);
+    assert!(!DotLock::path_for(&path).exists());
+    assert!(!journal_path(&path).exists());
+    Mailbox::open(&path, &options()).expect("the session lock is free again");
 }

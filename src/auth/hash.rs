@@ -542,7 +542,7 @@ pub(crate) mod timing {
     use std::time::Duration;
 
     fn thread_cpu_time() -> Duration {
-        crate::server::privileges::thread_cpu_time().unwrap()
+        crate::sys::credentials::thread_cpu_time().unwrap()
     }
 
     /// The cheapest of `rounds` interleaved runs of each closure, in thread CPU time. Noise

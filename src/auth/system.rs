@@ -457,7 +457,7 @@ mod tests {
     fn real_system_files_are_readable_as_root() {
         // Tests run as root here; elsewhere /etc/shadow is unreadable and the check must say so.
         let auth = SystemAuth::new();
-        let root = crate::server::privileges::is_root();
+        let root = crate::sys::credentials::is_root();
         assert_eq!(auth.check().is_ok(), root);
         if root {
             assert!(matches!(

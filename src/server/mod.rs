@@ -4,6 +4,5 @@ pub mod connection;
 pub mod inetd;
 pub mod listener;
 pub mod logging;
-pub mod privileges;
 pub mod services;
 pub mod signals;

@@ -12,10 +12,10 @@ use crate::config::{AuthBackend, Config};
 use crate::protocol::session::{new_timestamp, SessionParams};
 use crate::protocol::{Maildrop, Services};
 use crate::server::connection::ConnectionParams;
-use crate::server::privileges;
 use crate::storage::mailbox::{Mailbox, MailboxOptions};
 use crate::storage::path::expand_mailbox_template;
 use crate::storage::StoreError;
+use crate::sys::credentials;
 use crate::transport::tls::TlsContext;
 
 /// What the server has loaded from its configuration.
@@ -158,7 +158,7 @@ impl MboxServices {
     /// run as the daemon: normally `user =` (the process dropped after binding), as root
     /// only when the admin configured no `user` (warned about at startup).
     fn take_credentials(&self, account: &Account) -> Result<Option<u32>, StoreError> {
-        if !privileges::is_root() {
+        if !credentials::is_root() {
             return Ok(None);
         }
         let uid = match account.uid {
@@ -184,12 +184,12 @@ impl MboxServices {
             .config
             .spool_group
             .as_deref()
-            .and_then(privileges::lookup_group)
+            .and_then(credentials::lookup_group)
             .into_iter()
             .collect();
         let result = match self.mode {
-            PrivilegeMode::Thread => privileges::drop_thread_to(uid, gid, &groups),
-            PrivilegeMode::Process => privileges::drop_process_to(uid, gid, &groups),
+            PrivilegeMode::Thread => credentials::drop_thread_to(uid, gid, &groups),
+            PrivilegeMode::Process => credentials::drop_process_to(uid, gid, &groups),
         };
         result.map_err(|e| StoreError::Temporary(format!("cannot switch to uid {uid}: {e}")))?;
         Ok(Some(uid))

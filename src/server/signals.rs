@@ -6,6 +6,8 @@
 //! so that reads blocked in the kernel return at once.
 
 use std::io::{self, Read};
+
+use crate::sys::signal;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -69,7 +71,7 @@ pub fn install() -> io::Result<Signals> {
     // The write end lives as long as the process: the handler may run at any time.
     WAKE_FD.store(tx.into_raw_fd(), Ordering::SeqCst);
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        set_handler(sig)?;
+        signal::set_handler(sig, on_signal)?;
     }
     debug_assert!(rx.as_raw_fd() >= 0);
     Ok(Signals { rx })
@@ -83,34 +85,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
     let fd = WAKE_FD.load(Ordering::SeqCst);
     if fd >= 0 {
-        let byte = sig as u8;
-        // SAFETY: write(2) is async-signal-safe; the buffer is a live local byte. errno is
-        // saved and restored so the interrupted code does not see our EAGAIN.
-        unsafe {
-            let errno = libc::__errno_location();
-            let saved = *errno;
-            libc::write(fd, (&byte as *const u8).cast(), 1);
-            *errno = saved;
-        }
-    }
-}
-
-fn set_handler(sig: libc::c_int) -> io::Result<()> {
-    // SAFETY: `action` is fully initialised (zeroed, then the fields sigaction reads are set)
-    // and `on_signal` only touches atomics and calls write(2). SA_RESTART keeps ordinary
-    // blocking calls (file I/O during a commit, accept) from failing with EINTR; poll(2) and
-    // socket reads with a timeout are interrupted regardless, which is what inetd mode needs.
-    let rc = unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(sig, &action, std::ptr::null_mut())
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+        signal::write_byte_from_handler(fd, sig as u8);
     }
 }
 
@@ -125,8 +100,7 @@ mod tests {
         let mut signals = install().expect("install");
         let t = std::thread::spawn(move || signals.wait());
         std::thread::sleep(std::time::Duration::from_millis(30));
-        // SAFETY: raise(3) on our own process; the handler above is installed.
-        unsafe { libc::raise(libc::SIGHUP) };
+        signal::raise(libc::SIGHUP).expect("raise");
         assert_eq!(t.join().expect("join").expect("wait"), Event::Reload);
         assert!(!terminating());
     }

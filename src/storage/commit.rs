@@ -8,6 +8,7 @@
 //!
 //! Steps, each durable before the next: journal the bytes that will be overwritten (fsync file
 //! and directory) → shift → fsync → truncate → fsync → remove the journal (fsync directory).
+//! When only the end of the file goes, nothing is overwritten: truncate → fsync, no journal.
 //! See `journal` for why any crash between them recovers to the old or the new content.
 //!
 //! The caller holds the dot-lock and the fcntl lock, so no MDA appends during the commit; what
@@ -94,6 +95,22 @@ pub fn remove_ranges(
     // A journal left by a crash must be resolved before a new one can be written; normally
     // `Mailbox::open` already did this.
     recover_logged(file, path)?;
+
+    if extent.start == extent.new_len {
+        // Only the tail goes: nothing is overwritten, and a truncate either happened or did
+        // not, so no journal is needed. This also works on a completely full disk.
+        fault::point("truncate")
+            .and_then(|()| file.set_len(extent.new_len))
+            .map_err(|e| io_error("cannot truncate", path, &e))?;
+        fault::point("mailbox fsync after truncate")
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_error("cannot fsync", path, &e))?;
+        return Ok(RewriteStats {
+            rewritten_bytes: 0,
+            journalled_bytes: 0,
+            removed_bytes: removed,
+        });
+    }
 
     let journal =
         Journal::write(file, path, extent).map_err(|e| io_error("cannot journal", path, &e))?;
@@ -225,7 +242,8 @@ pub(crate) mod fault {
         /// Count a step; true when this one is to fail.
         pub fn hit(name: &str) -> bool {
             let n = STEP.fetch_add(1, Ordering::SeqCst) + 1;
-            if std::env::var_os("MBOXPOPD_FAULT_LOG").is_some() {
+            static LOG: OnceLock<bool> = OnceLock::new();
+            if *LOG.get_or_init(|| std::env::var_os("MBOXPOPD_FAULT_LOG").is_some()) {
                 eprintln!("fault step {n}: {name}");
             }
             target() == Some(n)

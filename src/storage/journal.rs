@@ -3,9 +3,9 @@
 //!
 //! A commit removes byte ranges from `[start, old_len)` by shifting the kept bytes left. It only
 //! ever *writes* inside `[start, new_len)`, and then truncates to `new_len`. So the journal holds
-//! exactly the old bytes `[start, new_len)` — nothing when the deleted messages are at the end —
-//! plus a digest of the old bytes `[new_len, old_len)`, which the rewrite never writes and only
-//! the truncate removes.
+//! exactly the old bytes `[start, new_len)` plus a digest of the old bytes `[new_len, old_len)`,
+//! which the rewrite never writes and only the truncate removes. (When only the end of the file
+//! is deleted nothing is overwritten and `commit` writes no journal at all.)
 //!
 //! Recovery (under the MDA locks, before indexing) therefore sees one of:
 //! - no journal, or a torn one (checksum fails): the rewrite never started, because the journal
@@ -106,6 +106,7 @@ impl Header {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
+    file: File,
     header: Header,
 }
 
@@ -151,6 +152,7 @@ impl Journal {
         };
         let path = journal_path(mailbox_path);
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -166,7 +168,7 @@ impl Journal {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        Ok(Journal { path, header })
+        Ok(Journal { path, file, header })
     }
 
     fn fill(file: &File, mailbox: &File, header: &Header) -> io::Result<()> {
@@ -199,12 +201,12 @@ impl Journal {
 
     /// Undo a (possibly partial) rewrite that has not been truncated yet.
     pub fn roll_back(&self, mailbox: &File) -> io::Result<()> {
-        roll_back(&self.path, &self.header, mailbox)
+        roll_back(&self.file, &self.header, mailbox)
     }
 
-    /// Delete the journal once the mailbox is durable; the directory is fsynced so the removal
-    /// cannot be undone by a crash into a journal that would roll back a finished commit... which
-    /// recovery would detect anyway (the tail digest no longer matches after the truncate).
+    /// Delete the journal once the mailbox is durable, and fsync the directory. Should a crash
+    /// resurrect the journal anyway, recovery sees the truncate done (the tail digest no longer
+    /// matches) and only deletes it.
     pub fn remove(self) -> io::Result<()> {
         fault::point("journal unlink")?;
         fs::remove_file(&self.path)?;
@@ -213,15 +215,15 @@ impl Journal {
     }
 }
 
-fn roll_back(journal: &Path, header: &Header, mailbox: &File) -> io::Result<()> {
-    let mut r = BufReader::with_capacity(chunk_size(), File::open(journal)?);
-    io::copy(&mut (&mut r).take(HEADER_LEN), &mut io::sink())?;
+/// Copy the saved bytes back to `start`. Reads the journal by position through the handle that
+/// was verified, never by name again.
+fn roll_back(journal: &File, header: &Header, mailbox: &File) -> io::Result<()> {
     let mut buf = vec![0u8; chunk_size()];
     let Extent { start, new_len, .. } = header.extent;
     let mut pos = start;
     while pos < new_len {
         let n = buf.len().min((new_len - pos) as usize);
-        r.read_exact(&mut buf[..n])?;
+        journal.read_exact_at(&mut buf[..n], HEADER_LEN + (pos - start))?;
         fault::write_at(mailbox, &buf[..n], pos)?;
         pos += n as u64;
     }
@@ -229,9 +231,8 @@ fn roll_back(journal: &Path, header: &Header, mailbox: &File) -> io::Result<()> 
     mailbox.sync_all()
 }
 
-/// Read and verify a journal. `Ok(None)`: torn or not a journal.
-fn read_valid(path: &Path) -> io::Result<Option<Header>> {
-    let f = File::open(path)?;
+/// Read and verify an open journal. `Ok(None)`: torn or not a journal.
+fn read_valid(f: &File) -> io::Result<Option<Header>> {
     let len = f.metadata()?.len();
     if len < HEADER_LEN + TRAILER_LEN {
         return Ok(None);
@@ -289,39 +290,59 @@ pub enum Recovery {
 /// writing on `mailbox_path`.
 pub fn recover(mailbox: &File, mailbox_path: &Path) -> io::Result<Recovery> {
     let path = journal_path(mailbox_path);
-    let header = match read_valid(&path) {
-        Ok(Some(h)) => h,
-        Ok(None) => {
-            fs::remove_file(&path)?;
-            sync_dir_of(&path)?;
-            log::warn!(
-                "{}: removed a torn commit journal; the mailbox was not yet modified",
-                mailbox_path.display()
-            );
-            return Ok(Recovery::DiscardedTorn);
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
-        Err(e) => return Err(e),
-    };
-    let meta = mailbox.metadata()?;
-    let Extent {
-        start,
-        new_len,
-        old_len,
-    } = header.extent;
     let reject = |reason: String| -> io::Result<Recovery> {
         let mut aside = path.as_os_str().to_owned();
         aside.push(".rejected");
         fs::rename(&path, &aside)?;
         sync_dir_of(&path)?;
         log::error!(
-            "{}: commit journal does not match the mailbox ({reason}); mailbox left as it is, \
-             journal kept as {}",
+            "{}: commit journal not applied ({reason}); mailbox left as it is, journal kept as {}",
             mailbox_path.display(),
             Path::new(&aside).display()
         );
         Ok(Recovery::Rejected { reason })
     };
+    // Never follow a symlink, and only trust a journal written by the mailbox's owner: recovery
+    // may run with more privileges than the user (the daemon at start-up), and a journal planted
+    // by someone else must not be able to write into a mailbox.
+    let journal = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return reject(String::from("the journal is a symbolic link"))
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = mailbox.metadata()?;
+    let jmeta = journal.metadata()?;
+    if !jmeta.file_type().is_file() {
+        return reject(String::from("the journal is not a regular file"));
+    }
+    if jmeta.uid() != meta.uid() {
+        return reject(format!(
+            "the journal belongs to uid {}, the mailbox to uid {}",
+            jmeta.uid(),
+            meta.uid()
+        ));
+    }
+    let Some(header) = read_valid(&journal)? else {
+        fs::remove_file(&path)?;
+        sync_dir_of(&path)?;
+        log::warn!(
+            "{}: removed a torn commit journal; the mailbox was not yet modified",
+            mailbox_path.display()
+        );
+        return Ok(Recovery::DiscardedTorn);
+    };
+    let Extent {
+        start,
+        new_len,
+        old_len,
+    } = header.extent;
     if (meta.dev(), meta.ino()) != (header.dev, header.ino) {
         return reject(String::from("the mailbox was replaced by another file"));
     }
@@ -334,7 +355,7 @@ pub fn recover(mailbox: &File, mailbox_path: &Path) -> io::Result<Recovery> {
     let untruncated =
         len >= old_len && digest_range(mailbox, new_len, old_len)? == header.tail_digest;
     let outcome = if untruncated {
-        roll_back(&path, &header, mailbox)?;
+        roll_back(&journal, &header, mailbox)?;
         log::warn!(
             "{}: an interrupted commit was rolled back ({} bytes restored at offset {start}); \
              no message was deleted",
@@ -493,5 +514,62 @@ mod tests {
         let mut aside = journal_path(&p).into_os_string();
         aside.push(".rejected");
         assert!(Path::new(&aside).exists());
+    }
+
+    #[test]
+    fn a_journal_not_written_by_the_mailbox_owner_is_not_applied() {
+        let old = b"0123456789abcdefghij".to_vec();
+        let (d, p, f) = setup(&old);
+        let extent = Extent {
+            start: 0,
+            new_len: 10,
+            old_len: 20,
+        };
+        // A well-formed journal for this very mailbox, but planted by someone else (here: a
+        // different owner), with bytes of their choosing.
+        let planted = d.path().join("planted");
+        // Its tail matches the victim's, so the tail digest would not give it away.
+        fs::write(&planted, b"EVILEVILEVabcdefghij").expect("write");
+        let pf = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&planted)
+            .expect("open");
+        drop(Journal::write(&pf, &planted, extent).expect("journal"));
+        let mut bytes = fs::read(journal_path(&planted)).expect("read");
+        let meta = f.metadata().expect("stat");
+        // Re-target the header at the victim's inode and fix the checksum.
+        bytes[16..24].copy_from_slice(&meta.dev().to_le_bytes());
+        bytes[24..32].copy_from_slice(&meta.ino().to_le_bytes());
+        let body_end = bytes.len() - 32;
+        let sum: [u8; 32] = Sha256::digest(&bytes[..body_end]).into();
+        bytes[body_end..].copy_from_slice(&sum);
+        fs::write(journal_path(&p), &bytes).expect("plant");
+        let other_uid = meta.uid() + 1;
+        if std::os::unix::fs::chown(journal_path(&p), Some(other_uid), None).is_err() {
+            eprintln!("skipped: cannot chown (not root)");
+            return;
+        }
+        assert!(matches!(recover(&f, &p), Ok(Recovery::Rejected { .. })));
+        assert_eq!(fs::read(&p).expect("read"), old);
+        // The same journal owned by the mailbox owner would have been applied: the test
+        // above is not vacuous.
+        let mut aside = journal_path(&p).into_os_string();
+        aside.push(".rejected");
+        fs::rename(&aside, journal_path(&p)).expect("rename");
+        std::os::unix::fs::chown(journal_path(&p), Some(meta.uid()), None).expect("chown");
+        assert!(matches!(recover(&f, &p), Ok(Recovery::RolledBack { .. })));
+        assert_eq!(&fs::read(&p).expect("read")[..10], b"EVILEVILEV");
+    }
+
+    #[test]
+    fn a_symlinked_journal_is_not_followed() {
+        let (d, p, f) = setup(b"0123456789abcdefghij");
+        let target = d.path().join("elsewhere");
+        fs::write(&target, b"secret").expect("write");
+        std::os::unix::fs::symlink(&target, journal_path(&p)).expect("symlink");
+        assert!(matches!(recover(&f, &p), Ok(Recovery::Rejected { .. })));
+        assert_eq!(fs::read(&target).expect("read"), b"secret");
+        assert_eq!(fs::read(&p).expect("read"), b"0123456789abcdefghij");
     }
 }

@@ -13,6 +13,7 @@
 //! Every lock is an RAII guard: dropping it (normal return, `?`, panic unwinding) releases it and
 //! removes the dot-lock file.
 
+use crate::sys::file_lock as sys;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -97,22 +98,25 @@ impl DotLock {
 
     fn try_once(mailbox: &Path, opts: &DotLockOptions) -> io::Result<Attempt> {
         let path = Self::path_for(mailbox);
-        let created = if opts.use_link {
-            create_by_link(&path)
-        } else {
-            create_excl(&path)
-        };
-        match created {
-            Ok((dev, ino)) => Ok(Attempt::Acquired(DotLock { path, dev, ino })),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if take_over_if_stale(&path, opts.stale_age)? {
-                    // Removed a stale lock: the caller's next attempt may create ours.
-                    return Ok(Attempt::Busy);
+        // A second try only right after removing a stale lock.
+        for _ in 0..2 {
+            let created = if opts.use_link {
+                create_by_link(&path)
+            } else {
+                create_excl(&path)
+            };
+            match created {
+                Ok((dev, ino)) => return Ok(Attempt::Acquired(DotLock { path, dev, ino })),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if !take_over_if_stale(&path, opts.stale_age)? {
+                        return Ok(Attempt::Busy);
+                    }
                 }
-                Ok(Attempt::Busy)
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
+        // Someone else created a new lock right after we removed the stale one.
+        Ok(Attempt::Busy)
     }
 }
 
@@ -288,9 +292,10 @@ pub struct MdaLocks {
 impl MdaLocks {
     /// Take both locks, retrying with short sleeps for at most `timeout`, then `[IN-USE]`.
     ///
-    /// A spool directory we may not create files in (no `mail` group, read-only file system)
-    /// cannot hold our dot-lock; then only the fcntl lock is taken and a warning logged, as
-    /// popa3d does permanently.
+    /// A spool directory we may not create files in (no `mail` group, read-only or full file
+    /// system) cannot hold our dot-lock; then only the fcntl lock is taken and a warning logged,
+    /// as popa3d does permanently. (On a full disk no MDA can deliver anyway, and refusing the
+    /// login would also refuse the deletions that free space.)
     pub fn acquire(
         file: &Arc<File>,
         mailbox: &Path,
@@ -307,7 +312,11 @@ impl MdaLocks {
                 Err(e)
                     if matches!(
                         e.raw_os_error(),
-                        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+                        Some(libc::EACCES)
+                            | Some(libc::EPERM)
+                            | Some(libc::EROFS)
+                            | Some(libc::ENOSPC)
+                            | Some(libc::EDQUOT)
                     ) =>
                 {
                     log::warn!(
@@ -362,60 +371,6 @@ fn wait_or_give_up(
     thread::sleep((*pause).min(deadline - now));
     *pause = (*pause * 2).min(Duration::from_millis(200));
     Ok(())
-}
-
-/// The raw system calls std does not wrap.
-mod sys {
-    use std::fs::File;
-    use std::io;
-    use std::os::unix::io::AsRawFd;
-
-    /// Set (`Some(write)`) or clear (`None`) a non-blocking lock over `[0, ∞)` of `file`.
-    pub fn set_whole_file_lock(file: &File, lock: Option<bool>) -> io::Result<()> {
-        let l_type = match lock {
-            Some(true) => libc::F_WRLCK,
-            Some(false) => libc::F_RDLCK,
-            None => libc::F_UNLCK,
-        };
-        // l_start = 0 with l_len = 0 covers the whole file and any bytes appended later; l_pid
-        // must be 0 for OFD locks.
-        let fl = libc::flock {
-            l_type: l_type as libc::c_short,
-            l_whence: libc::SEEK_SET as libc::c_short,
-            l_start: 0,
-            l_len: 0,
-            l_pid: 0,
-        };
-        #[cfg(target_os = "linux")]
-        {
-            match fcntl_lock(file, libc::F_OFD_SETLK, &fl) {
-                // Kernels before 3.15 do not know OFD locks: fall back to process locks.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                other => return other,
-            }
-        }
-        fcntl_lock(file, libc::F_SETLK, &fl)
-    }
-
-    fn fcntl_lock(file: &File, cmd: libc::c_int, fl: &libc::flock) -> io::Result<()> {
-        // SAFETY: the descriptor is valid for the lifetime of `file`, `cmd` is a lock command
-        // that reads exactly one `struct flock`, and `fl` points to a fully initialised one that
-        // outlives the call. The kernel does not retain the pointer.
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, fl as *const libc::flock) };
-        if rc == -1 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Whether `pid` names a live process on this host (EPERM: alive, but not ours).
-    pub fn process_alive(pid: i32) -> bool {
-        // SAFETY: kill with signal 0 only performs the existence and permission checks; it
-        // sends nothing and touches no memory.
-        let rc = unsafe { libc::kill(pid, 0) };
-        rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
 }
 
 #[cfg(test)]
@@ -542,6 +497,10 @@ mod tests {
                 .expect("perl");
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
+        assert_eq!(run(), "busy");
+        // Another descriptor for the same file opened and closed in this process (a refused
+        // second session) must not release it, as it would with classic POSIX locks.
+        drop(rw(&p));
         assert_eq!(run(), "busy");
         drop(held);
         assert_eq!(run(), "got");

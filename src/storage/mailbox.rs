@@ -19,7 +19,10 @@ use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
 
 use super::commit::{self, io_error};
 use super::encode::{encode_to, EncodeOptions};
-use super::index::{index_mbox, Index, IndexError, IndexOptions, IndexedMessage};
+use super::index::{
+    from_line_fingerprint, index_mbox, Index, IndexError, IndexOptions, IndexedMessage,
+    FROM_LINE_CAP,
+};
 use super::journal::{self, Recovery};
 use super::lock::{DotLockOptions, MdaLocks, SessionLock};
 use super::StoreError;
@@ -82,6 +85,9 @@ struct Opened {
     read_only: bool,
     dev: u64,
     ino: u64,
+    /// mtime when indexed (seconds, nanoseconds): a file of exactly the indexed length whose
+    /// mtime moved was rewritten in place (an append would have made it longer).
+    mtime: (i64, i64),
     index: Index,
     /// `infos[i]` describes `index.messages[visible[i]]`.
     visible: Vec<usize>,
@@ -254,7 +260,7 @@ impl Mailbox {
             commit::recover_logged(&file, path)?;
         }
 
-        let index = index_file(&file, path, opts)?;
+        let mut index = index_file(&file, path, opts)?;
         let meta = file
             .metadata()
             .map_err(|e| StoreError::Temporary(format!("cannot stat {}: {e}", path.display())))?;
@@ -265,11 +271,12 @@ impl Mailbox {
             .filter(|(_, m)| !m.hidden)
             .map(|(i, _)| i)
             .collect();
+        // The UIDLs move to the protocol's view: one copy per message, not two.
         let infos = visible
             .iter()
             .map(|&i| MessageInfo {
                 size: index.messages[i].size,
-                uidl: index.messages[i].uidl.clone(),
+                uidl: std::mem::take(&mut index.messages[i].uidl),
             })
             .collect();
         let held = if opts.hold_mda_locks {
@@ -287,6 +294,7 @@ impl Mailbox {
                 read_only,
                 dev: meta.dev(),
                 ino: meta.ino(),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
                 index,
                 visible,
                 held,
@@ -316,7 +324,11 @@ impl Mailbox {
     /// Cheap checks that the file still is what was indexed: same inode at the path, not
     /// shorter than the indexed length, and the From_ line of `messages` where we left it.
     /// Growth alone is an MDA's append, not a change.
-    fn verify(&self, o: &Opened, messages: &[usize]) -> Result<(), StoreError> {
+    ///
+    /// The mtime test needs the MDA locks held (`locked`): without them an MDA may be in the
+    /// middle of an append, and Linux updates mtime before it grows the size, so a stat can see
+    /// the new mtime with the old length.
+    fn verify(&self, o: &Opened, messages: &[usize], locked: bool) -> Result<(), StoreError> {
         let changed = |what: String| {
             log::error!(
                 "{}: changed by another program during the session: {what}",
@@ -332,25 +344,31 @@ impl Mailbox {
             }
             Err(e) => return Err(io_error("cannot stat", &self.path, &e)),
         }
-        let len = o
+        let meta = o
             .file
             .metadata()
-            .map_err(|e| io_error("cannot stat", &self.path, &e))?
-            .len();
+            .map_err(|e| io_error("cannot stat", &self.path, &e))?;
+        let len = meta.len();
         if len < o.index.length {
             return Err(changed(format!(
                 "the mailbox shrank from {} to {len} bytes",
                 o.index.length
             )));
         }
+        if locked && len == o.index.length && (meta.mtime(), meta.mtime_nsec()) != o.mtime {
+            return Err(changed(String::from(
+                "the mailbox was modified in place (same length, new mtime)",
+            )));
+        }
         let mut buf = Vec::new();
         for &i in messages {
             let m: &IndexedMessage = &o.index.messages[i];
-            buf.resize(m.from_line.len(), 0);
+            let line_len = ((m.header_offset - m.from_offset) as usize).min(FROM_LINE_CAP);
+            buf.resize(line_len, 0);
             o.file
                 .read_exact_at(&mut buf, m.from_offset)
                 .map_err(|e| io_error("cannot read", &self.path, &e))?;
-            if buf != m.from_line {
+            if from_line_fingerprint(&buf) != m.from_line {
                 return Err(changed(format!(
                     "message {} no longer starts at offset {}",
                     i + 1,
@@ -408,7 +426,7 @@ impl Maildrop for Mailbox {
             .visible
             .get(index)
             .ok_or_else(|| StoreError::Temporary(format!("no message {}", index + 1)))?;
-        if let Err(e) = self.verify(o, &[i]) {
+        if let Err(e) = self.verify(o, &[i], o.held.is_some()) {
             if matches!(e, StoreError::Changed(_)) {
                 self.close();
             }
@@ -494,7 +512,7 @@ impl Maildrop for Mailbox {
         );
         check.sort_unstable();
         check.dedup();
-        if let Err(e) = self.verify(o, &check) {
+        if let Err(e) = self.verify(o, &check, true) {
             self.close();
             return Err(e);
         }

@@ -352,69 +352,93 @@ pub fn parse_u32(value: &[u8]) -> Option<u32> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
-/// Turn the inputs of all messages (in maildrop order) into their final, unique UIDLs.
+/// What one message contributes to its UIDL once the scheme is known: the scheme's own value
+/// (or the native fallback), plus the numbers the IMAP schemes combine with the first
+/// message's UIDVALIDITY. The indexer keeps this (40 bytes) instead of every scheme's inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UidlChoice {
+    pub value: String,
+    pub x_uid: Option<u32>,
+    pub uidvalidity: Option<u32>,
+}
+
+impl UidlInput {
+    pub fn choose(self, scheme: UidlFormat) -> UidlChoice {
+        let value = match scheme {
+            UidlFormat::Native | UidlFormat::Imap | UidlFormat::DovecotUid => self.native,
+            UidlFormat::Popa3d => self.popa3d.unwrap_or(self.native),
+            UidlFormat::DovecotMd5 => self.dovecot_md5.unwrap_or(self.native),
+            UidlFormat::XUidl => self.x_uidl.unwrap_or(self.native),
+        };
+        UidlChoice {
+            value,
+            x_uid: self.x_uid,
+            uidvalidity: self.uidvalidity,
+        }
+    }
+}
+
+/// The UIDL of the IMAP-based schemes, when the message has what they need: the first
+/// message's UIDVALIDITY and its own X-UID.
+pub fn imap_uidl(
+    scheme: UidlFormat,
+    uidvalidity: Option<u32>,
+    x_uid: Option<u32>,
+) -> Option<String> {
+    match (scheme, uidvalidity, x_uid) {
+        (UidlFormat::Imap, Some(v), Some(u)) => Some(format!("{v:08x}{u:08x}")),
+        (UidlFormat::DovecotUid, Some(v), Some(u)) => Some(format!("{u:08x}{v:08x}")),
+        _ => None,
+    }
+}
+
+/// Turn the choices of all messages (in maildrop order) into their final, unique UIDLs.
+pub fn assign(scheme: UidlFormat, choices: Vec<UidlChoice>) -> Vec<String> {
+    let uidvalidity = choices.first().and_then(|c| c.uidvalidity);
+    let mut uidls: Vec<String> = choices
+        .into_iter()
+        .map(|c| imap_uidl(scheme, uidvalidity, c.x_uid).unwrap_or(c.value))
+        .collect();
+    make_unique(&mut uidls, |u| u);
+    uidls
+}
+
+/// Make the UIDLs held by `items` (in maildrop order) unique, in place.
 ///
 /// A base UIDL that occurs once is kept. Of repeated bases, the first copy keeps the plain
 /// value and later copies get `-2`, `-3`, ... (skipping any value another message already
 /// has), so identical messages and forged `X-UIDL:` headers never share a UIDL. Uniqueness is
-/// checked with a map that borrows the bases (no per-message copies): at 100,000 messages the
-/// check costs a few MB, not tens.
-pub fn assign(scheme: UidlFormat, inputs: &[UidlInput]) -> Vec<String> {
-    let uidvalidity = inputs.first().and_then(|i| i.uidvalidity);
-    let mut uidls: Vec<String> = inputs
-        .iter()
-        .map(|i| base(scheme, uidvalidity, i))
-        .collect();
+/// checked with a map that borrows the UIDLs (no per-message copies).
+pub fn make_unique<T>(items: &mut [T], mut uidl: impl FnMut(&mut T) -> &mut String) {
     let renames = {
-        let mut count: HashMap<&str, u32> = HashMap::with_capacity(uidls.len());
-        for u in &uidls {
-            *count.entry(u.as_str()).or_insert(0) += 1;
+        let all: Vec<&str> = items.iter_mut().map(|t| uidl(t).as_str()).collect();
+        let mut count: HashMap<&str, u32> = HashMap::with_capacity(all.len());
+        for u in &all {
+            *count.entry(u).or_insert(0) += 1;
         }
-        if count.len() == uidls.len() {
-            Vec::new()
-        } else {
-            repeat_suffixes(&uidls, &count)
+        if count.len() == all.len() {
+            return;
         }
+        repeat_suffixes(&all, &count)
     };
     for (i, name) in renames {
-        uidls[i] = name;
-    }
-    uidls
-}
-
-fn base(scheme: UidlFormat, uidvalidity: Option<u32>, input: &UidlInput) -> String {
-    match scheme {
-        UidlFormat::Native => input.native.clone(),
-        UidlFormat::Popa3d => input.popa3d.clone().unwrap_or_else(|| input.native.clone()),
-        UidlFormat::DovecotMd5 => input
-            .dovecot_md5
-            .clone()
-            .unwrap_or_else(|| input.native.clone()),
-        UidlFormat::XUidl => input.x_uidl.clone().unwrap_or_else(|| input.native.clone()),
-        UidlFormat::Imap => match (uidvalidity, input.x_uid) {
-            (Some(v), Some(u)) => format!("{v:08x}{u:08x}"),
-            _ => input.native.clone(),
-        },
-        UidlFormat::DovecotUid => match (uidvalidity, input.x_uid) {
-            (Some(v), Some(u)) => format!("{u:08x}{v:08x}"),
-            _ => input.native.clone(),
-        },
+        *uidl(&mut items[i]) = name;
     }
 }
 
 /// New names for the second and later copies of repeated bases: `(message index, name)`.
-fn repeat_suffixes(bases: &[String], count: &HashMap<&str, u32>) -> Vec<(usize, String)> {
-    let mut first_seen: HashSet<&str> = HashSet::new();
+fn repeat_suffixes<'a>(bases: &[&'a str], count: &HashMap<&str, u32>) -> Vec<(usize, String)> {
+    let mut first_seen: HashSet<&'a str> = HashSet::new();
     // Next suffix per repeated base, so many copies (or a flood of one forged X-UIDL) cost
     // O(n), not O(n²).
-    let mut next_suffix: HashMap<&str, u64> = HashMap::new();
+    let mut next_suffix: HashMap<&'a str, u64> = HashMap::new();
     let mut generated: HashSet<String> = HashSet::new();
     let mut renames = Vec::new();
-    for (i, b) in bases.iter().enumerate() {
-        if count[b.as_str()] == 1 || first_seen.insert(b.as_str()) {
+    for (i, &b) in bases.iter().enumerate() {
+        if count[b] == 1 || first_seen.insert(b) {
             continue;
         }
-        let n = next_suffix.entry(b.as_str()).or_insert(2);
+        let n = next_suffix.entry(b).or_insert(2);
         loop {
             let suffix = format!("-{n}");
             *n += 1;
@@ -434,6 +458,13 @@ fn repeat_suffixes(bases: &[String], count: &HashMap<&str, u32>) -> Vec<(usize, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assign_inputs(scheme: UidlFormat, inputs: Vec<UidlInput>) -> Vec<String> {
+        assign(
+            scheme,
+            inputs.into_iter().map(|i| i.choose(scheme)).collect(),
+        )
+    }
 
     fn input(native: &str) -> UidlInput {
         UidlInput {
@@ -456,14 +487,14 @@ mod tests {
         c.x_uidl = Some("abc".into());
         let mut d = input("n4");
         d.x_uidl = Some("abc".into());
-        let got = assign(UidlFormat::XUidl, &[a, b, c, d]);
+        let got = assign_inputs(UidlFormat::XUidl, vec![a, b, c, d]);
         assert_eq!(got, ["abc", "abc-2", "abc-3", "abc-4"]);
     }
 
     #[test]
     fn many_copies_are_linear() {
         let inputs = vec![input("same"); 50_000];
-        let got = assign(UidlFormat::Native, &inputs);
+        let got = assign_inputs(UidlFormat::Native, inputs.clone());
         assert_eq!(got[0], "same");
         assert_eq!(got[49_999], "same-50000");
     }
@@ -503,7 +534,7 @@ mod tests {
     #[test]
     fn long_bases_are_shortened_to_fit() {
         let long = "x".repeat(70);
-        let got = assign(UidlFormat::Native, &[input(&long), input(&long)]);
+        let got = assign_inputs(UidlFormat::Native, vec![input(&long), input(&long)]);
         assert_eq!(got[0], long);
         assert_eq!(got[1].len(), 70);
         assert!(got[1].ends_with("-2"));
@@ -518,7 +549,7 @@ mod tests {
         let mut second = input("n2");
         second.x_uid = Some(0x2a);
         let third = input("n3");
-        let got = assign(UidlFormat::Imap, &[first, second, third]);
+        let got = assign_inputs(UidlFormat::Imap, vec![first, second, third]);
         assert_eq!(got, ["3e8a1b2c00000001", "3e8a1b2c0000002a", "n3"]);
     }
 

@@ -8,7 +8,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::server::{privileges, signals};
+use crate::server::signals;
+use crate::sys::poll;
 use crate::transport::tls::{HandshakeFailure, IoTimeout, TlsContext, TlsStream};
 
 /// inetd's connection: fd 0 to read, fd 1 to write (duplicated, so the process's own standard
@@ -66,7 +67,7 @@ impl Read for StdioPair {
                 }
                 None => SIGNAL_CHECK,
             };
-            if privileges::poll_readable(self.input.as_raw_fd(), slice)? {
+            if poll::poll_readable(self.input.as_raw_fd(), slice)? {
                 return self.input.read(buf);
             }
         }

@@ -139,3 +139,13 @@ pub fn transmit(stored: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The RFC 1939 size of a RETR output: its octets minus the byte-stuffing dots (one per line
+/// that starts with "..").
+pub fn unstuffed_len(out: &[u8]) -> u64 {
+    let stuffed = out
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(b".."))
+        .count();
+    (out.len() - stuffed) as u64
+}

@@ -1,5 +1,5 @@
-//! The syscall layer for credentials, account lookups and poll(2): the only module with
-//! `unsafe`. Every block is a single libc call whose arguments are checked here.
+//! Credentials and account lookups: per-thread and per-process uid/gid switching, getpwnam_r /
+//! getgrnam_r. Every `unsafe` block is a single libc call whose arguments are checked here.
 //!
 //! Why raw syscalls for sessions: on Linux, credentials are per thread in the kernel, but
 //! glibc's `setresuid`/`setresgid`/`setgroups` wrappers broadcast the change to every thread
@@ -11,9 +11,8 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::RawFd;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// 32-bit-id syscall numbers: on 32-bit x86 and ARM the plain numbers are the legacy 16-bit
 /// versions.
@@ -198,50 +197,9 @@ pub fn lookup_group(name: &str) -> Option<u32> {
     })
 }
 
-/// Wait until `fd` is readable (or at EOF / in error, where a read will not block either),
-/// at most `timeout`. `Ok(false)` means the timeout expired. Retries on EINTR with the time
-/// that is left, so signals do not stretch the timeout.
-pub fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        // Round up so a sub-millisecond rest does not become a busy loop of 0 ms polls.
-        let ms = left
-            .as_nanos()
-            .div_ceil(1_000_000)
-            .min(libc::c_int::MAX as u128) as libc::c_int;
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, count 1.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        if n > 0 {
-            if pfd.revents & libc::POLLNVAL != 0 {
-                return Err(io::Error::from_raw_os_error(libc::EBADF));
-            }
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-    }
-}
-
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::os::unix::io::AsRawFd;
-    use std::os::unix::net::UnixStream;
 
     /// (Uid line, Gid line, Groups line) of a thread, from the kernel's point of view.
     fn proc_ids(path: &str) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
@@ -367,7 +325,7 @@ mod tests {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "server::privileges::tests::process_drop_child",
+                "sys::credentials::tests::process_drop_child",
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",
@@ -402,31 +360,6 @@ mod tests {
                     .map(|r| r.split(':').next().unwrap().parse::<u32>().unwrap())
             });
         assert_eq!(lookup_group("mail"), mail);
-    }
-
-    #[test]
-    fn poll_readable_times_out_then_sees_data_and_eof() {
-        let (mut a, b) = UnixStream::pair().unwrap();
-        let start = Instant::now();
-        assert!(!poll_readable(b.as_raw_fd(), Duration::from_millis(50)).unwrap());
-        assert!(start.elapsed() >= Duration::from_millis(50));
-        a.write_all(b"x").unwrap();
-        assert!(poll_readable(b.as_raw_fd(), Duration::from_secs(5)).unwrap());
-        let (c, d) = UnixStream::pair().unwrap();
-        drop(c);
-        assert!(poll_readable(d.as_raw_fd(), Duration::from_secs(5)).unwrap());
-    }
-
-    #[test]
-    fn poll_readable_reports_a_closed_descriptor() {
-        // Far above any descriptor a test process has open.
-        let bogus = 999_999;
-        assert_eq!(
-            poll_readable(bogus, Duration::from_millis(10))
-                .unwrap_err()
-                .raw_os_error(),
-            Some(libc::EBADF)
-        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ For every scenario the script reports the median wall time and the peak RSS of t
 process (from wait4), and the ratio mboxpopd / Dovecot. Machines are noisy: read the ratios,
 not the timings.
 
-Usage: bench/compare_dovecot.py [--messages N] [--body-kib K] [--trials T] [--binary PATH]
+Usage: benches/compare_dovecot.py [--messages N] [--body-kib K] [--trials T] [--binary PATH]
 Needs: root (to run both servers as the `mbench` user), Debian's dovecot-pop3d and time.
 """
 

@@ -1,0 +1,8 @@
+//! The syscall layer: every `unsafe` block of the crate lives below this module (the crate
+//! root denies `unsafe_code` elsewhere). Each block is one libc call whose arguments are
+//! checked next to it, with a SAFETY comment saying why it is sound.
+
+pub mod credentials;
+pub mod file_lock;
+pub mod poll;
+pub mod signal;
