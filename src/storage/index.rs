@@ -160,7 +160,24 @@ pub fn is_from_line(line: &[u8]) -> bool {
         .collect();
     // The sender is the first token (possibly empty, e.g. "From  Thu ..."): the date search
     // starts at any later position.
-    (0..tokens.len()).any(|i| date_at(&tokens[i..]))
+    (0..tokens.len()).any(|i| date_at(&tokens[i..]) || rfc2822_date_at(&tokens[i..]))
+}
+
+/// `[Thu,] 26 Nov 2026 03:32:14 [+0000]`: RFC 2822 dates, which some MDAs write on the From_
+/// line and Dovecot's parser accepts.
+fn rfc2822_date_at(t: &[&[u8]]) -> bool {
+    let name_in = |tok: &[u8], names: &[&[u8]]| names.iter().any(|n| n.eq_ignore_ascii_case(tok));
+    let t = match t.first() {
+        Some(w) if name_in(w.strip_suffix(b",").unwrap_or(w), &DAYS) => &t[1..],
+        _ => t,
+    };
+    t.len() >= 4
+        && matches!(number(t[0]), Some(1..=31))
+        && t[0].len() <= 2
+        && name_in(t[1], &MONTHS)
+        && (t[2].len() == 4 || t[2].len() == 2)
+        && number(t[2]).is_some()
+        && is_time(t[3])
 }
 
 fn date_at(t: &[&[u8]]) -> bool {
@@ -376,7 +393,18 @@ impl MessageParser {
             x_uid: c.x_uid.as_deref().and_then(uidl::parse_u32),
             uidvalidity: c.x_imapbase.as_deref().and_then(uidl::parse_uidvalidity),
         };
-        let hidden = subject_pseudo || c.has_x_imap;
+        // The c-client/Dovecot pseudo message carries both its fixed Subject and an `X-IMAP:`
+        // header that parses as "UIDVALIDITY UIDNEXT" (Dovecot's own test). Either alone is
+        // something any sender can put in a message, which would then vanish from POP3.
+        let x_imap_parses = c.has_x_imap
+            && c.x_imapbase.as_deref().is_some_and(|v| {
+                let mut t = v
+                    .split(|b| b.is_ascii_whitespace())
+                    .filter(|t| !t.is_empty());
+                let digits = |t: Option<&[u8]>| t.is_some_and(|t| t.iter().all(u8::is_ascii_digit));
+                digits(t.next()) && digits(t.next())
+            });
+        let hidden = subject_pseudo && x_imap_parses;
         let choice = self.uidl.finish(fields).choose(self.scheme);
         Finished {
             message: IndexedMessage {
@@ -1122,6 +1150,37 @@ This text is part of the internal format of your mail folder.\n\n"
         let mbox = format!("{F2}\nA: 1\n\nx\n\n{pseudo}");
         let idx = index(mbox.as_bytes());
         assert!(!idx.messages[1].hidden);
+    }
+
+    #[test]
+    fn pseudo_message_look_alikes_stay_visible() {
+        // The subject alone, an X-IMAP header alone, or an X-IMAP that does not parse: any
+        // sender can write these, so they must not hide a real message.
+        for headers in [
+            "Subject: Re: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA",
+            "Subject: one\nX-IMAP: 1795675571 0000000002",
+            "Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: garbage",
+            "Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAPbase: 1 2",
+        ] {
+            let mbox = format!("{F1}\n{headers}\n\nhello\n\n{F2}\nSubject: two\n\nbody\n");
+            let idx = index(mbox.as_bytes());
+            assert_eq!(idx.messages.len(), 2, "{headers}");
+            assert!(!idx.messages[0].hidden, "{headers}");
+        }
+    }
+
+    #[test]
+    fn rfc2822_dates_on_from_lines() {
+        for ok in [
+            "From a@b Thu, 26 Nov 2026 03:32:14 +0000",
+            "From a@b 26 Nov 2026 03:32:14 +0000",
+            "From a@b Thu, 26 Nov 26 03:32",
+        ] {
+            assert!(is_from_line(ok.as_bytes()), "{ok}");
+        }
+        let mbox = format!("{F1}\nSubject: one\n\nbody\n\nFrom a@b Thu, 26 Nov 2026 03:32:14 +0000\nSubject: two\n\nbody\n");
+        assert_eq!(index(mbox.as_bytes()).messages.len(), 2);
+        assert!(!is_from_line(b"From 26 of us went home."));
     }
 
     #[test]
