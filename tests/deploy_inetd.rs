@@ -68,7 +68,10 @@ fn the_shipped_line_is_a_valid_pop3_nowait_root_line() {
         .find_map(|l| l.strip_prefix("#pop3s"))
         .expect("a commented pop3s line");
     let rest: Vec<&str> = pop3s.split_whitespace().collect();
-    assert_eq!(rest, ["stream", "tcp", "nowait", "root", &f[5], "mboxpopd", "-i", "-T"]);
+    assert_eq!(
+        rest,
+        ["stream", "tcp", "nowait", "root", &f[5], "mboxpopd", "-i", "-T"]
+    );
 }
 
 /// A running inetd with the shipped line adapted to `fixture`; stopped on drop.
@@ -149,7 +152,11 @@ fn inetd_with_curl_and_poplib() {
             .arg(format!("pop3://alice:secret@{}/1", server.addr))
             .output()
             .expect("curl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(out.stdout, content(MSG1));
     }
     if require("python3").is_some() {

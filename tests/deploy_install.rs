@@ -57,9 +57,18 @@ fn staged_install_files_modes_and_config_kept() {
         ("usr/share/doc/mboxpopd/examples/passwd.example", 0o644),
         ("usr/share/doc/mboxpopd/examples/inetd.conf", 0o644),
         ("usr/share/doc/mboxpopd/examples/xinetd.d/pop3", 0o644),
-        ("usr/share/doc/mboxpopd/examples/systemd/mboxpopd.service", 0o644),
-        ("usr/share/doc/mboxpopd/examples/systemd/mboxpopd.socket", 0o644),
-        ("usr/share/doc/mboxpopd/examples/systemd/mboxpopd@.service", 0o644),
+        (
+            "usr/share/doc/mboxpopd/examples/systemd/mboxpopd.service",
+            0o644,
+        ),
+        (
+            "usr/share/doc/mboxpopd/examples/systemd/mboxpopd.socket",
+            0o644,
+        ),
+        (
+            "usr/share/doc/mboxpopd/examples/systemd/mboxpopd@.service",
+            0o644,
+        ),
         ("etc/mboxpopd.conf", 0o644),
     ];
     for (f, m) in expect {
@@ -75,7 +84,10 @@ fn staged_install_files_modes_and_config_kept() {
         .arg("-t")
         .arg("-c")
         .arg(d.join("etc/mboxpopd.conf")));
-    assert!(st.success(), "mboxpopd -t on the installed config: {out}{err}");
+    assert!(
+        st.success(),
+        "mboxpopd -t on the installed config: {out}{err}"
+    );
     assert!(out.contains("configuration OK"), "{out}");
 
     // An admin's configuration is never overwritten.
@@ -83,7 +95,10 @@ fn staged_install_files_modes_and_config_kept() {
     let (ok, out) = make_install(d, "/usr");
     assert!(ok, "second make install failed:\n{out}");
     assert!(out.contains("kept existing"), "{out}");
-    assert_eq!(fs::read_to_string(d.join("etc/mboxpopd.conf")).unwrap(), "# mine\n");
+    assert_eq!(
+        fs::read_to_string(d.join("etc/mboxpopd.conf")).unwrap(),
+        "# mine\n"
+    );
 
     // The installed man pages render without groff warnings.
     if require("man").is_some() {

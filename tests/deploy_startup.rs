@@ -59,7 +59,10 @@ fn check(conf: &std::path::Path, modes: &[&str], culprit: &str) {
         let e = errors(&err);
         assert_eq!(e.len(), 1, "{mode}: one error line expected: {err:?}");
         assert!(e[0].starts_with("mboxpopd: "), "{mode}: {err:?}");
-        assert!(e[0].contains(culprit), "{mode}: {culprit} not named: {err:?}");
+        assert!(
+            e[0].contains(culprit),
+            "{mode}: {culprit} not named: {err:?}"
+        );
     }
 }
 

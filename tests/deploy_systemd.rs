@@ -80,6 +80,9 @@ fn systemd_analyze_verify_accepts_the_units() {
             .chain(out.lines())
             .filter(|l| l.contains("mboxpopd"))
             .collect();
-        assert!(st.success() && ours.is_empty(), "verify {unit}: {st}\n{out}\n{err}");
+        assert!(
+            st.success() && ours.is_empty(),
+            "verify {unit}: {st}\n{out}\n{err}"
+        );
     }
 }

@@ -174,7 +174,11 @@ fn xinetd_serves_retr_dele_quit_and_leaves_no_lock_files() {
             .arg(format!("pop3://alice:secret@{}/1", server.addr))
             .output()
             .expect("curl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(out.stdout, content(MSG1));
     }
     if require("python3").is_some() {
