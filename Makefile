@@ -44,18 +44,28 @@ man-check:
 run: debug
 	./scripts/demo.sh target/debug/mboxpopd
 
-install: build
+# The release binary, built when missing. `install` does not rebuild: `make build` as
+# yourself, then `sudo make install` (root may not have cargo in its PATH).
+$(BIN):
+	$(CARGO) build --release --locked
+
+# Examples name the binary by its installed path, whatever PREFIX is.
+EXAMPLE_SED = sed -e 's|/usr/local/sbin/mboxpopd|$(SBINDIR)/mboxpopd|g'
+
+install: $(BIN)
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(DOCDIR)/examples/systemd $(DESTDIR)$(DOCDIR)/examples/xinetd.d
 	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/mboxpopd
 	$(INSTALL) -m 0644 man/mboxpopd.8 $(DESTDIR)$(MANDIR)/man8/mboxpopd.8
 	$(INSTALL) -m 0644 man/mboxpopd.conf.5 $(DESTDIR)$(MANDIR)/man5/mboxpopd.conf.5
 	$(INSTALL) -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
-	$(INSTALL) -m 0644 etc/mboxpopd.conf etc/passwd.example etc/inetd.conf \
-		$(DESTDIR)$(DOCDIR)/examples/
-	$(INSTALL) -m 0644 etc/xinetd.d/pop3 $(DESTDIR)$(DOCDIR)/examples/xinetd.d/pop3
-	$(INSTALL) -m 0644 etc/systemd/mboxpopd.service etc/systemd/mboxpopd.socket \
-		etc/systemd/mboxpopd@.service $(DESTDIR)$(DOCDIR)/examples/systemd/
+	$(INSTALL) -m 0644 etc/mboxpopd.conf etc/passwd.example $(DESTDIR)$(DOCDIR)/examples/
+	@set -e; for f in inetd.conf xinetd.d/pop3 systemd/mboxpopd.service systemd/mboxpopd.socket \
+		systemd/mboxpopd@.service; do \
+		$(EXAMPLE_SED) etc/$$f > $(DESTDIR)$(DOCDIR)/examples/$$f; \
+		chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$$f; \
+		echo "installed $(DESTDIR)$(DOCDIR)/examples/$$f"; \
+	done
 	@# Never overwrite an admin's configuration.
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/mboxpopd.conf ]; then \
 		$(INSTALL) -d $(DESTDIR)$(SYSCONFDIR) && \

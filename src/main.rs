@@ -25,7 +25,7 @@ enum Mode {
 
 fn usage(opts: &getopts::Options) -> String {
     opts.usage(&format!(
-        "Usage: mboxpopd -i [-T] [-c FILE]\n       mboxpopd -d [-f] [-c FILE]\n       \
+        "Usage: mboxpopd -i [-T] [-f] [-c FILE]\n       mboxpopd -d [-f] [-c FILE]\n       \
          mboxpopd -t [-c FILE]\n\nA POP3 server for local mbox spools (default config {DEFAULT_CONFIG})."
     ))
 }
@@ -58,9 +58,13 @@ fn main() -> ExitCode {
     );
     opts.optflag("V", "", "print the version and exit");
     opts.optflag("h", "", "print this help and exit");
+    // Under inetd, stdout and stderr are the client's socket: errors must reach it as one
+    // POP3 line, with the details in syslog only.
+    let inetd_socket = !args.iter().any(|a| a == "-f" || is_flag_cluster(a, 'f'))
+        && args.iter().any(|a| is_flag_cluster(a, 'i'));
     let m = match opts.parse(&args) {
         Ok(m) => m,
-        Err(e) => return usage_error(&e.to_string(), &opts),
+        Err(e) => return usage_error(&e.to_string(), &opts, inetd_socket),
     };
     if m.opt_present("h") {
         print!("{}", usage(&opts));
@@ -71,7 +75,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(extra) = m.free.first() {
-        return usage_error(&format!("unexpected argument `{extra}`"), &opts);
+        let message = format!("unexpected argument `{extra}`");
+        return usage_error(&message, &opts, inetd_socket);
     }
     let mode = match (m.opt_present("i"), m.opt_present("d"), m.opt_present("t")) {
         (true, false, false) => Mode::Inetd {
@@ -79,22 +84,28 @@ fn main() -> ExitCode {
         },
         (false, true, false) => Mode::Daemon,
         (false, false, true) => Mode::Check,
-        (false, false, false) => return usage_error("one of -i, -d or -t is required", &opts),
-        _ => return usage_error("-i, -d and -t exclude each other", &opts),
+        (false, false, false) => {
+            return usage_error("one of -i, -d or -t is required", &opts, inetd_socket)
+        }
+        _ => return usage_error("-i, -d and -t exclude each other", &opts, inetd_socket),
     };
     if m.opt_present("T") && !matches!(mode, Mode::Inetd { .. }) {
-        return usage_error("-T only applies to -i", &opts);
+        return usage_error("-T only applies to -i", &opts, inetd_socket);
     }
     // `-f` with `-i` is for testing over pipes: under a real inetd stderr is the socket.
     let foreground = m.opt_present("f");
     let config_path = m.opt_str("c");
     match run(mode, foreground, config_path.as_deref().map(Path::new)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(message) if matches!(mode, Mode::Inetd { .. }) && !foreground => {
+            // The logger is already syslog: the details go there, the client gets -ERR.
+            log::error!("{message}");
+            refuse_client();
+            ExitCode::from(1)
+        }
         Err(message) => {
-            // With -f and -t the logger already writes to stderr; otherwise the message goes
-            // to syslog and to stderr (in inetd mode that reaches the client, which is better
-            // than a silent hang-up).
-            if !foreground && mode != Mode::Check {
+            // A daemon logging to syslog records it there too; on stderr once is enough.
+            if !logging::logs_to_stderr() {
                 log::error!("{message}");
             }
             eprintln!("mboxpopd: {message}");
@@ -103,8 +114,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn usage_error(message: &str, opts: &getopts::Options) -> ExitCode {
-    eprintln!("mboxpopd: {message}\n\n{}", usage(opts));
+/// Whether `arg` is a cluster of short flags (`-i`, `-iT`, ...) containing `flag`.
+fn is_flag_cluster(arg: &str, flag: char) -> bool {
+    arg.strip_prefix('-').is_some_and(|f| {
+        !f.starts_with('-') && f.chars().all(|c| c.is_ascii_alphabetic()) && f.contains(flag)
+    })
+}
+
+/// An inetd session that cannot start: the details to syslog, one `-ERR` line to the client
+/// (no path or option name leaks to it), exit status 1.
+fn inetd_startup_error(message: &str, facility: &str) -> ExitCode {
+    let _ = logging::init(&Target::Syslog {
+        facility: facility.to_string(),
+        stderr_fallback: false,
+    });
+    log::error!("{message}");
+    refuse_client();
+    ExitCode::from(1)
+}
+
+fn refuse_client() {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_all(b"-ERR [SYS/TEMP] Server configuration error, contact the administrator\r\n")
+        .and_then(|()| out.flush());
+}
+
+fn usage_error(message: &str, opts: &getopts::Options, inetd_socket: bool) -> ExitCode {
+    if inetd_socket {
+        inetd_startup_error(&format!("usage: {message}"), "mail");
+    } else {
+        eprintln!("mboxpopd: {message}\n\n{}", usage(opts));
+    }
     ExitCode::from(2)
 }
 
@@ -148,10 +190,11 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
 
     let config = loaded?;
     for w in config.warnings() {
-        if mode == Mode::Check {
-            eprintln!("mboxpopd: warning: {w}");
-        } else {
-            log::warn!("{w}");
+        match mode {
+            Mode::Check => eprintln!("mboxpopd: warning: {w}"),
+            // Once at start-up, not once per connection.
+            Mode::Daemon => log::warn!("{w}"),
+            Mode::Inetd { .. } => log::debug!("{w}"),
         }
     }
     let origin = config

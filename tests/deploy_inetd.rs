@@ -186,7 +186,6 @@ fn inetd_with_curl_and_poplib() {
 /// the protocol is written there; a configuration error must reach the client as a POP3
 /// `-ERR` line (the details go to syslog), not as `mboxpopd: /etc/mboxpopd.conf:2: ...`.
 #[test]
-#[ignore = "known bug: in -i mode start-up errors are written to stderr = the client socket"]
 fn a_config_error_under_inetd_reaches_the_client_as_err_only() {
     let Some(inetd) = inetd() else { return };
     let mut f = fixture();

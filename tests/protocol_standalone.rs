@@ -121,10 +121,17 @@ fn sigterm_ends_sessions_without_committing() {
     c.ok("DELE 2");
     let st = server.stop();
     assert!(st.success(), "exit status after SIGTERM: {st}");
-    // The session was ended (perhaps with a last -ERR line), not committed.
+    // The session was ended with one last -ERR line, not committed.
+    let mut last = Vec::new();
     while let Some(l) = c.raw_line() {
         assert!(l.starts_with(b"-ERR"), "{}", show(&l));
+        last.push(show(&l));
     }
+    assert_eq!(
+        last,
+        ["-ERR [SYS/TEMP] Server shutting down, no changes made\r\n"],
+        "the client is told"
+    );
     assert_eq!(show(&f.read_mbox("alice")), show(&original));
     assert_eq!(f.spool_leftovers(), Vec::<String>::new());
 }

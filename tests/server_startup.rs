@@ -33,7 +33,7 @@ fn mboxpopd(
 #[test]
 fn usage_errors_exit_2_with_a_message() {
     for args in [
-        &["-i", "-d"][..],
+        &["-i", "-d", "-f"][..],
         &["-T", "-d"],
         &[],
         &["-d", "stray"],
@@ -42,6 +42,13 @@ fn usage_errors_exit_2_with_a_message() {
         let (st, _out, err) = mboxpopd(args, None);
         assert_eq!(st.code(), Some(2), "{args:?}: {err}");
         assert!(err.starts_with("mboxpopd: "), "{args:?}: {err}");
+    }
+    // With -i (and no -f) the socket is stdout and stderr: one -ERR line, details to syslog.
+    for args in [&["-i", "-d"][..], &["-iT", "stray"], &["-i", "-x"]] {
+        let (st, out, err) = mboxpopd(args, None);
+        assert_eq!(st.code(), Some(2), "{args:?}: {err}");
+        assert!(out.starts_with("-ERR [SYS/TEMP] "), "{args:?}: {out}");
+        assert_eq!(err, "", "{args:?}");
     }
 }
 
@@ -74,11 +81,24 @@ fn missing_tls_files_are_startup_errors() {
 }
 
 #[test]
-fn a_config_error_in_inetd_mode_reaches_the_client_and_exits_1() {
+fn a_config_error_in_inetd_mode_reaches_the_client_as_one_err_line_and_exits_1() {
     let mut f = fixture();
     f.config("timeout = whenever");
     let conf = f.write_config("127.0.0.1:0");
-    let (st, _out, err) = mboxpopd(&["-i"], Some(&conf));
+    // Under inetd stdout and stderr are the client's socket: one -ERR line, no details (the
+    // config path and the message go to syslog).
+    let (st, out, err) = mboxpopd(&["-i"], Some(&conf));
+    assert_eq!(st.code(), Some(1));
+    assert_eq!(
+        out,
+        "-ERR [SYS/TEMP] Server configuration error, contact the administrator\r\n"
+    );
+    assert_eq!(
+        err, "",
+        "nothing but the protocol line may reach the socket"
+    );
+    // With -f (tests, debugging over pipes) the details are on stderr.
+    let (st, _out, err) = mboxpopd(&["-i", "-f"], Some(&conf));
     assert_eq!(st.code(), Some(1));
     assert!(err.contains("timeout"), "{err}");
     assert!(err.contains("mboxpopd.conf:"), "{err}");

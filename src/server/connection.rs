@@ -136,10 +136,18 @@ fn serve_lines(
     session: &mut Session<'_>,
 ) -> End {
     let done = |reason: &str| End::Done(Some(reason.to_string()));
+    let shutdown = |stream: &mut Stream, pending: &mut Vec<u8>| {
+        // Best effort: the client learns why, and that nothing was deleted.
+        let mut out = Output::new(stream, pending);
+        let _ = out
+            .write_all(b"-ERR [SYS/TEMP] Server shutting down, no changes made\r\n")
+            .and_then(|()| out.flush());
+        End::Done(Some(String::from("shutdown")))
+    };
     loop {
         // Checked between commands: a command in progress (a commit above all) finishes.
         if signals::terminating() {
-            return done("shutdown");
+            return shutdown(stream, pending);
         }
         let cap = session.max_line_len();
         let step = match reader.read_line(stream, cap) {
@@ -147,7 +155,7 @@ fn serve_lines(
             Ok(Event::TooLong) => session.line_too_long(&mut Output::new(stream, pending)),
             Err(ReadError::Interrupted) => continue,
             Err(ReadError::Eof { .. } | ReadError::Io(_)) if signals::terminating() => {
-                return done("shutdown")
+                return shutdown(stream, pending)
             }
             Err(ReadError::Eof { .. }) => return done("eof"),
             Err(ReadError::Timeout) => {

@@ -274,9 +274,9 @@ fn shut_down(shared: &Arc<Shared>) {
     let open = reg.total;
     log::info!("shutting down, ending {open} session(s) without committing");
     for socket in reg.sockets.values() {
-        // Wakes reads blocked in the kernel; the session sees EOF, checks the shutdown flag
-        // and ends without UPDATE.
-        let _ = socket.shutdown(Shutdown::Both);
+        // Wakes reads blocked in the kernel; the session sees EOF, checks the shutdown flag,
+        // tells the client (the write side is still open) and ends without UPDATE.
+        let _ = socket.shutdown(Shutdown::Read);
     }
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     while reg.total > 0 {

@@ -4,6 +4,7 @@
 //! them: when syslog cannot be reached there, log records are dropped instead.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::LevelFilter;
 
@@ -60,9 +61,19 @@ pub fn init(target: &Target) -> Result<Option<String>, log::SetLoggerError> {
     }
 }
 
+static TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Whether log records go to stderr (`-f`, `-t`, or a daemon whose syslog was unreachable):
+/// then a fatal error is printed once, not once by the logger and once more by `main`.
+pub fn logs_to_stderr() -> bool {
+    TO_STDERR.load(Ordering::SeqCst)
+}
+
 fn init_stderr() -> Result<(), log::SetLoggerError> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_target(false)
         .target(env_logger::Target::Stderr)
-        .try_init()
+        .try_init()?;
+    TO_STDERR.store(true, Ordering::SeqCst);
+    Ok(())
 }
