@@ -539,6 +539,11 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The pid of the inetd-mode server process behind this connection, if there is one.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     fn new(
         mut r: Box<dyn Read + Send>,
         w: Writer,
