@@ -17,14 +17,6 @@ use common::*;
 
 const INETD_CONF: &str = include_str!("../etc/inetd.conf");
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 fn inetd() -> Option<PathBuf> {
     if !is_root() {
         eprintln!("SKIPPED: inetd tests need root (the inetd.conf line runs mboxpopd as root)");

@@ -19,14 +19,6 @@ use common::*;
 
 const SERVICE: &str = include_str!("../etc/xinetd.d/pop3");
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 fn xinetd() -> Option<PathBuf> {
     if !is_root() {
         eprintln!("SKIPPED: xinetd tests need root (the service runs mboxpopd as root)");

@@ -15,17 +15,6 @@ use common::*;
 
 const NOBODY: u32 = 65534;
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// The name of group `gid` in /etc/group (Debian: nogroup, Fedora: nobody).
 fn group_name(gid: u32) -> Option<String> {
     fs::read_to_string("/etc/group")

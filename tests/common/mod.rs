@@ -360,6 +360,18 @@ fn next_id() -> usize {
 }
 
 /// A port nobody listens on right now (bind :0, read it, close).
+/// Whether the tests run as root (effective uid 0), read from /proc.
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
 pub fn free_port(host: &str) -> u16 {
     let l = TcpListener::bind(format!("{host}:0")).expect("bind ephemeral port");
     l.local_addr().expect("local addr").port()
