@@ -6,23 +6,6 @@ use std::process::Command;
 
 use common::*;
 
-fn curl(server: &Server, path: &str, extra: &[&str]) -> Vec<u8> {
-    let url = format!("pop3://alice:secret@{}/{path}", server.addr);
-    let out = Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "30"])
-        .args(extra)
-        .arg(&url)
-        .output()
-        .expect("run curl");
-    assert!(
-        out.status.success(),
-        "curl {extra:?} {url}: {}\nlog:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
-    out.stdout
-}
-
 fn fixture() -> Fixture {
     let f = Fixture::new();
     f.write_mbox("alice", &mbox(&[MSG1, MSG2, MSG3]));
@@ -36,7 +19,7 @@ fn curl_list_and_retr() {
     }
     let f = fixture();
     let server = f.standalone();
-    let list = curl(&server, "", &[]);
+    let list = server.curl("", &[]);
     assert_eq!(
         show(&list),
         format!(
@@ -48,7 +31,7 @@ fn curl_list_and_retr() {
     );
     for (i, m) in [MSG1, MSG2, MSG3].iter().enumerate() {
         // curl removes the dot-stuffing: what it prints is the message itself.
-        let got = curl(&server, &(i + 1).to_string(), &[]);
+        let got = server.curl(&(i + 1).to_string(), &[]);
         assert_eq!(show(&got), show(&content(m)), "RETR {}", i + 1);
     }
     // Nothing was deleted.
@@ -62,18 +45,18 @@ fn curl_top_and_uidl() {
     }
     let f = fixture();
     let server = f.standalone();
-    let top0 = curl(&server, "", &["-X", "TOP 2 0"]);
+    let top0 = server.curl("", &["-X", "TOP 2 0"]);
     assert_eq!(show(&top0), show(&unstuff(&top(MSG2, 0))));
-    let top3 = curl(&server, "", &["-X", "TOP 2 3"]);
+    let top3 = server.curl("", &["-X", "TOP 2 3"]);
     assert_eq!(show(&top3), show(&unstuff(&top(MSG2, 3))));
-    let uidl = show(&curl(&server, "", &["-X", "UIDL"]));
+    let uidl = show(&server.curl("", &["-X", "UIDL"]));
     let uids: Vec<&str> = uidl
         .split_terminator("\r\n")
         .map(|l| l.split_once(' ').expect("n uid").1)
         .collect();
     assert_eq!(uids.len(), 3, "{uidl}");
     // The same UIDLs on the next connection.
-    assert_eq!(show(&curl(&server, "", &["-X", "UIDL"])), uidl);
+    assert_eq!(show(&server.curl("", &["-X", "UIDL"])), uidl);
 }
 
 #[test]
@@ -84,9 +67,9 @@ fn curl_dele_applies_at_quit() {
     let f = fixture();
     let server = f.standalone();
     // -I: DELE answers with a single line, there is no body to transfer.
-    curl(&server, "2", &["-X", "DELE", "-I"]);
+    server.curl("2", &["-X", "DELE", "-I"]);
     assert_eq!(show(&f.read_mbox("alice")), show(&mbox(&[MSG1, MSG3])));
-    let list = curl(&server, "", &[]);
+    let list = server.curl("", &[]);
     assert_eq!(
         show(&list),
         format!("1 {}\r\n2 {}\r\n", content(MSG1).len(), content(MSG3).len())

@@ -115,14 +115,7 @@ fn inetd_serves_retr_dele_quit_and_leaves_no_lock_files() {
     c.quit();
 
     // The commit happened in the inetd-spawned process: the mailbox lost exactly MSG2.
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while f.read_mbox("alice") != mbox(&[MSG1, MSG3]) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(
-        String::from_utf8_lossy(&f.read_mbox("alice")),
-        String::from_utf8_lossy(&mbox(&[MSG1, MSG3]))
-    );
+    f.wait_for_mbox("alice", &mbox(&[MSG1, MSG3]));
     assert!(f.spool_leftovers().is_empty(), "{:?}", f.spool_leftovers());
 
     // A second connection sees the committed state.
@@ -139,17 +132,7 @@ fn inetd_with_curl_and_poplib() {
     let server = start_inetd(&inetd, &f);
 
     if require("curl").is_some() {
-        let out = Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "20"])
-            .arg(format!("pop3://alice:secret@{}/1", server.addr))
-            .output()
-            .expect("curl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.stdout, content(MSG1));
+        assert_eq!(server.curl("1", &[]), content(MSG1));
     }
     if require("python3").is_some() {
         let script = format!(
@@ -165,11 +148,7 @@ fn inetd_with_curl_and_poplib() {
         let (st, out, err) = run(Command::new("python3").args(["-c", &script]));
         assert!(st.success(), "poplib: {err}");
         assert!(out.starts_with("+OK"), "{out}");
-        let deadline = std::time::Instant::now() + PATIENCE;
-        while f.read_mbox("alice") != mbox(&[MSG2]) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        assert_eq!(f.read_mbox("alice"), mbox(&[MSG2]));
+        f.wait_for_mbox("alice", &mbox(&[MSG2]));
         assert!(f.spool_leftovers().is_empty(), "{:?}", f.spool_leftovers());
     }
 }

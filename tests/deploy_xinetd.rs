@@ -13,7 +13,6 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -134,17 +133,6 @@ fn fixture() -> Fixture {
     f
 }
 
-fn wait_for_mbox(f: &Fixture, want: &[u8]) {
-    let deadline = Instant::now() + PATIENCE;
-    while f.read_mbox("alice") != want && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(
-        String::from_utf8_lossy(&f.read_mbox("alice")),
-        String::from_utf8_lossy(want)
-    );
-}
-
 #[test]
 fn xinetd_serves_retr_dele_quit_and_leaves_no_lock_files() {
     let Some(xinetd) = xinetd() else { return };
@@ -157,21 +145,11 @@ fn xinetd_serves_retr_dele_quit_and_leaves_no_lock_files() {
     assert_eq!(unstuff(&c.ok_multi("RETR 2")), content(MSG2));
     c.ok("DELE 2");
     c.quit();
-    wait_for_mbox(&f, &mbox(&[MSG1, MSG3]));
+    f.wait_for_mbox("alice", &mbox(&[MSG1, MSG3]));
     assert!(f.spool_leftovers().is_empty(), "{:?}", f.spool_leftovers());
 
     if require("curl").is_some() {
-        let out = Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "20"])
-            .arg(format!("pop3://alice:secret@{}/1", server.addr))
-            .output()
-            .expect("curl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.stdout, content(MSG1));
+        assert_eq!(server.curl("1", &[]), content(MSG1));
     }
     if require("python3").is_some() {
         let script = format!(
@@ -186,7 +164,7 @@ fn xinetd_serves_retr_dele_quit_and_leaves_no_lock_files() {
         let (st, out, err) = run(Command::new("python3").args(["-c", &script]));
         assert!(st.success(), "poplib: {err}");
         assert!(out.starts_with("+OK"), "{out}");
-        wait_for_mbox(&f, &mbox(&[MSG3]));
+        f.wait_for_mbox("alice", &mbox(&[MSG3]));
         assert!(f.spool_leftovers().is_empty(), "{:?}", f.spool_leftovers());
     }
 }

@@ -198,6 +198,19 @@ impl Fixture {
         fs::read(self.mailbox(user)).expect("read mbox")
     }
 
+    /// Waits (up to [`PATIENCE`]) until `user`'s mailbox holds `want`, as it does once a
+    /// server process in another process tree (inetd, xinetd) has committed; then asserts it.
+    pub fn wait_for_mbox(&self, user: &str, want: &[u8]) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.read_mbox(user) != want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&self.read_mbox(user)),
+            String::from_utf8_lossy(want)
+        );
+    }
+
     /// Files in the spool directory other than mailboxes of known users: lock files, journals
     /// or temporary files left behind.
     pub fn spool_leftovers(&self) -> Vec<String> {
@@ -463,6 +476,25 @@ impl Server {
 
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `curl pop3://alice:secret@ADDR/PATH` with `extra` options; asserts success and returns
+    /// what curl printed.
+    pub fn curl(&self, path: &str, extra: &[&str]) -> Vec<u8> {
+        let url = format!("pop3://alice:secret@{}/{path}", self.addr);
+        let out = Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "30"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("run curl");
+        assert!(
+            out.status.success(),
+            "curl {extra:?} {url}: {}\nlog:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        out.stdout
     }
 
     /// Waits until the daemon's log contains `needle` (a session's last log line may be
