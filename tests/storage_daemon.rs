@@ -91,6 +91,22 @@ impl Case {
     }
 }
 
+/// On a fresh copy of the old mailbox, a session that DELEs `case.deleted` and QUITs, with
+/// the process killed at the `step`th write or fsync of the commit.
+fn commit_with_fault_at(
+    f: &Fixture,
+    conf: &Path,
+    case: &Case,
+    step: u64,
+) -> (ExitStatus, String, String) {
+    f.write_mbox("alice", &case.old());
+    let env = [
+        ("MBOXPOPD_FAULT_AT", step.to_string()),
+        ("MBOXPOPD_FAULT_CHUNK", String::from("512")),
+    ];
+    session(conf, &dele(&case.deleted), &env)
+}
+
 /// A normal session (which recovers), then the invariant. Returns whether the commit survived.
 fn check(f: &Fixture, conf: &Path, case: &Case, what: &str) -> bool {
     let (status, out, log) = session(conf, "STAT\r\n", &[]);
@@ -138,12 +154,7 @@ fn daemon_killed_at_every_commit_step_recovers_old_or_new() {
     };
     let (mut olds, mut news) = (0, 0);
     for step in 1u64.. {
-        f.write_mbox("alice", &case.old());
-        let env = [
-            ("MBOXPOPD_FAULT_AT", step.to_string()),
-            ("MBOXPOPD_FAULT_CHUNK", String::from("512")),
-        ];
-        let (status, out, log) = session(&conf, &dele(&case.deleted), &env);
+        let (status, out, log) = commit_with_fault_at(&f, &conf, &case, step);
         if !log.contains("fault injected") {
             assert!(status.success(), "step {step}: {out}\n{log}");
             assert_eq!(
@@ -246,12 +257,7 @@ fn standalone_daemon_recovers_interrupted_commits_at_start_up() {
     // Find a crash point that leaves a journal behind (the rewrite had started).
     let mut journaled = false;
     for step in 1u64..200 {
-        f.write_mbox("alice", &case.old());
-        let env = [
-            ("MBOXPOPD_FAULT_AT", step.to_string()),
-            ("MBOXPOPD_FAULT_CHUNK", String::from("512")),
-        ];
-        let (_, _, log) = session(&conf, &dele(&case.deleted), &env);
+        let (_, _, log) = commit_with_fault_at(&f, &conf, &case, step);
         if !log.contains("fault injected") {
             break;
         }
