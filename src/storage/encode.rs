@@ -462,6 +462,15 @@ pub fn encode_bytes(message: &[u8], opts: EncodeOptions) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// Octets of transmit-form `out` without the byte-stuffing dots: the RFC 1939 size.
+    fn unstuffed_len(out: &[u8]) -> u64 {
+        let stuffed = out
+            .split(|&b| b == b'\n')
+            .filter(|l| l.starts_with(b".."))
+            .count();
+        (out.len() - stuffed) as u64
+    }
+
     fn retr(msg: &[u8]) -> Vec<u8> {
         encode_bytes(msg, EncodeOptions::retr(MboxFormat::Mboxo))
     }
@@ -623,11 +632,7 @@ X-IMAP: 1 2\nX-IMAPbase: 1 2\ncontent-length: 5\nX-Other: o\n\tcont\nStatus : RO
             let n = encode_to(&msg[..], EncodeOptions::retr(format), &mut out).expect("in memory");
             assert_eq!(n, out.len() as u64);
             // Stuffing dots are sent but are not part of the size.
-            let stuffed = out
-                .split(|&b| b == b'\n')
-                .filter(|l| l.starts_with(b".."))
-                .count();
-            assert_eq!(n - stuffed as u64, transmit_size(&msg, format));
+            assert_eq!(unstuffed_len(&out), transmit_size(&msg, format));
             assert_eq!(out, encode_bytes(&msg, EncodeOptions::retr(format)));
         }
     }
@@ -709,8 +714,7 @@ X-IMAP: 1 2\nX-IMAPbase: 1 2\ncontent-length: 5\nX-Other: o\n\tcont\nStatus : RO
                     }
                 }
                 if opts.top.is_none() {
-                    let stuffed = out.split(|&b| b == b'\n').filter(|l| l.starts_with(b"..")).count();
-                    prop_assert_eq!((out.len() - stuffed) as u64, transmit_size(&msg, opts.format));
+                    prop_assert_eq!(unstuffed_len(&out), transmit_size(&msg, opts.format));
                     let mut w = Vec::new();
                     prop_assert_eq!(encode_to(&msg[..], opts, &mut w).ok(), Some(out.len() as u64));
                     prop_assert_eq!(w, out);

@@ -392,17 +392,6 @@ pub fn imap_uidl(
     }
 }
 
-/// Turn the choices of all messages (in maildrop order) into their final, unique UIDLs.
-pub fn assign(scheme: UidlFormat, choices: Vec<UidlChoice>) -> Vec<String> {
-    let uidvalidity = choices.first().and_then(|c| c.uidvalidity);
-    let mut uidls: Vec<String> = choices
-        .into_iter()
-        .map(|c| imap_uidl(scheme, uidvalidity, c.x_uid).unwrap_or(c.value))
-        .collect();
-    make_unique(&mut uidls, |u| u);
-    uidls
-}
-
 /// Make the UIDLs held by `items` (in maildrop order) unique, in place.
 ///
 /// A base UIDL that occurs once is kept. Of repeated bases, the first copy keeps the plain
@@ -459,11 +448,18 @@ fn repeat_suffixes<'a>(bases: &[&'a str], count: &HashMap<&str, u32>) -> Vec<(us
 mod tests {
     use super::*;
 
+    /// What the indexer does with the inputs of all messages, in maildrop order.
     fn assign_inputs(scheme: UidlFormat, inputs: Vec<UidlInput>) -> Vec<String> {
-        assign(
-            scheme,
-            inputs.into_iter().map(|i| i.choose(scheme)).collect(),
-        )
+        let uidvalidity = inputs.first().and_then(|i| i.uidvalidity);
+        let mut uidls: Vec<String> = inputs
+            .into_iter()
+            .map(|i| {
+                let c = i.choose(scheme);
+                imap_uidl(scheme, uidvalidity, c.x_uid).unwrap_or(c.value)
+            })
+            .collect();
+        make_unique(&mut uidls, |u| u);
+        uidls
     }
 
     fn input(native: &str) -> UidlInput {
