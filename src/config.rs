@@ -22,11 +22,17 @@
 //! tls_min_version = 1.2             # 1.0 | 1.1 | 1.2 | 1.3
 //! timeout = 10m                     # durations: N (seconds), Ns, Nms, Nm, Nh
 //! handshake_timeout = 30s
+//! login_timeout = 60s               # whole time allowed before a successful login
+//! send_timeout = 2m                 # a client that reads nothing for this long is dropped
 //! auth_failure_delay = 2s
+//! auth_penalty_max = 15s            # per-client penalty, doubling with recent failures
+//! max_auth_checks_per_client = 1    # concurrent password checks per client
 //! max_auth_failures = 3
 //! login_delay = 0                   # seconds advertised as LOGIN-DELAY; absent/0 = not sent
 //! max_connections = 200
-//! max_connections_per_ip = 10
+//! max_connections_per_ip = 10       # per client: an IPv4 address, an IPv6 /64
+//! client_prefix_ipv4 = 32
+//! client_prefix_ipv6 = 64
 //! hold_mda_locks = no
 //! dotlock_method = excl | link
 //! dotlock_stale_age = 5m
@@ -137,13 +143,24 @@ pub struct Config {
     pub timeout: Duration,
     /// TLS handshake timeout.
     pub handshake_timeout: Duration,
+    /// Total time a connection may take to log in, whatever it sends meanwhile.
+    pub login_timeout: Duration,
+    /// How long one write to a client that reads nothing may block.
+    pub send_timeout: Duration,
     pub auth_failure_delay: Duration,
+    /// Upper bound of the per-client failure penalty.
+    pub auth_penalty_max: Duration,
+    /// Password checks one client may have running at once.
+    pub max_auth_checks_per_client: usize,
     pub max_auth_failures: u32,
     /// Advertised LOGIN-DELAY in seconds (RFC 2449), if any.
     pub login_delay: Option<u64>,
 
     pub max_connections: usize,
+    /// Connections per client, a client being an address masked to the prefixes below.
     pub max_connections_per_ip: usize,
+    pub client_prefix_ipv4: u8,
+    pub client_prefix_ipv6: u8,
 
     /// Hold the dot-lock and fcntl lock for the whole session (classic behaviour) instead of
     /// only while indexing and committing.
@@ -182,11 +199,17 @@ impl Default for Config {
             tls: None,
             timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(30),
+            login_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(120),
             auth_failure_delay: Duration::from_secs(2),
+            auth_penalty_max: Duration::from_secs(15),
+            max_auth_checks_per_client: 1,
             max_auth_failures: 3,
             login_delay: None,
             max_connections: 200,
             max_connections_per_ip: 10,
+            client_prefix_ipv4: 32,
+            client_prefix_ipv6: 64,
             hold_mda_locks: false,
             dotlock_use_link: false,
             dotlock_stale_age: Duration::from_secs(300),
@@ -397,7 +420,13 @@ impl Config {
             "handshake_timeout" => {
                 self.handshake_timeout = parse_duration(value).and_then(nonzero)?
             }
+            "login_timeout" => self.login_timeout = parse_duration(value).and_then(nonzero)?,
+            "send_timeout" => self.send_timeout = parse_duration(value).and_then(nonzero)?,
             "auth_failure_delay" => self.auth_failure_delay = parse_duration(value)?,
+            "auth_penalty_max" => self.auth_penalty_max = parse_duration(value)?,
+            "max_auth_checks_per_client" => {
+                self.max_auth_checks_per_client = parse_positive(value)?
+            }
             "max_auth_failures" => self.max_auth_failures = parse_positive(value)?,
             "login_delay" => {
                 let secs: u64 = parse_number(value)?;
@@ -405,6 +434,8 @@ impl Config {
             }
             "max_connections" => self.max_connections = parse_positive(value)?,
             "max_connections_per_ip" => self.max_connections_per_ip = parse_positive(value)?,
+            "client_prefix_ipv4" => self.client_prefix_ipv4 = parse_prefix(value, 32)?,
+            "client_prefix_ipv6" => self.client_prefix_ipv6 = parse_prefix(value, 128)?,
             "hold_mda_locks" => self.hold_mda_locks = parse_bool(value)?,
             "dotlock_method" => {
                 self.dotlock_use_link = match value {
@@ -490,11 +521,17 @@ const KEYS: &[&str] = &[
     "tls_min_version",
     "timeout",
     "handshake_timeout",
+    "login_timeout",
+    "send_timeout",
     "auth_failure_delay",
+    "auth_penalty_max",
+    "max_auth_checks_per_client",
     "max_auth_failures",
     "login_delay",
     "max_connections",
     "max_connections_per_ip",
+    "client_prefix_ipv4",
+    "client_prefix_ipv6",
     "hold_mda_locks",
     "dotlock_method",
     "dotlock_stale_age",
@@ -605,6 +642,14 @@ fn parse_positive<T: FromStr + Default + PartialEq>(value: &str) -> Result<T, St
         return Err(String::from("must be at least 1"));
     }
     Ok(n)
+}
+
+/// A prefix length between 1 and `max` bits.
+fn parse_prefix(value: &str, max: u8) -> Result<u8, String> {
+    match value.parse::<u8>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a prefix length from 1 to {max}, got `{value}`")),
+    }
 }
 
 fn nonzero(d: Duration) -> Result<Duration, String> {

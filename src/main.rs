@@ -220,6 +220,10 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
             let signals = signals::install().map_err(|e| format!("signal setup: {e}"))?;
             let c = &runtime.config;
             let bound = listener::bind(&c.listen, &c.tls_listen)?;
+            // Session threads act for users; none of them may be traced or dumped.
+            if let Err(e) = credentials::set_not_dumpable() {
+                log::warn!("cannot mark the process non-dumpable: {e}");
+            }
             recover_spool(c);
             drop_to_run_user(&runtime)?;
             log::info!("mboxpopd {} started ({origin})", env!("CARGO_PKG_VERSION"));

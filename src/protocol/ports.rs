@@ -66,4 +66,13 @@ pub trait Services {
     /// Open, lock and index the maildrop of an authenticated account. In system-user mode this
     /// is where the session takes the user's credentials before touching the spool.
     fn open_maildrop(&self, account: &Account) -> Result<Box<dyn Maildrop>, StoreError>;
+
+    /// Whether this connection has irreversibly taken a user's identity (even if opening the
+    /// maildrop then failed). Such a connection can serve nobody else: the session ends.
+    fn bound_to_user(&self) -> bool {
+        false
+    }
+
+    /// Every login attempt's outcome, for the per-client failure penalty.
+    fn auth_outcome(&self, _success: bool) {}
 }

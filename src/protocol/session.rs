@@ -529,6 +529,7 @@ impl<'a> Session<'a> {
                 return Ok(Step::cont());
             }
         };
+        self.services.auth_outcome(true);
         // The capability set offered before login stays announced after it.
         self.authorization_capabilities = self.authorization_capability_list();
         match self.services.open_maildrop(&account) {
@@ -552,10 +553,14 @@ impl<'a> Session<'a> {
                     account.name,
                     self.params.peer
                 );
+                let bound = self.services.bound_to_user();
+                if bound {
+                    self.summary.end = "maildrop refused after the identity switch";
+                }
                 match response::store_error(&e) {
                     Some((code, text)) => {
                         response::err_code(out, code, text)?;
-                        Ok(Step::cont())
+                        Ok(if bound { Step::close() } else { Step::cont() })
                     }
                     None => Ok(Step::close()),
                 }
@@ -565,10 +570,13 @@ impl<'a> Session<'a> {
 
     fn auth_failed(&mut self, user: &str, out: &mut dyn Write) -> io::Result<Step> {
         self.summary.auth_failures += 1;
+        self.services.auth_outcome(false);
+        // One line per failure for fail2ban: the peer comes before anything the client chose,
+        // so no user name can forge it.
         log::info!(
-            "authentication failed user={} peer={} failures={}",
-            printable(user),
+            "authentication failed: peer={} user={} failures={}",
             self.params.peer,
+            printable(user),
             self.summary.auth_failures
         );
         let delay = Some(self.params.auth_failure_delay).filter(|d| !d.is_zero());

@@ -6,7 +6,8 @@
 //! session, and with it the maildrop, is simply dropped.
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::protocol::session::{Flow, Session, SessionParams, Step};
@@ -26,12 +27,99 @@ pub struct ConnectionParams {
     pub peer: Option<SocketAddr>,
     /// Inactivity timeout between commands.
     pub timeout: Duration,
+    /// Bound of each blocking write.
+    pub send_timeout: Duration,
     pub handshake_timeout: Duration,
+    /// The deadline for logging in, watched from outside the session's thread too.
+    pub login: Arc<LoginWatch>,
     /// The TLS context for STLS or implicit TLS, if TLS is configured.
     pub tls: Option<TlsContext>,
     /// Handshake before the greeting (port 995, `-i -T`).
     pub implicit_tls: bool,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoginState {
+    Waiting,
+    LoggedIn,
+    Expired,
+}
+
+/// The login deadline of one connection. The session thread checks it between commands; a
+/// watcher thread ([`LoginWatch::enforce`]) also shuts the socket down when it passes, which
+/// catches what no check between commands can: a client trickling one byte at a time, a
+/// stalled TLS handshake, a client that does not read.
+#[derive(Debug)]
+pub struct LoginWatch {
+    deadline: Instant,
+    state: Mutex<LoginState>,
+    socket: Option<TcpStream>,
+}
+
+/// How long after the deadline an expired connection is cut in both directions (first only
+/// its read side, so the session can still say why).
+const EXPIRY_GRACE: Duration = Duration::from_secs(5);
+
+impl LoginWatch {
+    pub fn new(limit: Duration, socket: Option<TcpStream>) -> LoginWatch {
+        LoginWatch {
+            deadline: Instant::now() + limit,
+            state: Mutex::new(LoginState::Waiting),
+            socket,
+        }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LoginState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn logged_in(&self) {
+        let mut state = self.state();
+        if *state == LoginState::Waiting {
+            *state = LoginState::LoggedIn;
+        }
+    }
+
+    fn expired(&self) -> bool {
+        *self.state() == LoginState::Expired
+    }
+
+    /// Whether the connection is past its login deadline without having logged in.
+    fn overdue(&self) -> bool {
+        *self.state() != LoginState::LoggedIn && Instant::now() >= self.deadline
+    }
+
+    /// Called by a watcher: past the deadline and still not logged in, shut the socket's read
+    /// side (the session wakes, says why and ends); past the grace period, both sides.
+    /// Returns false once the watch needs no more attention.
+    pub fn enforce(&self, now: Instant) -> bool {
+        let mut state = self.state();
+        match *state {
+            LoginState::LoggedIn => false,
+            _ if now < self.deadline => true,
+            LoginState::Waiting => {
+                *state = LoginState::Expired;
+                if let Some(s) = &self.socket {
+                    let _ = s.shutdown(Shutdown::Read);
+                }
+                true
+            }
+            LoginState::Expired if now >= self.deadline + EXPIRY_GRACE => {
+                if let Some(s) = &self.socket {
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+                false
+            }
+            LoginState::Expired => true,
+        }
+    }
+}
+
+const LOGIN_TIMEOUT_REPLY: &[u8] = b"-ERR Login timeout, closing connection\r\n";
 
 /// How a connection ended, for the caller's bookkeeping and the tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,9 +172,13 @@ fn drive(stream: Stream, session: &mut Session<'_>, conn: &ConnectionParams) -> 
         };
         stream = match stream.start_tls(ctx, conn.handshake_timeout, Some(conn.timeout)) {
             Ok(s) => s,
+            Err(_) if conn.login.expired() => return Some(String::from("login timeout")),
             Err(e) => return Some(format!("tls handshake: {e}")),
         };
     } else if let Err(e) = stream.set_timeout(Some(conn.timeout)) {
+        return Some(format!("io error: {e}"));
+    }
+    if let Err(e) = stream.set_send_timeout(conn.send_timeout) {
         return Some(format!("io error: {e}"));
     }
     let mut pending = Vec::with_capacity(OUTPUT_BUFFER);
@@ -98,7 +190,7 @@ fn drive(stream: Stream, session: &mut Session<'_>, conn: &ConnectionParams) -> 
         }
     }
     loop {
-        match serve_lines(&mut stream, &mut reader, &mut pending, session) {
+        match serve_lines(&mut stream, &mut reader, &mut pending, session, &conn.login) {
             End::Done(reason) => {
                 stream.close();
                 return reason;
@@ -113,8 +205,12 @@ fn drive(stream: Stream, session: &mut Session<'_>, conn: &ConnectionParams) -> 
                 };
                 stream = match stream.start_tls(ctx, conn.handshake_timeout, Some(conn.timeout)) {
                     Ok(tls) => tls,
+                    Err(_) if conn.login.expired() => return Some(String::from("login timeout")),
                     Err(e) => return Some(format!("tls handshake: {e}")),
                 };
+                if let Err(e) = stream.set_send_timeout(conn.send_timeout) {
+                    return Some(format!("io error: {e}"));
+                }
                 session.tls_started();
             }
         }
@@ -134,6 +230,7 @@ fn serve_lines(
     reader: &mut LineReader,
     pending: &mut Vec<u8>,
     session: &mut Session<'_>,
+    login: &LoginWatch,
 ) -> End {
     let done = |reason: &str| End::Done(Some(reason.to_string()));
     let shutdown = |stream: &mut Stream, pending: &mut Vec<u8>| {
@@ -149,6 +246,16 @@ fn serve_lines(
         if signals::terminating() {
             return shutdown(stream, pending);
         }
+        let timed_out = |stream: &mut Stream, pending: &mut Vec<u8>| {
+            let mut out = Output::new(stream, pending);
+            let _ = out
+                .write_all(LOGIN_TIMEOUT_REPLY)
+                .and_then(|()| out.flush());
+            End::Done(Some(String::from("login timeout")))
+        };
+        if login.overdue() {
+            return timed_out(stream, pending);
+        }
         let cap = session.max_line_len();
         let step = match reader.read_line(stream, cap) {
             Ok(Event::Line(line)) => session.handle_line(line, &mut Output::new(stream, pending)),
@@ -156,6 +263,11 @@ fn serve_lines(
             Err(ReadError::Interrupted) => continue,
             Err(ReadError::Eof { .. } | ReadError::Io(_)) if signals::terminating() => {
                 return shutdown(stream, pending)
+            }
+            Err(ReadError::Eof { .. } | ReadError::Io(_) | ReadError::Timeout)
+                if login.expired() =>
+            {
+                return timed_out(stream, pending)
             }
             Err(ReadError::Eof { .. }) => return done("eof"),
             Err(ReadError::Timeout) => {
@@ -168,6 +280,9 @@ fn serve_lines(
             }
             Err(ReadError::Io(e)) => return End::Done(Some(io_reason(&e))),
         };
+        if session.is_logged_in() {
+            login.logged_in();
+        }
         let Step { flow, delay } = step;
         if let Some(delay) = delay {
             std::thread::sleep(delay);

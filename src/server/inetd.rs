@@ -9,8 +9,10 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::server::connection::{self, Outcome};
+use crate::server::clients::ClientTable;
+use crate::server::connection::{self, LoginWatch, Outcome};
 use crate::server::services::{MboxServices, PrivilegeMode, Runtime};
 use crate::transport::stream::{StdioPair, Stream};
 
@@ -33,8 +35,34 @@ pub fn stdio_stream() -> io::Result<(Stream, Option<SocketAddr>)> {
 pub fn run(runtime: Runtime, implicit_tls: bool) -> io::Result<Outcome> {
     let (stream, peer) = stdio_stream()?;
     let runtime = Arc::new(runtime);
-    let services = MboxServices::new(Arc::clone(&runtime), PrivilegeMode::Process);
+    let login = Arc::new(LoginWatch::new(
+        runtime.config.login_timeout,
+        stream.shutdown_handle(),
+    ));
+    watch_login(Arc::clone(&login))?;
+    // One session per process: the penalty cannot outlive it (inetd's own rate limits, or the
+    // standalone daemon, do that).
+    let services = MboxServices::new(
+        Arc::clone(&runtime),
+        PrivilegeMode::Process,
+        Arc::new(ClientTable::default()),
+        peer,
+        login.deadline(),
+    );
+    services.restrict_before_login().map_err(io::Error::other)?;
     let session_params = runtime.session_params(peer, implicit_tls, &services);
-    let conn = runtime.connection_params(peer, implicit_tls);
+    let conn = runtime.connection_params(peer, implicit_tls, login);
     Ok(connection::serve(stream, &services, session_params, &conn))
+}
+
+/// The login deadline under inetd: a watcher thread cuts the socket when it passes.
+fn watch_login(login: Arc<LoginWatch>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name(String::from("login deadline"))
+        .spawn(move || {
+            while login.enforce(Instant::now()) {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+        .map(|_| ())
 }

@@ -9,7 +9,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::server::connection;
+use crate::server::clients::{client_key, ClientTable};
+use crate::server::connection::{self, LoginWatch};
 use crate::server::services::{MboxServices, PrivilegeMode, Runtime};
 use crate::server::signals::{self, Event, Signals};
 use crate::transport::stream::Stream;
@@ -89,17 +90,25 @@ fn covered_by_dual_stack(addr: SocketAddr, is_tls: bool, bound: &[Bound]) -> boo
 }
 
 /// Connections in progress: counts for the limits, and socket handles for shutdown.
+/// One connection in progress.
+struct Entry {
+    socket: Option<TcpStream>,
+    login: Arc<LoginWatch>,
+}
+
 #[derive(Default)]
 struct Registry {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-    sockets: HashMap<u64, TcpStream>,
+    /// Connections per client (address masked to the configured prefix).
+    per_client: HashMap<IpAddr, usize>,
+    connections: HashMap<u64, Entry>,
     next_id: u64,
 }
 
 struct Shared {
     runtime: RwLock<Arc<Runtime>>,
     registry: Mutex<Registry>,
+    clients: Arc<ClientTable>,
     /// Signalled whenever a connection ends.
     ended: Condvar,
 }
@@ -116,32 +125,43 @@ impl Shared {
     }
 
     /// Take a connection slot, or refuse when a limit is reached.
-    fn admit(self: &Arc<Self>, ip: IpAddr, stream: &TcpStream) -> Option<Slot> {
+    fn admit(self: &Arc<Self>, ip: IpAddr, stream: &TcpStream) -> Option<(Slot, Arc<LoginWatch>)> {
         let config = self.runtime().config.clone();
+        let client = client_key(ip, config.client_prefix_ipv4, config.client_prefix_ipv6);
         let mut reg = self.registry();
-        let from_ip = reg.per_ip.get(&ip).copied().unwrap_or(0);
-        if reg.total >= config.max_connections || from_ip >= config.max_connections_per_ip {
+        let from_client = reg.per_client.get(&client).copied().unwrap_or(0);
+        if reg.total >= config.max_connections || from_client >= config.max_connections_per_ip {
             return None;
         }
         reg.total += 1;
-        *reg.per_ip.entry(ip).or_insert(0) += 1;
+        *reg.per_client.entry(client).or_insert(0) += 1;
         let id = reg.next_id;
         reg.next_id += 1;
-        if let Ok(handle) = stream.try_clone() {
-            reg.sockets.insert(id, handle);
-        }
-        Some(Slot {
-            shared: Arc::clone(self),
-            ip,
+        let socket = stream.try_clone().ok();
+        let login = Arc::new(LoginWatch::new(
+            config.login_timeout,
+            socket.as_ref().and_then(|s| s.try_clone().ok()),
+        ));
+        reg.connections.insert(
             id,
-        })
+            Entry {
+                socket,
+                login: Arc::clone(&login),
+            },
+        );
+        let slot = Slot {
+            shared: Arc::clone(self),
+            client,
+            id,
+        };
+        Some((slot, login))
     }
 }
 
 /// A held connection slot; dropping it (also while a session thread unwinds) frees it.
 struct Slot {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    client: IpAddr,
     id: u64,
 }
 
@@ -149,13 +169,13 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut reg = self.shared.registry();
         reg.total = reg.total.saturating_sub(1);
-        if let Some(n) = reg.per_ip.get_mut(&self.ip) {
+        if let Some(n) = reg.per_client.get_mut(&self.client) {
             *n -= 1;
             if *n == 0 {
-                reg.per_ip.remove(&self.ip);
+                reg.per_client.remove(&self.client);
             }
         }
-        reg.sockets.remove(&self.id);
+        reg.connections.remove(&self.id);
         drop(reg);
         self.shared.ended.notify_all();
     }
@@ -166,8 +186,15 @@ pub fn run(bound: Vec<Bound>, runtime: Runtime, mut signals: Signals) -> io::Res
     let shared = Arc::new(Shared {
         runtime: RwLock::new(Arc::new(runtime)),
         registry: Mutex::new(Registry::default()),
+        clients: Arc::new(ClientTable::default()),
         ended: Condvar::new(),
     });
+    {
+        let shared = Arc::clone(&shared);
+        thread::Builder::new()
+            .name(String::from("login deadlines"))
+            .spawn(move || enforce_login_deadlines(&shared))?;
+    }
     for b in bound {
         let shared = Arc::clone(&shared);
         log::info!(
@@ -185,6 +212,19 @@ pub fn run(bound: Vec<Bound>, runtime: Runtime, mut signals: Signals) -> io::Res
     }
     shut_down(&shared);
     Ok(())
+}
+
+/// Cut connections that have not logged in by their deadline, whatever they are doing (a
+/// trickled line, a stalled handshake, a blocked write).
+fn enforce_login_deadlines(shared: &Shared) {
+    loop {
+        thread::sleep(Duration::from_millis(500));
+        let now = Instant::now();
+        let reg = shared.registry();
+        for entry in reg.connections.values() {
+            entry.login.enforce(now);
+        }
+    }
 }
 
 fn accept_loop(bound: Bound, shared: Arc<Shared>) {
@@ -214,7 +254,7 @@ fn accept_loop(bound: Bound, shared: Arc<Shared>) {
 
 fn handle_new(stream: TcpStream, addr: SocketAddr, tls: bool, shared: &Arc<Shared>) {
     let ip = addr.ip().to_canonical();
-    let Some(slot) = shared.admit(ip, &stream) else {
+    let Some((slot, login)) = shared.admit(ip, &stream) else {
         log::warn!("refused {ip}: too many connections");
         refuse(stream);
         return;
@@ -223,7 +263,7 @@ fn handle_new(stream: TcpStream, addr: SocketAddr, tls: bool, shared: &Arc<Share
     let spawned = thread::Builder::new()
         .name(String::from("session"))
         .stack_size(SESSION_STACK)
-        .spawn(move || session_thread(stream, addr, tls, slot, shared_for_thread));
+        .spawn(move || session_thread(stream, addr, tls, slot, login, shared_for_thread));
     if let Err(e) = spawned {
         // The closure (with the socket and the slot) was dropped: the slot is free again and
         // the client sees its connection closed.
@@ -238,14 +278,31 @@ fn refuse(mut stream: TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-fn session_thread(stream: TcpStream, addr: SocketAddr, tls: bool, slot: Slot, shared: Arc<Shared>) {
+fn session_thread(
+    stream: TcpStream,
+    addr: SocketAddr,
+    tls: bool,
+    slot: Slot,
+    login: Arc<LoginWatch>,
+    shared: Arc<Shared>,
+) {
     // Held until the thread ends, even by a panic.
     let _slot = slot;
     let _ = stream.set_nodelay(true);
     let runtime = shared.runtime();
-    let services = MboxServices::new(Arc::clone(&runtime), PrivilegeMode::Thread);
+    let services = MboxServices::new(
+        Arc::clone(&runtime),
+        PrivilegeMode::Thread,
+        Arc::clone(&shared.clients),
+        Some(addr),
+        login.deadline(),
+    );
+    if let Err(e) = services.restrict_before_login() {
+        log::error!("session for {}: {e}", addr.ip().to_canonical());
+        return;
+    }
     let session_params = runtime.session_params(Some(addr), tls, &services);
-    let conn = runtime.connection_params(Some(addr), tls);
+    let conn = runtime.connection_params(Some(addr), tls, login);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         connection::serve(Stream::tcp(stream), &services, session_params, &conn)
     }));
@@ -273,7 +330,7 @@ fn shut_down(shared: &Arc<Shared>) {
     let mut reg = shared.registry();
     let open = reg.total;
     log::info!("shutting down, ending {open} session(s) without committing");
-    for socket in reg.sockets.values() {
+    for socket in reg.connections.values().filter_map(|e| e.socket.as_ref()) {
         // Wakes reads blocked in the kernel; the session sees EOF, checks the shutdown flag,
         // tells the client (the write side is still open) and ends without UPDATE.
         let _ = socket.shutdown(Shutdown::Read);

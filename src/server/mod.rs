@@ -1,5 +1,6 @@
 //! Running sessions: inetd and standalone drivers, privileges, signals, logging.
 
+pub mod clients;
 pub mod connection;
 pub mod inetd;
 pub mod listener;

@@ -3,15 +3,18 @@
 //! [`Runtime`]: what a running server has loaded (config, auth backend, TLS context), swapped
 //! as a whole on SIGHUP.
 
+use std::cell::Cell;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::auth::{self, Account, AuthError, Authenticator};
 use crate::config::{AuthBackend, Config};
 use crate::protocol::session::{new_timestamp, SessionParams};
 use crate::protocol::{Maildrop, Services};
-use crate::server::connection::ConnectionParams;
+use crate::server::clients::{client_key, CheckTimedOut, ClientTable, Limits};
+use crate::server::connection::{ConnectionParams, LoginWatch};
 use crate::storage::mailbox::{Mailbox, MailboxOptions};
 use crate::storage::path::expand_mailbox_template;
 use crate::storage::StoreError;
@@ -23,6 +26,16 @@ pub struct Runtime {
     pub config: Arc<Config>,
     pub auth: Arc<dyn Authenticator>,
     pub tls: Option<TlsContext>,
+    /// The file-system identity of session threads before login (nobody/nogroup).
+    pub prelogin_ids: (u32, u32),
+}
+
+/// The unprivileged account session threads use before login: `nobody` and its group, or
+/// the traditional 65534 where the account does not exist.
+fn prelogin_ids() -> (u32, u32) {
+    credentials::lookup_user("nobody")
+        .map(|(uid, gid, _)| (uid, gid))
+        .unwrap_or((65534, 65534))
 }
 
 /// A startup or reload failure, already phrased for the admin.
@@ -50,6 +63,7 @@ impl Runtime {
             config: Arc::new(config),
             auth: Arc::from(auth),
             tls,
+            prelogin_ids: prelogin_ids(),
         })
     }
 
@@ -84,6 +98,7 @@ impl Runtime {
             config: Arc::new(config),
             auth: Arc::from(auth),
             tls,
+            prelogin_ids: self.prelogin_ids,
         })
     }
 
@@ -121,10 +136,13 @@ impl Runtime {
         &self,
         peer: Option<SocketAddr>,
         implicit_tls: bool,
+        login: Arc<LoginWatch>,
     ) -> ConnectionParams {
         ConnectionParams {
             peer,
             timeout: self.config.timeout,
+            send_timeout: self.config.send_timeout,
+            login,
             handshake_timeout: self.config.handshake_timeout,
             tls: self.tls.clone(),
             implicit_tls,
@@ -144,11 +162,73 @@ pub enum PrivilegeMode {
 pub struct MboxServices {
     runtime: Arc<Runtime>,
     mode: PrivilegeMode,
+    /// Set once this connection's thread (or process) took a user's identity; it cannot serve
+    /// anyone else afterwards.
+    bound: Cell<bool>,
+    /// Failure penalties and password checks in flight, shared by all connections.
+    clients: Arc<ClientTable>,
+    /// This connection's client (its address masked to the configured prefix).
+    client: IpAddr,
+    /// No password check starts after this instant.
+    login_deadline: Instant,
 }
 
 impl MboxServices {
-    pub fn new(runtime: Arc<Runtime>, mode: PrivilegeMode) -> Self {
-        MboxServices { runtime, mode }
+    pub fn new(
+        runtime: Arc<Runtime>,
+        mode: PrivilegeMode,
+        clients: Arc<ClientTable>,
+        peer: Option<SocketAddr>,
+        login_deadline: Instant,
+    ) -> Self {
+        let c = &runtime.config;
+        // inetd over pipes: all local callers count as one client.
+        let ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip());
+        let client = client_key(ip, c.client_prefix_ipv4, c.client_prefix_ipv6);
+        MboxServices {
+            runtime,
+            mode,
+            bound: Cell::new(false),
+            clients,
+            client,
+            login_deadline,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        let c = &self.runtime.config;
+        Limits {
+            penalty_base: c.auth_failure_delay,
+            penalty_max: c.auth_penalty_max,
+            max_checks: c.max_auth_checks_per_client,
+        }
+    }
+
+    /// Wait for this client's penalty and a free check slot, then run `check` with access to
+    /// root's files (the password check alone reads /etc/shadow or a root-only passwd-file).
+    fn checked<T>(
+        &self,
+        check: impl FnOnce() -> Result<T, AuthError>,
+    ) -> Result<T, AuthError> {
+        let _slot = self
+            .clients
+            .begin_check(self.client, &self.limits(), self.login_deadline)
+            .map_err(|CheckTimedOut| {
+                AuthError::Temporary(String::from("no password check slot before the login deadline"))
+            })?;
+        credentials::with_root_files(check)
+    }
+
+    /// Before the greeting: when running as root, the connection's thread keeps uid 0 (so no
+    /// local user can signal it) but touches files only as the unprivileged pre-login account
+    /// and holds only the capabilities the login needs. A failure here ends the connection.
+    pub fn restrict_before_login(&self) -> Result<(), String> {
+        if !credentials::can_switch_identity() {
+            return Ok(());
+        }
+        let (uid, gid) = self.runtime.prelogin_ids;
+        credentials::restrict_thread_before_login(uid, gid)
+            .map_err(|e| format!("cannot restrict the session before login: {e}"))
     }
 
     /// Become the account's user when running as root. Returns the uid switched to.
@@ -158,7 +238,7 @@ impl MboxServices {
     /// run as the daemon: normally `user =` (the process dropped after binding), as root
     /// only when the admin configured no `user` (warned about at startup).
     fn take_credentials(&self, account: &Account) -> Result<Option<u32>, StoreError> {
-        if !credentials::is_root() {
+        if !credentials::can_switch_identity() {
             return Ok(None);
         }
         let uid = match account.uid {
@@ -187,8 +267,10 @@ impl MboxServices {
             .and_then(credentials::lookup_group)
             .into_iter()
             .collect();
+        // From here on this connection belongs to the user, whatever happens next.
+        self.bound.set(true);
         let result = match self.mode {
-            PrivilegeMode::Thread => credentials::drop_thread_to(uid, gid, &groups),
+            PrivilegeMode::Thread => credentials::bind_thread_to(uid, gid, &groups),
             PrivilegeMode::Process => credentials::drop_process_to(uid, gid, &groups),
         };
         result.map_err(|e| StoreError::Temporary(format!("cannot switch to uid {uid}: {e}")))?;
@@ -198,11 +280,24 @@ impl MboxServices {
 
 impl Services for MboxServices {
     fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
-        self.runtime.auth.verify(user, password)
+        self.checked(|| self.runtime.auth.verify(user, password))
     }
 
     fn plaintext_secret(&self, user: &str) -> Result<Option<(Account, Vec<u8>)>, AuthError> {
-        self.runtime.auth.plaintext_secret(user)
+        self.checked(|| self.runtime.auth.plaintext_secret(user))
+    }
+
+    fn auth_outcome(&self, success: bool) {
+        if success {
+            self.clients.succeeded(self.client);
+        } else {
+            let failures = self.clients.failed(self.client);
+            log::debug!("client {} has {failures} recent failure(s)", self.client);
+        }
+    }
+
+    fn bound_to_user(&self) -> bool {
+        self.bound.get()
     }
 
     fn has_plaintext_secrets(&self) -> bool {
@@ -244,6 +339,11 @@ mod tests {
         (dir, conf)
     }
 
+    fn services_for(rt: Arc<Runtime>) -> MboxServices {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        MboxServices::new(rt, PrivilegeMode::Thread, Arc::default(), None, deadline)
+    }
+
     fn runtime(conf: &std::path::Path) -> Runtime {
         Runtime::load(Config::load(conf).expect("config")).expect("runtime")
     }
@@ -252,7 +352,7 @@ mod tests {
     fn session_params_follow_config_and_peer() {
         let (_dir, conf) = setup("apop = yes\nlogin_delay = 60\n");
         let rt = Arc::new(runtime(&conf));
-        let services = MboxServices::new(Arc::clone(&rt), PrivilegeMode::Thread);
+        let services = services_for(Arc::clone(&rt));
         let local = rt.session_params(None, false, &services);
         assert!(local.peer_is_loopback);
         assert_eq!(local.peer, "local");
@@ -289,7 +389,7 @@ mod tests {
     fn no_apop_timestamp_without_apop() {
         let (_dir, conf) = setup("");
         let rt = Arc::new(runtime(&conf));
-        let services = MboxServices::new(Arc::clone(&rt), PrivilegeMode::Thread);
+        let services = services_for(Arc::clone(&rt));
         assert_eq!(
             rt.session_params(None, false, &services).apop_timestamp,
             None
@@ -320,7 +420,7 @@ mod tests {
         )
         .expect("mbox");
         let rt = Arc::new(runtime(&conf));
-        let services = MboxServices::new(rt, PrivilegeMode::Thread);
+        let services = services_for(rt);
         let account = services.authenticate("alice", b"secret").expect("login");
         let maildrop = services.open_maildrop(&account).expect("open");
         assert_eq!(maildrop.messages().len(), 1);

@@ -1,12 +1,20 @@
-//! Credentials and account lookups: per-thread and per-process uid/gid switching, getpwnam_r /
-//! getgrnam_r. Every `unsafe` block is a single libc call whose arguments are checked here.
+//! Credentials and account lookups: per-thread file-system identities and capability sets,
+//! the per-process drop, getpwnam_r / getgrnam_r. Every `unsafe` block is a single libc call
+//! whose arguments are checked here.
 //!
 //! Why raw syscalls for sessions: on Linux, credentials are per thread in the kernel, but
 //! glibc's `setresuid`/`setresgid`/`setgroups` wrappers broadcast the change to every thread
 //! of the process (POSIX semantics, via a signal to each thread). Calling the syscalls directly
-//! changes only the calling thread, which is what lets a standalone daemon run each session
-//! thread as its own user while the listener thread stays root. [`drop_process_to`] uses the
-//! wrappers on purpose: there all threads must change.
+//! changes only the calling thread. [`drop_process_to`] uses the wrappers on purpose: there all
+//! threads must change.
+//!
+//! Why the file-system ids and not the real/effective/saved uids: the kernel checks `kill`,
+//! `prlimit` and `ptrace` against the *target thread's* real/effective/saved uids, while the
+//! effect (a stop, a kill, a descriptor limit) hits the whole process. A session thread that
+//! took the user's uids could be stopped or killed by that user. So a session thread keeps
+//! uid 0 in those three slots, takes the user only as its fsuid/fsgid (which alone decide file
+//! access) and supplementary groups, and gives up every capability. Such a thread opens and
+//! creates files exactly as the user, and nothing the user runs can act on it.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -19,10 +27,10 @@ use std::time::Duration;
 #[cfg(all(target_os = "linux", any(target_arch = "x86", target_arch = "arm")))]
 mod nr {
     pub const SETGROUPS: libc::c_long = libc::SYS_setgroups32;
-    pub const SETRESGID: libc::c_long = libc::SYS_setresgid32;
-    pub const SETRESUID: libc::c_long = libc::SYS_setresuid32;
     pub const GETRESGID: libc::c_long = libc::SYS_getresgid32;
     pub const GETRESUID: libc::c_long = libc::SYS_getresuid32;
+    pub const SETFSUID: libc::c_long = libc::SYS_setfsuid32;
+    pub const SETFSGID: libc::c_long = libc::SYS_setfsgid32;
 }
 #[cfg(all(
     target_os = "linux",
@@ -30,10 +38,10 @@ mod nr {
 ))]
 mod nr {
     pub const SETGROUPS: libc::c_long = libc::SYS_setgroups;
-    pub const SETRESGID: libc::c_long = libc::SYS_setresgid;
-    pub const SETRESUID: libc::c_long = libc::SYS_setresuid;
     pub const GETRESGID: libc::c_long = libc::SYS_getresgid;
     pub const GETRESUID: libc::c_long = libc::SYS_getresuid;
+    pub const SETFSUID: libc::c_long = libc::SYS_setfsuid;
+    pub const SETFSGID: libc::c_long = libc::SYS_setfsgid;
 }
 
 fn check(ret: libc::c_long) -> io::Result<()> {
@@ -60,22 +68,158 @@ pub fn thread_ids() -> io::Result<(IdTriple, IdTriple)> {
     Ok(((ru, eu, su), (rg, eg, sg)))
 }
 
-/// Irreversibly switch the *calling thread* to `uid`/`gid` with exactly the given
-/// supplementary groups; other threads keep their credentials.
-///
-/// Order matters: groups and gid first (changing them needs privilege we lose with the uid),
-/// then real, effective and saved uid together, so the thread can never switch back. The
-/// result is read back from the kernel and checked.
+/// Capability numbers (linux/capability.h) the session threads keep before login.
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+const CAP_SETPCAP: u32 = 8;
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Set the calling thread's effective and permitted capabilities to `caps` (a bit mask over
+/// capability numbers below 32), inheritable to none.
 #[cfg(target_os = "linux")]
-pub fn drop_thread_to(uid: u32, gid: u32, supplementary: &[u32]) -> io::Result<()> {
-    let groups: Vec<libc::gid_t> = supplementary.to_vec();
+fn set_thread_caps(caps: u32) -> io::Result<()> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: caps,
+            permitted: caps,
+            inheritable: 0,
+        },
+        CapData::default(),
+    ];
+    // SAFETY: capset reads one header and the two data words version 3 requires, all live
+    // locals of the layout linux/capability.h defines; pid 0 is the calling thread.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })
+}
+
+/// The calling thread's (effective, permitted) capability masks, both 64-bit.
+#[cfg(target_os = "linux")]
+pub fn thread_caps() -> io::Result<(u64, u64)> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes the two version-3 data words into a live, exclusively borrowed
+    // local array and reads the header.
+    check(unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) })?;
+    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    Ok((
+        join(data[0].effective, data[1].effective),
+        join(data[0].permitted, data[1].permitted),
+    ))
+}
+
+/// The calling thread's file-system (uid, gid). setfsuid/setfsgid with an invalid id change
+/// nothing and return the current value.
+#[cfg(target_os = "linux")]
+pub fn thread_fs_ids() -> (u32, u32) {
+    // SAFETY: an invalid id (-1) makes setfsuid a pure query; integer argument only.
+    let uid = unsafe { libc::syscall(nr::SETFSUID, -1 as libc::c_long) };
+    // SAFETY: as above, for the gid.
+    let gid = unsafe { libc::syscall(nr::SETFSGID, -1 as libc::c_long) };
+    (uid as u32, gid as u32)
+}
+
+/// Set the calling thread's file-system ids and supplementary groups, then read them back.
+#[cfg(target_os = "linux")]
+fn set_thread_fs_identity(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    let groups: Vec<libc::gid_t> = groups.to_vec();
     // SAFETY: setgroups reads `groups.len()` gids from a live Vec; it does not keep the pointer.
     check(unsafe { libc::syscall(nr::SETGROUPS, groups.len(), groups.as_ptr()) })?;
-    // SAFETY: plain integer arguments.
-    check(unsafe { libc::syscall(nr::SETRESGID, gid, gid, gid) })?;
-    // SAFETY: plain integer arguments.
-    check(unsafe { libc::syscall(nr::SETRESUID, uid, uid, uid) })?;
-    verify_ids(uid, gid)
+    // setfsgid/setfsuid report no error; the read-back below is the check.
+    // SAFETY: integer argument only.
+    unsafe { libc::syscall(nr::SETFSGID, libc::c_long::from(gid)) };
+    // SAFETY: integer argument only.
+    unsafe { libc::syscall(nr::SETFSUID, libc::c_long::from(uid)) };
+    let now = thread_fs_ids();
+    if now != (uid, gid) {
+        return Err(io::Error::other(format!(
+            "file-system identity switch did not stick: fsuid/fsgid {now:?}, wanted {uid}/{gid}"
+        )));
+    }
+    Ok(())
+}
+
+/// Before login: the calling session thread touches files only as `uid`/`gid` (an
+/// unprivileged account such as nobody), with no supplementary groups, and keeps just the
+/// capabilities the login step needs (CAP_SETUID, CAP_SETGID, CAP_SETPCAP). Its real,
+/// effective and saved uids stay 0, so no local user can signal or trace it.
+#[cfg(target_os = "linux")]
+pub fn restrict_thread_before_login(uid: u32, gid: u32) -> io::Result<()> {
+    set_thread_fs_identity(uid, gid, &[])?;
+    set_thread_caps((1 << CAP_SETUID) | (1 << CAP_SETGID) | (1 << CAP_SETPCAP))
+}
+
+/// Run `f` (the password check) with file-system uid and gid 0, so it can read /etc/shadow or
+/// a root-only passwd-file, then return to the unprivileged identity the thread had. No
+/// capability is gained: access is what root's owner and group bits allow.
+#[cfg(target_os = "linux")]
+pub fn with_root_files<T>(f: impl FnOnce() -> T) -> T {
+    let (uid, gid) = thread_fs_ids();
+    if (uid, gid) == (0, 0) {
+        return f();
+    }
+    // SAFETY: integer arguments only; fs id 0 is allowed because the real uid is 0.
+    unsafe {
+        libc::syscall(nr::SETFSGID, 0 as libc::c_long);
+        libc::syscall(nr::SETFSUID, 0 as libc::c_long);
+    }
+    let out = f();
+    // SAFETY: integer arguments only; back to the ids read above.
+    unsafe {
+        libc::syscall(nr::SETFSUID, libc::c_long::from(uid));
+        libc::syscall(nr::SETFSGID, libc::c_long::from(gid));
+    }
+    out
+}
+
+/// At login: bind the calling thread to the user for good. File access becomes exactly the
+/// user's (`uid`, `gid`, `supplementary`, typically the spool group for dot-locks); then every
+/// capability is dropped and the securebits are locked so that neither an execve as uid 0 nor
+/// an ambient raise could return one. Other threads keep their credentials.
+#[cfg(target_os = "linux")]
+pub fn bind_thread_to(uid: u32, gid: u32, supplementary: &[u32]) -> io::Result<()> {
+    set_thread_fs_identity(uid, gid, supplementary)?;
+    let bits = libc::SECBIT_NOROOT
+        | libc::SECBIT_NOROOT_LOCKED
+        | libc::SECBIT_NO_CAP_AMBIENT_RAISE
+        | libc::SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    // SAFETY: prctl with integer arguments only; PR_SET_SECUREBITS changes the calling
+    // thread's credentials.
+    check(unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0, 0, 0) }.into())?;
+    set_thread_caps(0)?;
+    verify_bound(uid, gid)
+}
+
+#[cfg(target_os = "linux")]
+fn verify_bound(uid: u32, gid: u32) -> io::Result<()> {
+    let caps = thread_caps()?;
+    let fs = thread_fs_ids();
+    if caps != (0, 0) || fs != (uid, gid) {
+        return Err(io::Error::other(format!(
+            "credential switch did not stick: capabilities {caps:x?}, fsuid/fsgid {fs:?}, \
+             wanted no capabilities and {uid}/{gid}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(target_os = "linux")]
@@ -87,6 +231,20 @@ fn verify_ids(uid: u32, gid: u32) -> io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Whether the calling thread may still switch identities: it holds CAP_SETUID. The daemon's
+/// main threads do; a session thread bound to its user, or any thread of a process that
+/// dropped root, does not.
+pub fn can_switch_identity() -> bool {
+    thread_caps().is_ok_and(|(eff, _)| eff & (1 << CAP_SETUID) != 0)
+}
+
+/// Make the process non-dumpable: /proc/PID files become root's, and no core file or ptrace
+/// attach by a user is possible even through a thread's identity.
+pub fn set_not_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) }.into())
 }
 
 /// Irreversibly switch the whole process (all threads) to `uid`/`gid` and `groups`: inetd
@@ -222,54 +380,113 @@ mod tests {
         (uid, gid)
     }
 
+    /// The thread's capability lines (CapEff, CapPrm) from /proc.
+    fn proc_caps(path: &str) -> (u64, u64) {
+        let status = std::fs::read_to_string(path).unwrap();
+        let field = |key: &str| {
+            let hex = status.lines().find_map(|l| l.strip_prefix(key)).unwrap();
+            u64::from_str_radix(hex.trim(), 16).unwrap()
+        };
+        (field("CapEff:"), field("CapPrm:"))
+    }
+
     #[test]
-    fn per_thread_drop_changes_only_that_thread() {
+    fn bound_thread_has_the_users_file_identity_and_no_capabilities() {
         let (uid, gid) = nobody();
         let main_before = proc_ids("/proc/thread-self/status");
-        let was_root = is_root();
+        let was_root = can_switch_identity();
         let handle = std::thread::spawn(move || {
-            let r = drop_thread_to(uid, gid, &[gid, 8]);
-            let ids = proc_ids("/proc/thread-self/status");
-            // Regaining root must be impossible now.
-            // SAFETY (test): plain integer syscall arguments.
-            let regain = unsafe { libc::syscall(nr::SETRESUID, 0, 0, 0) };
-            (r.map_err(|e| e.raw_os_error()), ids, regain, is_root())
-        });
-        let (r, ids, regain, thread_root) = handle.join().unwrap();
-        if was_root {
-            assert_eq!(r, Ok(()));
-            assert_eq!(ids.0, vec![uid; 4], "uid real/effective/saved/fs");
-            assert_eq!(ids.1, vec![gid; 4]);
-            let mut groups = ids.2.clone();
-            groups.sort();
-            assert_eq!(groups, {
-                let mut g = vec![8, gid];
-                g.sort();
-                g
+            let before = restrict_thread_before_login(uid, gid).map_err(|e| e.raw_os_error());
+            let pre_login = (proc_ids("/proc/thread-self/status"), thread_caps().unwrap());
+            // The password check alone sees root's files.
+            let shadow_readable = with_root_files(|| {
+                std::fs::metadata("/etc/shadow").is_ok()
+                    && std::fs::File::open("/etc/shadow").is_ok()
             });
-            assert_eq!(regain, -1);
-            assert!(!thread_root);
-            // The main thread (and process) are untouched.
-            assert_eq!(proc_ids("/proc/thread-self/status"), main_before);
-            assert!(is_root());
-            assert_eq!(proc_ids("/proc/self/status").0, vec![0; 4]);
-        } else {
+            let shadow_after = std::fs::File::open("/etc/shadow").is_ok();
+            let r = bind_thread_to(uid, gid, &[gid, 8]).map_err(|e| e.raw_os_error());
+            let ids = proc_ids("/proc/thread-self/status");
+            let caps = proc_caps("/proc/thread-self/status");
+            // Regaining anything must be impossible now.
+            let regain = set_thread_caps(1 << CAP_SETUID).is_ok();
+            let regroup = set_thread_fs_identity(0, 0, &[]).is_ok();
+            (
+                before,
+                pre_login,
+                shadow_readable,
+                shadow_after,
+                r,
+                ids,
+                caps,
+                regain,
+                regroup,
+                can_switch_identity(),
+            )
+        });
+        let (
+            before,
+            pre_login,
+            shadow_readable,
+            shadow_after,
+            r,
+            ids,
+            caps,
+            regain,
+            regroup,
+            still,
+        ) = handle.join().unwrap();
+        if !was_root {
             // Unprivileged: the switch must fail loudly, not half-happen.
-            assert_eq!(r, Err(Some(libc::EPERM)));
-            assert_eq!(proc_ids("/proc/thread-self/status"), main_before);
+            assert!(before.is_err() || r.is_err());
+            return;
         }
+        assert_eq!(before, Ok(()));
+        // Before login: uid 0 in the real/effective/saved slots, nobody for files.
+        assert_eq!(pre_login.0 .0, vec![0, 0, 0, uid]);
+        assert_eq!(pre_login.0 .1, vec![0, 0, 0, gid]);
+        assert!(
+            pre_login.0 .2.is_empty(),
+            "no supplementary groups before login"
+        );
+        assert_eq!(
+            pre_login.1 .0,
+            (1 << CAP_SETUID) | (1 << CAP_SETGID) | (1 << CAP_SETPCAP)
+        );
+        if std::path::Path::new("/etc/shadow").exists() {
+            assert!(shadow_readable, "the password check reads /etc/shadow");
+            assert!(!shadow_after, "nothing else before login does");
+        }
+        assert_eq!(r, Ok(()));
+        assert_eq!(ids.0, vec![0, 0, 0, uid], "uid real/effective/saved/fs");
+        assert_eq!(ids.1, vec![0, 0, 0, gid]);
+        let mut groups = ids.2.clone();
+        groups.sort();
+        assert_eq!(groups, {
+            let mut g = vec![8, gid];
+            g.sort();
+            g
+        });
+        assert_eq!(caps, (0, 0), "no capability left");
+        assert!(!regain && !still);
+        // Without CAP_SETGID the groups cannot be reset (the fsuid alone could go back to 0,
+        // which is why no capability, and so no override of file modes, remains).
+        assert!(!regroup);
+        // The main thread (and process) are untouched.
+        assert_eq!(proc_ids("/proc/thread-self/status"), main_before);
+        assert!(can_switch_identity());
+        assert_eq!(proc_ids("/proc/self/status").0, vec![0; 4]);
     }
 
     #[test]
     fn many_threads_each_as_their_own_user() {
-        if !is_root() {
-            return assert!(drop_thread_to(1, 1, &[]).is_err());
+        if !can_switch_identity() {
+            return assert!(bind_thread_to(1, 1, &[]).is_err());
         }
         let handles: Vec<_> = (0..4u32)
             .map(|i| {
                 std::thread::spawn(move || {
                     let id = 20_000 + i;
-                    drop_thread_to(id, id, &[]).unwrap();
+                    bind_thread_to(id, id, &[]).unwrap();
                     std::thread::sleep(Duration::from_millis(20));
                     proc_ids("/proc/thread-self/status")
                 })
@@ -277,8 +494,8 @@ mod tests {
             .collect();
         for (i, h) in handles.into_iter().enumerate() {
             let (u, g, groups) = h.join().unwrap();
-            assert_eq!(u, vec![20_000 + i as u32; 4]);
-            assert_eq!(g, vec![20_000 + i as u32; 4]);
+            assert_eq!(u, vec![0, 0, 0, 20_000 + i as u32]);
+            assert_eq!(g, vec![0, 0, 0, 20_000 + i as u32]);
             assert!(groups.is_empty());
         }
         assert!(is_root());

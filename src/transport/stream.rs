@@ -181,6 +181,15 @@ impl Stream {
         self.plain().set_io_timeout(timeout)
     }
 
+    /// Bound each following blocking write separately from reads: a client that stops reading
+    /// (RETR output piling up) is dropped after `timeout`. Pipes have no such bound.
+    pub fn set_send_timeout(&self, timeout: Duration) -> io::Result<()> {
+        match self.plain() {
+            Plain::Tcp(s) => s.set_write_timeout(Some(timeout)),
+            Plain::Stdio(_) => Ok(()),
+        }
+    }
+
     /// The TCP peer, if the stream is a TCP socket.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         match self.plain() {
