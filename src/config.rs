@@ -648,7 +648,9 @@ fn parse_positive<T: FromStr + Default + PartialEq>(value: &str) -> Result<T, St
 fn parse_prefix(value: &str, max: u8) -> Result<u8, String> {
     match value.parse::<u8>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("expected a prefix length from 1 to {max}, got `{value}`")),
+        _ => Err(format!(
+            "expected a prefix length from 1 to {max}, got `{value}`"
+        )),
     }
 }
 

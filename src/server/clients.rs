@@ -24,7 +24,9 @@ pub fn client_key(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
-            let mask = u32::MAX.checked_shl(32 - u32::from(v4_prefix.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(v4_prefix.min(32)))
+                .unwrap_or(0);
             IpAddr::V4((bits & mask).into())
         }
         IpAddr::V6(a) => {
@@ -258,7 +260,10 @@ mod tests {
         assert!(waited >= Duration::from_millis(180), "{waited:?}");
         // Another client is not held up.
         let start = Instant::now();
-        drop(t.begin_check(ip("198.51.100.2"), &limits(100, 1), far).unwrap());
+        drop(
+            t.begin_check(ip("198.51.100.2"), &limits(100, 1), far)
+                .unwrap(),
+        );
         assert!(start.elapsed() < Duration::from_millis(50));
         // A deadline before the penalty ends refuses.
         t.failed(k);
@@ -279,7 +284,9 @@ mod tests {
         let first = t.begin_check(k, &limits(0, 1), far).unwrap();
         let soon = Instant::now() + Duration::from_millis(50);
         assert!(t.begin_check(k, &limits(0, 1), soon).is_err());
-        assert!(t.begin_check(ip("203.0.113.10"), &limits(0, 1), soon).is_ok());
+        assert!(t
+            .begin_check(ip("203.0.113.10"), &limits(0, 1), soon)
+            .is_ok());
         let t2 = Arc::clone(&t);
         let waiter = std::thread::spawn(move || {
             let start = Instant::now();

@@ -195,6 +195,17 @@ impl MboxServices {
         }
     }
 
+    /// The spool group lets the session create dot-locks in a `root:mail 2775` spool.
+    fn spool_groups(&self) -> Vec<u32> {
+        self.runtime
+            .config
+            .spool_group
+            .as_deref()
+            .and_then(credentials::lookup_group)
+            .into_iter()
+            .collect()
+    }
+
     fn limits(&self) -> Limits {
         let c = &self.runtime.config;
         Limits {
@@ -206,15 +217,14 @@ impl MboxServices {
 
     /// Wait for this client's penalty and a free check slot, then run `check` with access to
     /// root's files (the password check alone reads /etc/shadow or a root-only passwd-file).
-    fn checked<T>(
-        &self,
-        check: impl FnOnce() -> Result<T, AuthError>,
-    ) -> Result<T, AuthError> {
+    fn checked<T>(&self, check: impl FnOnce() -> Result<T, AuthError>) -> Result<T, AuthError> {
         let _slot = self
             .clients
             .begin_check(self.client, &self.limits(), self.login_deadline)
             .map_err(|CheckTimedOut| {
-                AuthError::Temporary(String::from("no password check slot before the login deadline"))
+                AuthError::Temporary(String::from(
+                    "no password check slot before the login deadline",
+                ))
             })?;
         credentials::with_root_files(check)
     }
@@ -255,18 +265,17 @@ impl MboxServices {
                     account.name
                 )))
             }
-            None => return Ok(None),
+            None => {
+                // Virtual users with neither a uid nor `user =`: root's file access (owner and
+                // group bits only), still without any capability.
+                self.bound.set(true);
+                credentials::bind_thread_to(0, 0, &self.spool_groups())
+                    .map_err(|e| StoreError::Temporary(format!("cannot switch to root: {e}")))?;
+                return Ok(None);
+            }
         };
         let gid = account.gid.unwrap_or(uid);
-        // The spool group lets the session create dot-locks in a `root:mail 2775` spool.
-        let groups: Vec<u32> = self
-            .runtime
-            .config
-            .spool_group
-            .as_deref()
-            .and_then(credentials::lookup_group)
-            .into_iter()
-            .collect();
+        let groups = self.spool_groups();
         // From here on this connection belongs to the user, whatever happens next.
         self.bound.set(true);
         let result = match self.mode {
