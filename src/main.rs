@@ -31,6 +31,8 @@ fn usage(opts: &getopts::Options) -> String {
 }
 
 fn main() -> ExitCode {
+    // Before any credential change: journals written as this uid are ours to recover.
+    credentials::record_start_euid();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut opts = getopts::Options::new();
     opts.optopt(

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::config::{Config, MboxFormat, UidlFormat};
 use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
+use crate::sys::credentials;
 
 use super::commit::{self, io_error};
 use super::encode::{encode_to, EncodeOptions};
@@ -41,6 +42,10 @@ pub struct MailboxOptions {
     pub lock_timeout: Duration,
     /// Refuse a mailbox not owned by this uid (system-user mode); `None` skips the check.
     pub owner_uid: Option<u32>,
+    /// Uids besides the mailbox's owner and root whose commit journals recovery applies: the
+    /// uids this daemon writes as (`user =`, and the uid it was started as). A journal owned
+    /// by anyone else is ignored and logged, never applied.
+    pub journal_writers: Vec<u32>,
 }
 
 impl MailboxOptions {
@@ -53,6 +58,7 @@ impl MailboxOptions {
             dotlock_stale_age: config.dotlock_stale_age,
             lock_timeout: config.lock_timeout,
             owner_uid,
+            journal_writers: journal_writers(config),
         }
     }
 
@@ -62,6 +68,22 @@ impl MailboxOptions {
             stale_age: self.dotlock_stale_age,
         }
     }
+}
+
+/// The uids this daemon writes journals as: the one it started as (root, or the user an inetd
+/// runs it as) and the `user =` of virtual-user mode.
+fn journal_writers(config: &Config) -> Vec<u32> {
+    let mut uids = vec![credentials::start_euid()];
+    if let Some((uid, _, _)) = config
+        .run_user
+        .as_deref()
+        .and_then(credentials::lookup_user)
+    {
+        uids.push(uid);
+    }
+    uids.sort_unstable();
+    uids.dedup();
+    uids
 }
 
 /// An open maildrop. Implements [`Maildrop`] for the protocol core.
@@ -250,14 +272,20 @@ impl Mailbox {
         let locks = MdaLocks::acquire(&file, path, !read_only, &opts.dot(), opts.lock_timeout)?;
 
         if read_only {
-            if journal::journal_path(path).exists() {
+            // Only a journal recovery would apply blocks the login; anything else at that
+            // name is not ours and must not lock the user out.
+            let pending = fs::symlink_metadata(journal::journal_path(path)).is_ok_and(|j| {
+                j.file_type().is_file()
+                    && journal::trusted(j.uid(), meta.uid(), &opts.journal_writers)
+            });
+            if pending {
                 return Err(StoreError::Temporary(format!(
                     "{}: an interrupted commit needs recovery but the mailbox is read-only",
                     path.display()
                 )));
             }
         } else {
-            commit::recover_logged(&file, path)?;
+            commit::recover_logged(&file, path, &opts.journal_writers)?;
         }
 
         let mut index = index_file(&file, path, opts)?;
@@ -525,7 +553,13 @@ impl Maildrop for Mailbox {
             .iter()
             .map(|&i| o.index.messages[i].from_offset..o.index.messages[i].next_offset)
             .collect();
-        let result = commit::remove_ranges(&o.file, &self.path, &ranges, old_len);
+        let result = commit::remove_ranges(
+            &o.file,
+            &self.path,
+            &ranges,
+            old_len,
+            &self.opts.journal_writers,
+        );
         let report = result.map(|stats| CommitReport {
             deleted_messages: targets.len(),
             deleted_octets: targets.iter().map(|&i| o.index.messages[i].size).sum(),
@@ -556,7 +590,7 @@ pub fn recover(path: &Path, opts: &MailboxOptions) -> Result<Recovery, StoreErro
     let file = Arc::new(file);
     let _session = SessionLock::try_acquire(Arc::clone(&file), path)?;
     let _locks = MdaLocks::acquire(&file, path, true, &opts.dot(), opts.lock_timeout)?;
-    commit::recover_logged(&file, path)
+    commit::recover_logged(&file, path, &opts.journal_writers)
 }
 
 /// Run [`recover`] for every mailbox in `dir` that has a commit journal.
