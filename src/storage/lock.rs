@@ -483,6 +483,30 @@ fn take_over_if_stale(path: &Path, stale_age: Duration) -> io::Result<Takeover> 
     Ok(Takeover::Removed)
 }
 
+/// Whether `path` is a dot-lock in our format whose owner is gone (this host; see [`judge`]):
+/// one our crashed process left, which anyone may remove at once.
+pub fn held_by_dead_mboxpopd(path: &Path) -> bool {
+    let Ok(LockFile::Regular(_, content)) = read_lock_file(path) else {
+        return false;
+    };
+    let owner = parse_lock(&content);
+    let LockOwner::Ours { pid, .. } = owner else {
+        return false;
+    };
+    let state = PidState {
+        exists: sys::process_alive(pid),
+        start_time: process::start_time(pid),
+    };
+    let here = Here {
+        host: process::host_name(),
+        boot: process::boot_id(),
+    };
+    matches!(
+        judge(&owner, Duration::ZERO, Duration::MAX, here, state),
+        Verdict::DeadOwner | Verdict::Rebooted
+    )
+}
+
 /// An fcntl write (or, on a read-only open, read) lock over the whole file and everything past
 /// its end (`l_len = 0`): procmail locks from EOF onwards, so locking only the existing bytes
 /// would not keep it out.

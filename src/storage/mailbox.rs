@@ -25,7 +25,7 @@ use super::index::{
     FROM_LINE_CAP,
 };
 use super::journal::{self, Recovery};
-use super::lock::{DotLockOptions, MdaLocks, SessionLock};
+use super::lock::{self, DotLock, DotLockOptions, MdaLocks, SessionLock};
 use super::StoreError;
 
 /// How to open maildrops; built from the config plus the session's user.
@@ -571,11 +571,14 @@ impl Maildrop for Mailbox {
     }
 }
 
-/// Recover an interrupted commit of the mailbox at `path`, if its journal exists; the daemon
-/// calls this at start-up (see [`recover_spool_dir`]) so mail is consistent before any MDA
-/// takes over our stale locks. A mailbox in use by a live session is skipped (`InUse`).
+/// Recover an interrupted commit of the mailbox at `path`, if its journal exists, and release
+/// a dot-lock left by a dead mboxpopd process. The daemon calls this at start-up (see
+/// [`recover_spool_dir`]) so mail is consistent and MDAs are free again before any of them
+/// would take over (or wait out) our stale locks. A mailbox in use is skipped (`InUse`) after
+/// at most `opts.lock_timeout`.
 pub fn recover(path: &Path, opts: &MailboxOptions) -> Result<Recovery, StoreError> {
-    if !journal::journal_path(path).exists() {
+    let journal_present = fs::symlink_metadata(journal::journal_path(path)).is_ok();
+    if !journal_present && !lock::held_by_dead_mboxpopd(&DotLock::path_for(path)) {
         return Ok(Recovery::Clean);
     }
     let Some((file, read_only)) = open_spool(path)? else {
@@ -589,27 +592,37 @@ pub fn recover(path: &Path, opts: &MailboxOptions) -> Result<Recovery, StoreErro
     }
     let file = Arc::new(file);
     let _session = SessionLock::try_acquire(Arc::clone(&file), path)?;
+    // Taking the MDA locks takes over our dead dot-lock; dropping them releases it.
     let _locks = MdaLocks::acquire(&file, path, true, &opts.dot(), opts.lock_timeout)?;
     commit::recover_logged(&file, path, &opts.journal_writers)
 }
 
-/// Run [`recover`] for every mailbox in `dir` that has a commit journal.
+/// Run [`recover`] for every mailbox in `dir` that has a commit journal or a dot-lock of a
+/// dead mboxpopd process.
 pub fn recover_spool_dir(
     dir: &Path,
     opts: &MailboxOptions,
 ) -> io::Result<Vec<(PathBuf, Result<Recovery, StoreError>)>> {
-    let mut out = Vec::new();
+    let mut mailboxes = std::collections::BTreeSet::new();
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
-        let Some(mailbox) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".mboxpopd-journal"))
-        else {
+        let Some(name) = name.to_str() else {
             continue;
         };
-        let path = dir.join(mailbox);
-        let r = recover(&path, opts);
-        out.push((path, r));
+        if let Some(m) = name.strip_suffix(".mboxpopd-journal") {
+            mailboxes.insert(m.to_owned());
+        } else if let Some(m) = name.strip_suffix(".lock") {
+            if lock::held_by_dead_mboxpopd(&dir.join(name)) {
+                mailboxes.insert(m.to_owned());
+            }
+        }
     }
-    Ok(out)
+    Ok(mailboxes
+        .into_iter()
+        .map(|m| {
+            let path = dir.join(m);
+            let r = recover(&path, opts);
+            (path, r)
+        })
+        .collect())
 }
