@@ -104,11 +104,8 @@ pub fn remove_ranges(
     if extent.start == extent.new_len {
         // Only the tail goes: nothing is overwritten, and a truncate either happened or did
         // not, so no journal is needed. This also works on a completely full disk.
-        fault::point("truncate")
-            .and_then(|()| file.set_len(extent.new_len))
-            .map_err(|e| io_error("cannot truncate", path, &e))?;
-        fault::point("mailbox fsync after truncate")
-            .and_then(|()| file.sync_all())
+        fault::set_len(file, extent.new_len).map_err(|e| io_error("cannot truncate", path, &e))?;
+        fault::sync(file, "mailbox fsync after truncate")
             .map_err(|e| io_error("cannot fsync", path, &e))?;
         return Ok(RewriteStats {
             rewritten_bytes: 0,
@@ -121,20 +118,18 @@ pub fn remove_ranges(
     let journal =
         Journal::write(file, path, extent).map_err(|e| io_error("cannot journal", path, &e))?;
 
-    if let Err(e) = shift(file, &ranges, extent).and_then(|()| {
-        fault::point("mailbox fsync after shift")?;
-        file.sync_all()
-    }) {
+    if let Err(e) =
+        shift(file, &ranges, extent).and_then(|()| fault::sync(file, "mailbox fsync after shift"))
+    {
         return Err(undo(file, path, journal, "rewrite", &e));
     }
-    let truncated = { fault::point("truncate").and_then(|()| file.set_len(extent.new_len)) };
+    let truncated = fault::set_len(file, extent.new_len);
     if let Err(e) = truncated {
         return Err(undo(file, path, journal, "truncate", &e));
     }
     // Past the truncate there is no way back (the removed bytes were never journalled): a
     // failing fsync here reports an error although the new content is in place.
-    fault::point("mailbox fsync after truncate")
-        .and_then(|()| file.sync_all())
+    fault::sync(file, "mailbox fsync after truncate")
         .map_err(|e| io_error("cannot fsync", path, &e))?;
     // The commit is durable now; a failure to remove the journal only leaves work for the next
     // recovery, which will find the truncate done and delete it.
@@ -252,8 +247,9 @@ fn check_writer_trusted(file: &File, path: &Path, writers: &[u32]) -> Result<(),
     Err(StoreError::Permanent(msg))
 }
 
-/// Test hooks to crash or fail a commit at a chosen step, compiled only with the
-/// `fault-injection` feature (the test build enables it; release builds do not have it).
+/// Test hooks to crash or fail a commit at a chosen step, and to record what it writes,
+/// compiled only with the `fault-injection` feature (the test build enables it; release builds
+/// do not have it).
 ///
 /// `MBOXPOPD_FAULT_AT=N` acts at the N-th step (1-based) of journal writes, mailbox writes,
 /// fsyncs, the truncate and the unlinks. By default it aborts the process (for the file system
@@ -261,14 +257,26 @@ fn check_writer_trusted(file: &File, path: &Path, writers: &[u32]) -> Result<(),
 /// write. With `MBOXPOPD_FAULT_MODE=enospc` the step fails with ENOSPC instead (after the same
 /// half write), to exercise the error paths. `MBOXPOPD_FAULT_CHUNK=B` shrinks the copy buffer
 /// so a small mailbox goes through many write steps. `MBOXPOPD_FAULT_LOG=1` prints each step.
-pub(crate) mod fault {
+///
+/// [`record`] (feature builds only) runs a closure and returns every completed write, length
+/// change, file creation, unlink and fsync it made on this thread: the input of the power-cut
+/// test, which replays what a disk may hold when power fails between two of them.
+pub mod fault {
     use std::fs::File;
     use std::io;
     use std::os::unix::fs::FileExt;
+    use std::path::Path;
+
+    #[cfg(feature = "fault-injection")]
+    pub use imp::{record, Op};
 
     #[cfg(feature = "fault-injection")]
     mod imp {
+        use std::cell::RefCell;
+        use std::fs::File;
         use std::io;
+        use std::os::unix::fs::MetadataExt;
+        use std::path::PathBuf;
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::OnceLock;
 
@@ -289,6 +297,9 @@ pub(crate) mod fault {
         }
 
         pub fn chunk() -> Option<usize> {
+            if let Some(c) = RECORDER.with(|r| r.borrow().as_ref().map(|r| r.chunk)) {
+                return Some(c);
+            }
             static C: OnceLock<Option<u64>> = OnceLock::new();
             C.get_or_init(|| env_u64("MBOXPOPD_FAULT_CHUNK"))
                 .map(|c| c.max(1) as usize)
@@ -314,11 +325,85 @@ pub(crate) mod fault {
             eprintln!("fault injected at step {step}: {name}");
             std::process::abort()
         }
+
+        /// One completed operation that changes what a disk holds. Files are named by inode.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Op {
+            /// A new directory entry `path` for the (empty) file `ino`.
+            Create {
+                path: PathBuf,
+                ino: u64,
+            },
+            Write {
+                ino: u64,
+                offset: u64,
+                bytes: Vec<u8>,
+            },
+            SetLen {
+                ino: u64,
+                len: u64,
+            },
+            /// fsync: everything written to `ino` before is durable.
+            Fsync {
+                ino: u64,
+            },
+            Unlink {
+                path: PathBuf,
+            },
+            /// fsync of a directory: the entries created or removed in it before are durable.
+            DirFsync {
+                dir: PathBuf,
+            },
+        }
+
+        struct Recorder {
+            chunk: usize,
+            ops: Vec<Op>,
+        }
+
+        thread_local! {
+            static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+        }
+
+        /// Run `f` with recording on (this thread only, so parallel tests do not mix) and a
+        /// copy buffer of `chunk` bytes; return its result and the operations it completed.
+        pub fn record<T>(chunk: usize, f: impl FnOnce() -> T) -> (T, Vec<Op>) {
+            RECORDER.with(|r| {
+                *r.borrow_mut() = Some(Recorder {
+                    chunk: chunk.max(1),
+                    ops: Vec::new(),
+                })
+            });
+            let out = f();
+            let ops = RECORDER.with(|r| r.borrow_mut().take().map(|r| r.ops).unwrap_or_default());
+            (out, ops)
+        }
+
+        pub fn recording() -> bool {
+            RECORDER.with(|r| r.borrow().is_some())
+        }
+
+        pub fn push(op: impl FnOnce() -> Option<Op>) {
+            if !recording() {
+                return;
+            }
+            if let Some(op) = op() {
+                RECORDER.with(|r| {
+                    if let Some(r) = r.borrow_mut().as_mut() {
+                        r.ops.push(op);
+                    }
+                });
+            }
+        }
+
+        pub fn ino(file: &File) -> Option<u64> {
+            file.metadata().ok().map(|m| m.ino())
+        }
     }
 
     /// A fault point before a non-write step.
     #[inline]
-    pub fn point(_name: &str) -> io::Result<()> {
+    pub(crate) fn point(_name: &str) -> io::Result<()> {
         #[cfg(feature = "fault-injection")]
         if imp::hit(_name) {
             return Err(imp::fail(_name));
@@ -328,16 +413,89 @@ pub(crate) mod fault {
 
     /// `write_all_at`, with a fault point that leaves a torn write.
     #[inline]
-    pub fn write_at(file: &File, buf: &[u8], off: u64) -> io::Result<()> {
+    pub(crate) fn write_at(file: &File, buf: &[u8], off: u64) -> io::Result<()> {
         #[cfg(feature = "fault-injection")]
         if imp::hit("write") {
             let _ = file.write_all_at(&buf[..buf.len() / 2], off);
             return Err(imp::fail("write"));
         }
-        file.write_all_at(buf, off)
+        file.write_all_at(buf, off)?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::Write {
+                ino: imp::ino(file)?,
+                offset: off,
+                bytes: buf.to_vec(),
+            })
+        });
+        Ok(())
     }
 
-    pub fn chunk_size() -> Option<usize> {
+    /// fsync(2) of a file, after the fault point `name`.
+    pub(crate) fn sync(file: &File, name: &str) -> io::Result<()> {
+        point(name)?;
+        file.sync_all()?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::Fsync {
+                ino: imp::ino(file)?,
+            })
+        });
+        Ok(())
+    }
+
+    /// ftruncate(2), after the fault point "truncate".
+    pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
+        point("truncate")?;
+        file.set_len(len)?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::SetLen {
+                ino: imp::ino(file)?,
+                len,
+            })
+        });
+        Ok(())
+    }
+
+    /// Record that `file` was just created at `path` (a new directory entry).
+    pub(crate) fn created(_path: &Path, _file: &File) {
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::Create {
+                path: _path.to_owned(),
+                ino: imp::ino(_file)?,
+            })
+        });
+    }
+
+    /// unlink(2), after the fault point `name`.
+    pub(crate) fn unlink(path: &Path, name: &str) -> io::Result<()> {
+        point(name)?;
+        std::fs::remove_file(path)?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::Unlink {
+                path: path.to_owned(),
+            })
+        });
+        Ok(())
+    }
+
+    /// fsync(2) of the directory holding `path`, after the fault point `name`.
+    pub(crate) fn sync_dir(path: &Path, name: &str) -> io::Result<()> {
+        point(name)?;
+        super::journal::sync_dir_of(path)?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::DirFsync {
+                dir: path.parent()?.to_owned(),
+            })
+        });
+        Ok(())
+    }
+
+    pub(crate) fn chunk_size() -> Option<usize> {
         #[cfg(feature = "fault-injection")]
         {
             imp::chunk()

@@ -158,13 +158,14 @@ impl Journal {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)?;
+        fault::created(&path, &file);
         let result = Self::fill(&file, mailbox, &header);
         if let Err(e) = result {
             drop(file);
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        if let Err(e) = fault::point("journal directory fsync").and_then(|()| sync_dir_of(&path)) {
+        if let Err(e) = fault::sync_dir(&path, "journal directory fsync") {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
@@ -190,8 +191,7 @@ impl Journal {
         }
         let sum: [u8; 32] = h.finalize().into();
         fault::write_at(file, &sum, out)?;
-        fault::point("journal fsync")?;
-        file.sync_all()
+        fault::sync(file, "journal fsync")
     }
 
     /// Bytes saved in the journal.
@@ -208,10 +208,8 @@ impl Journal {
     /// resurrect the journal anyway, recovery sees the truncate done (the tail digest no longer
     /// matches) and only deletes it.
     pub fn remove(self) -> io::Result<()> {
-        fault::point("journal unlink")?;
-        fs::remove_file(&self.path)?;
-        fault::point("directory fsync after unlink")?;
-        sync_dir_of(&self.path)
+        fault::unlink(&self.path, "journal unlink")?;
+        fault::sync_dir(&self.path, "directory fsync after unlink")
     }
 }
 
@@ -227,8 +225,7 @@ fn roll_back(journal: &File, header: &Header, mailbox: &File) -> io::Result<()> 
         fault::write_at(mailbox, &buf[..n], pos)?;
         pos += n as u64;
     }
-    fault::point("mailbox fsync after roll-back")?;
-    mailbox.sync_all()
+    fault::sync(mailbox, "mailbox fsync after roll-back")
 }
 
 /// Read and verify an open journal. `Ok(None)`: torn or not a journal.
@@ -463,8 +460,7 @@ pub fn recover(mailbox: &File, mailbox_path: &Path, writers: &[u32]) -> io::Resu
     };
     fault::point("journal unlink after recovery")?;
     remove_verified(&path, &jmeta)?;
-    fault::point("directory fsync after recovery")?;
-    sync_dir_of(&path)?;
+    fault::sync_dir(&path, "directory fsync after recovery")?;
     Ok(outcome)
 }
 
