@@ -440,6 +440,35 @@ fn startup_recovery_releases_our_dead_dot_locks_only() {
     );
 }
 
+/// A journal planted by another uid is ignored, not applied and not renamed: the owner logs in
+/// and sees the mailbox as it is, and the next commit clears the name and succeeds.
+#[test]
+fn a_planted_journal_does_not_lock_the_owner_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("u");
+    let old = mbox(&[message("a", 3), message("b", 3), message("c", 3)]);
+    write_file(&path, &old);
+    let jp = journal_path(&path);
+    fs::write(&jp, b"MBOXPOPD-JRNL-1\nnot really").expect("plant");
+    let uid = fs::metadata(&path).expect("stat").uid();
+    if std::os::unix::fs::chown(&jp, Some(uid + 1), None).is_err() {
+        eprintln!("skipped: cannot chown (not root)");
+        return;
+    }
+    let mut mb = Mailbox::open(&path, &options()).expect("open despite the planted journal");
+    assert_eq!(mb.messages().len(), 3);
+    assert!(jp.exists(), "ignored, not removed by recovery");
+    let mut aside = jp.clone().into_os_string();
+    aside.push(".rejected");
+    assert!(!std::path::Path::new(&aside).exists(), "never renamed");
+    mb.commit(&[0]).expect("commit");
+    assert_eq!(
+        fs::read(&path).expect("read"),
+        mbox(&[message("b", 3), message("c", 3)])
+    );
+    assert!(!jp.exists());
+}
+
 #[test]
 fn reading_does_not_touch_atime() {
     // procmail sleeps with its locks held when the spool was read since its last write
