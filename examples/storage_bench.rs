@@ -27,6 +27,7 @@ fn options() -> MailboxOptions {
         dotlock_stale_age: Duration::from_secs(300),
         lock_timeout: Duration::from_secs(30),
         owner_uid: None,
+        journal_writers: Vec::new(),
     }
 }
 

@@ -31,6 +31,8 @@ fn usage(opts: &getopts::Options) -> String {
 }
 
 fn main() -> ExitCode {
+    // Before any credential change: journals written as this uid are ours to recover.
+    credentials::record_start_euid();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut opts = getopts::Options::new();
     opts.optopt(
@@ -224,8 +226,16 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
             if let Err(e) = credentials::set_not_dumpable() {
                 log::warn!("cannot mark the process non-dumpable: {e}");
             }
-            recover_spool(c);
             drop_to_run_user(&runtime)?;
+            // After the drop, so the scan runs as the sessions do (a later glibc setresuid
+            // would switch this thread too, in the middle of a recovery).
+            let config = std::sync::Arc::clone(&runtime.config);
+            if let Err(e) = std::thread::Builder::new()
+                .name(String::from("recover"))
+                .spawn(move || recover_spool(&config))
+            {
+                log::error!("cannot start the start-up recovery: {e}");
+            }
             log::info!("mboxpopd {} started ({origin})", env!("CARGO_PKG_VERSION"));
             listener::run(bound, runtime, signals).map_err(|e| format!("listener: {e}"))?;
             log::info!("mboxpopd stopped");
@@ -234,10 +244,15 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
     }
 }
 
-/// Finish or roll back commits that a crash interrupted, before the first client can log in,
-/// so a mailbox nobody opens soon is not left with a journal (and MDAs with a half-rewritten
-/// file). Only a spool directory shared by all users (`/var/mail/%u`) can be scanned; other
-/// templates recover each mailbox when it is opened, which happens in any case.
+/// Finish or roll back commits that a crash interrupted, and release dot-locks our crashed
+/// processes left, so a mailbox nobody opens soon is not left with a journal (and MDAs with a
+/// half-rewritten file or a lock they would wait out for many minutes).
+///
+/// Runs in its own thread while the daemon already serves: it never delays the greeting, and
+/// it waits for no lock (a mailbox whose locks are busy is skipped and logged; its next
+/// session recovers it before indexing). Only a spool directory shared by all users
+/// (`/var/mail/%u`) can be scanned; other templates recover each mailbox when it is opened,
+/// which happens in any case.
 fn recover_spool(config: &mboxpopd::config::Config) {
     let template = std::path::Path::new(&config.mailbox);
     let Some(dir) = template.parent().filter(|d| {
@@ -246,15 +261,26 @@ fn recover_spool(config: &mboxpopd::config::Config) {
     }) else {
         return;
     };
-    let opts = mboxpopd::storage::mailbox::MailboxOptions::from_config(config, None);
+    let mut opts = mboxpopd::storage::mailbox::MailboxOptions::from_config(config, None);
+    opts.lock_timeout = std::time::Duration::ZERO;
+    let started = std::time::Instant::now();
     match mboxpopd::storage::mailbox::recover_spool_dir(dir, &opts) {
         Ok(results) => {
             for (path, result) in results {
                 match result {
                     Ok(r) => log::warn!("start-up recovery of {}: {r:?}", path.display()),
+                    Err(mboxpopd::storage::StoreError::InUse(why)) => log::warn!(
+                        "start-up recovery of {} skipped ({why}); its next session recovers it",
+                        path.display()
+                    ),
                     Err(e) => log::error!("start-up recovery of {} failed: {e}", path.display()),
                 }
             }
+            log::info!(
+                "start-up recovery scan of {} done in {} ms",
+                dir.display(),
+                started.elapsed().as_millis()
+            );
         }
         Err(e) => log::warn!("cannot scan {} for interrupted commits: {e}", dir.display()),
     }

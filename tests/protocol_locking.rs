@@ -116,3 +116,65 @@ fn by_default_a_real_mda_delivers_during_a_session() {
     assert_eq!(show(&f.read_mbox("alice")), show(&mbox(&[MSG1, MSG3])));
     c.quit();
 }
+
+/// In a world-writable sticky spool another user plants a FIFO (or a symlink) as `alice.lock`.
+/// It is nobody's lock: never opened in a way that blocks, never followed. The session (here
+/// virtual-user mode, running as nobody) may not remove it, so the login waits `lock_timeout`
+/// and answers `[IN-USE]`, logging the file and its owner; once it is gone, all is well.
+#[test]
+fn a_planted_fifo_or_symlink_lock_ends_in_in_use_after_lock_timeout() {
+    use std::os::unix::fs::{chown, symlink, PermissionsExt};
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let mut f = Fixture::new();
+    fs::set_permissions(f.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let spool = f.path().join("spool");
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o1777)).unwrap();
+    f.config("user = nobody");
+    f.config("spool_group =");
+    f.config("lock_timeout = 1s");
+    f.write_mbox("alice", &mbox(&[MSG1]));
+    chown(f.mailbox("alice"), Some(NOBODY), Some(NOBODY)).unwrap();
+    let conf = f.write_config("127.0.0.1:1");
+    chown(f.path().join("passwd"), Some(NOBODY), None).unwrap();
+    chown(&conf, Some(NOBODY), None).unwrap();
+    let lock = dot_lock(&f, "alice");
+    let secret = f.path().join("secret");
+    fs::write(&secret, b"not yours").unwrap();
+    for planted in ["FIFO", "symbolic link"] {
+        if planted == "FIFO" {
+            assert!(Command::new("mkfifo")
+                .arg(&lock)
+                .status()
+                .unwrap()
+                .success());
+        } else {
+            symlink(&secret, &lock).unwrap();
+        }
+        // Owned by another user (daemon, uid 1): nobody cannot unlink it from a sticky dir.
+        std::os::unix::fs::lchown(&lock, Some(1), Some(1)).unwrap();
+        let mut c = f.inetd();
+        c.ok("USER alice");
+        let t = Instant::now();
+        let r = c.cmd("PASS secret");
+        assert!(r.starts_with("-ERR [IN-USE]"), "{planted}: {r}");
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+            "{planted}: {waited:?}"
+        );
+        // Logged before the wait began.
+        let log = c.log();
+        drop(c);
+        let needle = format!("alice.lock is a {planted} owned by uid 1, not a lock file");
+        assert!(log.contains(&needle), "{needle}:\n{log}");
+        assert_eq!(fs::read(&secret).unwrap(), b"not yours");
+        fs::remove_file(&lock).unwrap();
+    }
+    let mut c = f.inetd();
+    c.login("alice", "secret");
+    c.quit();
+}

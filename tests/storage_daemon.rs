@@ -294,3 +294,221 @@ fn standalone_daemon_recovers_interrupted_commits_at_start_up() {
         f.spool_leftovers()
     );
 }
+
+/// The step at which a commit with `MBOXPOPD_FAULT_CHUNK=512` has made its journal durable, from
+/// a logged undisturbed run (which commits; the caller rewrites the mailbox). `prepare` runs
+/// after the mailbox is written (ownership, mode).
+fn journal_durable_step(f: &Fixture, conf: &Path, case: &Case, prepare: &dyn Fn(&Fixture)) -> u64 {
+    f.write_mbox("alice", &case.old());
+    prepare(f);
+    let env = [
+        ("MBOXPOPD_FAULT_LOG", String::from("1")),
+        ("MBOXPOPD_FAULT_CHUNK", String::from("512")),
+    ];
+    let (status, out, log) = session(conf, &dele(&case.deleted), &env);
+    assert!(status.success(), "{out}\n{log}");
+    log.lines()
+        .find_map(|l| {
+            l.split("fault step ")
+                .nth(1)?
+                .strip_suffix(": journal directory fsync")
+        })
+        .expect("journal directory fsync step")
+        .parse()
+        .expect("number")
+}
+
+/// The daemon dies in the middle of the rewrite (the fault hook aborts the whole process: for
+/// the files and locks the same as `kill -9`), leaving a half-rewritten mailbox, its journal and
+/// the dot-lock of a dead pid. A restarted daemon serves the (rolled back) mailbox within a few
+/// seconds although `dotlock_stale_age` is five minutes, and has released the lock for MDAs.
+#[test]
+fn restarted_daemon_serves_at_once_after_a_crash_mid_commit() {
+    if !has_fault_hooks() {
+        eprintln!("skipped: the binary under test has no fault-injection hooks");
+        return;
+    }
+    let mut f = Fixture::new();
+    f.config("dotlock_stale_age = 5m");
+    let conf = f.write_config("127.0.0.1:1");
+    let case = Case {
+        messages: (0..10).map(|i| ss::message(&format!("r{i}"), 20)).collect(),
+        deleted: vec![1],
+    };
+    // A few writes into the shift: the mailbox is torn, the journal durable.
+    let step = journal_durable_step(&f, &conf, &case, &|_| {}) + 3;
+    f.write_mbox("alice", &case.old());
+    let env = [
+        ("MBOXPOPD_FAULT_AT", step.to_string()),
+        ("MBOXPOPD_FAULT_CHUNK", String::from("512")),
+    ];
+    let mut server = f.standalone_env("127.0.0.1", &env);
+    let mut c = server.connect();
+    c.login("alice", "secret");
+    c.ok("DELE 1");
+    c.send(b"QUIT\r\n");
+    c.expect_eof();
+    let status = server.stop();
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "{}", server.log());
+    let now = f.read_mbox("alice");
+    assert!(now != case.old() && now != case.new_content(), "not torn");
+    let lock = f.mailbox("alice").with_extension("lock");
+    let lock_text = std::fs::read_to_string(&lock).expect("the crash leaves its dot-lock");
+    assert!(lock_text.contains("mboxpopd boot="), "{lock_text}");
+    assert!(f.spool_leftovers().iter().any(|n| n.ends_with("-journal")));
+
+    let t = Instant::now();
+    let server = f.standalone();
+    let listening = t.elapsed();
+    let served = loop {
+        let mut c = server.connect();
+        c.ok("USER alice");
+        let r = c.cmd("PASS secret");
+        if r.starts_with("+OK") {
+            let stat = c.ok("STAT");
+            assert!(
+                stat.starts_with(&format!("+OK {} ", case.messages.len())),
+                "{stat}"
+            );
+            c.quit();
+            break t.elapsed();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "not served: {r}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The start-up scan has released the lock for MDAs (procmail would wait it out for 17 min).
+    while lock.exists() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mda_free = t.elapsed();
+    assert!(!lock.exists(), "{}", server.log());
+    assert_eq!(f.read_mbox("alice"), case.old(), "rolled back");
+    assert_eq!(f.spool_leftovers(), Vec::<String>::new());
+    assert!(
+        server.log().contains("took over dot-lock"),
+        "{}",
+        server.log()
+    );
+    eprintln!(
+        "restart after a crash mid-commit: listening after {listening:?}, mailbox served after \
+         {served:?}, dot-lock free for MDAs after {mda_free:?}"
+    );
+    assert!(served < Duration::from_secs(3), "{served:?}");
+}
+
+/// Virtual-user mode (`auth = passwd-file`, `user = nobody`): the mailbox belongs to another
+/// uid and nobody writes it through its group, so nobody owns the journal. Killed at every step
+/// of a commit, the next session (and a restarted daemon) applies that journal: exactly the old
+/// or the new mailbox every time.
+#[test]
+fn virtual_user_mode_recovers_journals_written_as_the_run_user() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    if !has_fault_hooks() || !common::is_root() {
+        eprintln!("skipped: needs root and the fault-injection hooks");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    const DAEMON: u32 = 1;
+    // The default stale age: the dead session's dot-lock must be recognised by its owner.
+    let mut f = Fixture::new();
+    f.config("lock_timeout = 10s");
+    // Debian's `root:mail 2775`, with nobody's group in the role of `mail`.
+    std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let spool = f.path().join("spool");
+    chown(&spool, Some(0), Some(NOBODY)).expect("chown spool");
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o2775)).expect("chmod");
+    f.config("user = nobody");
+    f.config(&format!(
+        "group = {}",
+        group_name(NOBODY).expect("nobody's group")
+    ));
+    f.config("spool_group =");
+    let conf = f.write_config("127.0.0.1:1");
+    chown(f.path().join("passwd"), Some(NOBODY), None).expect("chown passwd");
+    chown(&conf, Some(NOBODY), None).expect("chown conf");
+    let case = Case {
+        messages: (0..10).map(|i| ss::message(&format!("v{i}"), 20)).collect(),
+        deleted: vec![1],
+    };
+    let mailbox = f.mailbox("alice");
+    let own = |f: &Fixture| {
+        chown(f.mailbox("alice"), Some(DAEMON), Some(NOBODY)).expect("chown mbox");
+        std::fs::set_permissions(f.mailbox("alice"), std::fs::Permissions::from_mode(0o660))
+            .expect("chmod mbox");
+    };
+    let (mut olds, mut news, mut journaled) = (0, 0, 0);
+    for step in 1u64.. {
+        f.write_mbox("alice", &case.old());
+        own(&f);
+        let env = [
+            ("MBOXPOPD_FAULT_AT", step.to_string()),
+            ("MBOXPOPD_FAULT_CHUNK", String::from("512")),
+        ];
+        let (status, out, log) = session(&conf, &dele(&case.deleted), &env);
+        if !log.contains("fault injected") {
+            assert!(status.success(), "step {step}: {out}\n{log}");
+            assert_eq!(f.read_mbox("alice"), case.new_content());
+            break;
+        }
+        assert_eq!(status.signal(), Some(libc::SIGABRT), "step {step}: {log}");
+        let journal = f
+            .spool_leftovers()
+            .into_iter()
+            .find(|n| n.ends_with("-journal"));
+        if let Some(j) = &journal {
+            journaled += 1;
+            let meta = std::fs::metadata(spool.join(j)).expect("journal");
+            assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), NOBODY);
+        }
+        if check(
+            &f,
+            &conf,
+            &case,
+            &format!("virtual user, fault at step {step}"),
+        ) {
+            news += 1;
+        } else {
+            olds += 1;
+        }
+        let meta = std::fs::metadata(&mailbox).expect("mailbox");
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), DAEMON);
+    }
+    eprintln!("virtual user: {olds} old, {news} new, {journaled} crashes left a journal");
+    assert!(olds > 0 && news > 0 && journaled > 5);
+
+    // The same through a restarted standalone daemon's start-up scan (as nobody).
+    let step = journal_durable_step(&f, &conf, &case, &own) + 3;
+    f.write_mbox("alice", &case.old());
+    own(&f);
+    let env = [
+        ("MBOXPOPD_FAULT_AT", step.to_string()),
+        ("MBOXPOPD_FAULT_CHUNK", String::from("512")),
+    ];
+    let (status, _, log) = session(&conf, &dele(&case.deleted), &env);
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "{log}");
+    assert_ne!(f.read_mbox("alice"), case.old());
+    let server = f.standalone();
+    assert!(
+        server.wait_for_log("start-up recovery of"),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains("RolledBack"), "{}", server.log());
+    assert_eq!(f.read_mbox("alice"), case.old());
+    assert_eq!(f.spool_leftovers(), Vec::<String>::new());
+}
+
+/// The name of group `gid` in /etc/group (Debian: nogroup, Fedora: nobody).
+fn group_name(gid: u32) -> Option<String> {
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == gid.to_string()).then(|| f[0].to_string())
+        })
+}

@@ -393,6 +393,82 @@ fn startup_recovery_finds_journals_in_the_spool_directory() {
     );
 }
 
+/// A dot-lock our crashed process left (this host, this boot, dead pid) is released by the
+/// start-up scan even when there is no journal, so MDAs need not wait out its age; a live or
+/// foreign lock is left alone.
+#[test]
+fn startup_recovery_releases_our_dead_dot_locks_only() {
+    use mboxpopd::storage::journal::Recovery;
+    use mboxpopd::storage::mailbox::recover_spool_dir;
+    use mboxpopd::sys::process;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    for p in [&a, &b, &c] {
+        write_file(p, &mbox(&[message("a", 3)]));
+    }
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let dead = child.id();
+    child.wait().expect("wait");
+    let ours = |pid: u32, start: u64| {
+        format!(
+            "{pid}:{}\nmboxpopd boot={} start={start}\n",
+            process::host_name(),
+            process::boot_id().expect("boot id")
+        )
+    };
+    fs::write(DotLock::path_for(&a), ours(dead, 1)).expect("lock a");
+    let me = std::process::id();
+    let my_start = process::own_start_time().expect("start");
+    fs::write(DotLock::path_for(&b), ours(me, my_start)).expect("lock b");
+    fs::write(DotLock::path_for(&c), format!("{dead}\n")).expect("lock c");
+    let mut opts = options();
+    opts.dotlock_stale_age = Duration::from_secs(300);
+    opts.lock_timeout = Duration::ZERO;
+    let found = recover_spool_dir(dir.path(), &opts).expect("scan");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, a);
+    assert!(matches!(found[0].1, Ok(Recovery::Clean)));
+    assert!(!DotLock::path_for(&a).exists());
+    assert!(DotLock::path_for(&b).exists(), "a live owner's lock");
+    assert!(
+        DotLock::path_for(&c).exists(),
+        "a foreign lock keeps the age rule"
+    );
+}
+
+/// A journal planted by another uid is ignored, not applied and not renamed: the owner logs in
+/// and sees the mailbox as it is, and the next commit clears the name and succeeds.
+#[test]
+fn a_planted_journal_does_not_lock_the_owner_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("u");
+    let old = mbox(&[message("a", 3), message("b", 3), message("c", 3)]);
+    write_file(&path, &old);
+    let jp = journal_path(&path);
+    fs::write(&jp, b"MBOXPOPD-JRNL-1\nnot really").expect("plant");
+    let uid = fs::metadata(&path).expect("stat").uid();
+    if std::os::unix::fs::chown(&jp, Some(uid + 1), None).is_err() {
+        eprintln!("skipped: cannot chown (not root)");
+        return;
+    }
+    let mut mb = Mailbox::open(&path, &options()).expect("open despite the planted journal");
+    assert_eq!(mb.messages().len(), 3);
+    assert!(jp.exists(), "ignored, not removed by recovery");
+    let mut aside = jp.clone().into_os_string();
+    aside.push(".rejected");
+    assert!(!std::path::Path::new(&aside).exists(), "never renamed");
+    mb.commit(&[0]).expect("commit");
+    assert_eq!(
+        fs::read(&path).expect("read"),
+        mbox(&[message("b", 3), message("c", 3)])
+    );
+    assert!(!jp.exists());
+}
+
 #[test]
 fn reading_does_not_touch_atime() {
     // procmail sleeps with its locks held when the spool was read since its last write

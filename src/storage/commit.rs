@@ -15,10 +15,10 @@
 //! was appended before (past the indexed length) is part of `[start, old_len)` and is shifted
 //! down with the kept messages.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use super::journal::{self, Extent, Journal, Recovery};
@@ -72,6 +72,8 @@ pub(crate) fn io_error(what: &str, path: &Path, e: &io::Error) -> StoreError {
 
 /// Remove `deleted` (byte ranges inside `[0, old_len)`) from `file`, which is open read-write on
 /// `path` and is `old_len` bytes long. The caller holds the MDA locks. Durable on `Ok`.
+/// `writers`: the uids besides the mailbox's owner and root whose journals recovery applies
+/// (see [`journal::trusted`]).
 ///
 /// On an error the mailbox is left with its old content: before the truncate the journal is
 /// rolled back at once; if even that fails, the journal stays for the next open to recover.
@@ -80,6 +82,7 @@ pub fn remove_ranges(
     path: &Path,
     deleted: &[Range<u64>],
     old_len: u64,
+    writers: &[u32],
 ) -> Result<RewriteStats, StoreError> {
     let ranges = normalise(deleted, old_len)?;
     let Some(first) = ranges.first() else {
@@ -94,16 +97,15 @@ pub fn remove_ranges(
 
     // A journal left by a crash must be resolved before a new one can be written; normally
     // `Mailbox::open` already did this.
-    recover_logged(file, path)?;
+    if let Recovery::Ignored { owner_uid, .. } = recover_logged(file, path, writers)? {
+        clear_untrusted(path, owner_uid)?;
+    }
 
     if extent.start == extent.new_len {
         // Only the tail goes: nothing is overwritten, and a truncate either happened or did
         // not, so no journal is needed. This also works on a completely full disk.
-        fault::point("truncate")
-            .and_then(|()| file.set_len(extent.new_len))
-            .map_err(|e| io_error("cannot truncate", path, &e))?;
-        fault::point("mailbox fsync after truncate")
-            .and_then(|()| file.sync_all())
+        fault::set_len(file, extent.new_len).map_err(|e| io_error("cannot truncate", path, &e))?;
+        fault::sync(file, "mailbox fsync after truncate")
             .map_err(|e| io_error("cannot fsync", path, &e))?;
         return Ok(RewriteStats {
             rewritten_bytes: 0,
@@ -112,23 +114,22 @@ pub fn remove_ranges(
         });
     }
 
+    check_writer_trusted(file, path, writers)?;
     let journal =
         Journal::write(file, path, extent).map_err(|e| io_error("cannot journal", path, &e))?;
 
-    if let Err(e) = shift(file, &ranges, extent).and_then(|()| {
-        fault::point("mailbox fsync after shift")?;
-        file.sync_all()
-    }) {
+    if let Err(e) =
+        shift(file, &ranges, extent).and_then(|()| fault::sync(file, "mailbox fsync after shift"))
+    {
         return Err(undo(file, path, journal, "rewrite", &e));
     }
-    let truncated = { fault::point("truncate").and_then(|()| file.set_len(extent.new_len)) };
+    let truncated = fault::set_len(file, extent.new_len);
     if let Err(e) = truncated {
         return Err(undo(file, path, journal, "truncate", &e));
     }
     // Past the truncate there is no way back (the removed bytes were never journalled): a
     // failing fsync here reports an error although the new content is in place.
-    fault::point("mailbox fsync after truncate")
-        .and_then(|()| file.sync_all())
+    fault::sync(file, "mailbox fsync after truncate")
         .map_err(|e| io_error("cannot fsync", path, &e))?;
     // The commit is durable now; a failure to remove the journal only leaves work for the next
     // recovery, which will find the truncate done and delete it.
@@ -190,15 +191,65 @@ fn undo(file: &File, path: &Path, journal: Journal, step: &str, e: &io::Error) -
     err
 }
 
-/// Run journal recovery, mapping errors. A rejected journal is not an error for the caller:
-/// the mailbox was left as it is and will be indexed afresh.
-pub fn recover_logged(file: &File, path: &Path) -> Result<Recovery, StoreError> {
-    journal::recover(file, path)
+/// Run journal recovery, mapping errors. A rejected or ignored journal is not an error for the
+/// caller: the mailbox was left as it is and will be indexed afresh.
+pub fn recover_logged(file: &File, path: &Path, writers: &[u32]) -> Result<Recovery, StoreError> {
+    journal::recover(file, path, writers)
         .map_err(|e| io_error("cannot recover the commit journal of", path, &e))
 }
 
-/// Test hooks to crash or fail a commit at a chosen step, compiled only with the
-/// `fault-injection` feature (the test build enables it; release builds do not have it).
+/// The journal path holds a file recovery ignored (not ours). A new journal cannot be created
+/// there, so remove it if this session may (the session is the user, and it sits in the
+/// user's spool slot); otherwise refuse the commit, changing nothing.
+fn clear_untrusted(path: &Path, owner_uid: u32) -> Result<(), StoreError> {
+    let jpath = journal::journal_path(path);
+    match fs::remove_file(&jpath) {
+        Ok(()) => {
+            log::warn!(
+                "{}: removed {} (owner uid {owner_uid}), which was not a journal of ours",
+                path.display(),
+                jpath.display()
+            );
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            let msg = format!(
+                "{}: commit refused, the mailbox is unchanged: {} (owner uid {owner_uid}) is \
+                 in the way of the commit journal and cannot be removed: {e}",
+                path.display(),
+                jpath.display()
+            );
+            log::error!("{msg}");
+            Err(StoreError::Temporary(msg))
+        }
+    }
+}
+
+/// A journal this process writes is owned by its file-system uid; if recovery would not trust
+/// that owner, a crash would leave a journal nobody applies and a torn mailbox. Refuse first.
+fn check_writer_trusted(file: &File, path: &Path, writers: &[u32]) -> Result<(), StoreError> {
+    let owner = file
+        .metadata()
+        .map_err(|e| io_error("cannot stat", path, &e))?
+        .uid();
+    let me = crate::sys::credentials::fs_uid();
+    if journal::trusted(me, owner, writers) {
+        return Ok(());
+    }
+    let msg = format!(
+        "{}: commit refused, the mailbox is unchanged: its journal would be written as uid {me}, \
+         which crash recovery does not trust (mailbox owner {owner}; set `user =` to the uid \
+         the daemon writes as)",
+        path.display()
+    );
+    log::error!("{msg}");
+    Err(StoreError::Permanent(msg))
+}
+
+/// Test hooks to crash or fail a commit at a chosen step, and to record what it writes,
+/// compiled only with the `fault-injection` feature (the test build enables it; release builds
+/// do not have it).
 ///
 /// `MBOXPOPD_FAULT_AT=N` acts at the N-th step (1-based) of journal writes, mailbox writes,
 /// fsyncs, the truncate and the unlinks. By default it aborts the process (for the file system
@@ -206,14 +257,26 @@ pub fn recover_logged(file: &File, path: &Path) -> Result<Recovery, StoreError> 
 /// write. With `MBOXPOPD_FAULT_MODE=enospc` the step fails with ENOSPC instead (after the same
 /// half write), to exercise the error paths. `MBOXPOPD_FAULT_CHUNK=B` shrinks the copy buffer
 /// so a small mailbox goes through many write steps. `MBOXPOPD_FAULT_LOG=1` prints each step.
-pub(crate) mod fault {
+///
+/// [`record`] (feature builds only) runs a closure and returns every completed write, length
+/// change, file creation, unlink and fsync it made on this thread: the input of the power-cut
+/// test, which replays what a disk may hold when power fails between two of them.
+pub mod fault {
     use std::fs::File;
     use std::io;
     use std::os::unix::fs::FileExt;
+    use std::path::Path;
+
+    #[cfg(feature = "fault-injection")]
+    pub use imp::{record, Op};
 
     #[cfg(feature = "fault-injection")]
     mod imp {
+        use std::cell::RefCell;
+        use std::fs::File;
         use std::io;
+        use std::os::unix::fs::MetadataExt;
+        use std::path::PathBuf;
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::OnceLock;
 
@@ -234,6 +297,9 @@ pub(crate) mod fault {
         }
 
         pub fn chunk() -> Option<usize> {
+            if let Some(c) = RECORDER.with(|r| r.borrow().as_ref().map(|r| r.chunk)) {
+                return Some(c);
+            }
             static C: OnceLock<Option<u64>> = OnceLock::new();
             C.get_or_init(|| env_u64("MBOXPOPD_FAULT_CHUNK"))
                 .map(|c| c.max(1) as usize)
@@ -259,11 +325,85 @@ pub(crate) mod fault {
             eprintln!("fault injected at step {step}: {name}");
             std::process::abort()
         }
+
+        /// One completed operation that changes what a disk holds. Files are named by inode.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Op {
+            /// A new directory entry `path` for the (empty) file `ino`.
+            Create {
+                path: PathBuf,
+                ino: u64,
+            },
+            Write {
+                ino: u64,
+                offset: u64,
+                bytes: Vec<u8>,
+            },
+            SetLen {
+                ino: u64,
+                len: u64,
+            },
+            /// fsync: everything written to `ino` before is durable.
+            Fsync {
+                ino: u64,
+            },
+            Unlink {
+                path: PathBuf,
+            },
+            /// fsync of a directory: the entries created or removed in it before are durable.
+            DirFsync {
+                dir: PathBuf,
+            },
+        }
+
+        struct Recorder {
+            chunk: usize,
+            ops: Vec<Op>,
+        }
+
+        thread_local! {
+            static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+        }
+
+        /// Run `f` with recording on (this thread only, so parallel tests do not mix) and a
+        /// copy buffer of `chunk` bytes; return its result and the operations it completed.
+        pub fn record<T>(chunk: usize, f: impl FnOnce() -> T) -> (T, Vec<Op>) {
+            RECORDER.with(|r| {
+                *r.borrow_mut() = Some(Recorder {
+                    chunk: chunk.max(1),
+                    ops: Vec::new(),
+                })
+            });
+            let out = f();
+            let ops = RECORDER.with(|r| r.borrow_mut().take().map(|r| r.ops).unwrap_or_default());
+            (out, ops)
+        }
+
+        pub fn recording() -> bool {
+            RECORDER.with(|r| r.borrow().is_some())
+        }
+
+        pub fn push(op: impl FnOnce() -> Option<Op>) {
+            if !recording() {
+                return;
+            }
+            if let Some(op) = op() {
+                RECORDER.with(|r| {
+                    if let Some(r) = r.borrow_mut().as_mut() {
+                        r.ops.push(op);
+                    }
+                });
+            }
+        }
+
+        pub fn ino(file: &File) -> Option<u64> {
+            file.metadata().ok().map(|m| m.ino())
+        }
     }
 
     /// A fault point before a non-write step.
     #[inline]
-    pub fn point(_name: &str) -> io::Result<()> {
+    pub(crate) fn point(_name: &str) -> io::Result<()> {
         #[cfg(feature = "fault-injection")]
         if imp::hit(_name) {
             return Err(imp::fail(_name));
@@ -273,16 +413,89 @@ pub(crate) mod fault {
 
     /// `write_all_at`, with a fault point that leaves a torn write.
     #[inline]
-    pub fn write_at(file: &File, buf: &[u8], off: u64) -> io::Result<()> {
+    pub(crate) fn write_at(file: &File, buf: &[u8], off: u64) -> io::Result<()> {
         #[cfg(feature = "fault-injection")]
         if imp::hit("write") {
             let _ = file.write_all_at(&buf[..buf.len() / 2], off);
             return Err(imp::fail("write"));
         }
-        file.write_all_at(buf, off)
+        file.write_all_at(buf, off)?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::Write {
+                ino: imp::ino(file)?,
+                offset: off,
+                bytes: buf.to_vec(),
+            })
+        });
+        Ok(())
     }
 
-    pub fn chunk_size() -> Option<usize> {
+    /// fsync(2) of a file, after the fault point `name`.
+    pub(crate) fn sync(file: &File, name: &str) -> io::Result<()> {
+        point(name)?;
+        file.sync_all()?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::Fsync {
+                ino: imp::ino(file)?,
+            })
+        });
+        Ok(())
+    }
+
+    /// ftruncate(2), after the fault point "truncate".
+    pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
+        point("truncate")?;
+        file.set_len(len)?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::SetLen {
+                ino: imp::ino(file)?,
+                len,
+            })
+        });
+        Ok(())
+    }
+
+    /// Record that `file` was just created at `path` (a new directory entry).
+    pub(crate) fn created(_path: &Path, _file: &File) {
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::Create {
+                path: _path.to_owned(),
+                ino: imp::ino(_file)?,
+            })
+        });
+    }
+
+    /// unlink(2), after the fault point `name`.
+    pub(crate) fn unlink(path: &Path, name: &str) -> io::Result<()> {
+        point(name)?;
+        std::fs::remove_file(path)?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::Unlink {
+                path: path.to_owned(),
+            })
+        });
+        Ok(())
+    }
+
+    /// fsync(2) of the directory holding `path`, after the fault point `name`.
+    pub(crate) fn sync_dir(path: &Path, name: &str) -> io::Result<()> {
+        point(name)?;
+        super::journal::sync_dir_of(path)?;
+        #[cfg(feature = "fault-injection")]
+        imp::push(|| {
+            Some(imp::Op::DirFsync {
+                dir: path.parent()?.to_owned(),
+            })
+        });
+        Ok(())
+    }
+
+    pub(crate) fn chunk_size() -> Option<usize> {
         #[cfg(feature = "fault-injection")]
         {
             imp::chunk()
@@ -320,7 +533,7 @@ mod tests {
         let old = b"AAAAbbbCCCCdddEEEE".to_vec();
         let (_d, p, f) = file_with(&old);
         let ino = fs::metadata(&p).expect("stat").ino();
-        let stats = remove_ranges(&f, &p, &[14..18, 4..7, 11..14], 18).expect("commit");
+        let stats = remove_ranges(&f, &p, &[14..18, 4..7, 11..14], 18, &[]).expect("commit");
         assert_eq!(fs::read(&p).expect("read"), b"AAAACCCC");
         assert_eq!(
             stats,
@@ -339,7 +552,7 @@ mod tests {
     #[test]
     fn deleting_the_tail_journals_and_rewrites_nothing() {
         let (_d, p, f) = file_with(b"keep this, drop that");
-        let stats = remove_ranges(&f, &p, &[10..20], 20).expect("commit");
+        let stats = remove_ranges(&f, &p, &[10..20], 20, &[]).expect("commit");
         assert_eq!(stats.rewritten_bytes, 0);
         assert_eq!(stats.journalled_bytes, 0);
         assert_eq!(fs::read(&p).expect("read"), b"keep this,");
@@ -351,7 +564,7 @@ mod tests {
         let before = fs::metadata(&p).expect("stat").modified().expect("mtime");
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(
-            remove_ranges(&f, &p, &[], 7).expect("commit"),
+            remove_ranges(&f, &p, &[], 7, &[]).expect("commit"),
             RewriteStats::default()
         );
         let after = fs::metadata(&p).expect("stat").modified().expect("mtime");
@@ -363,7 +576,7 @@ mod tests {
     fn bytes_past_the_indexed_length_are_kept_and_shifted() {
         // old_len covers mail appended after indexing; only indexed ranges are deleted.
         let (_d, p, f) = file_with(b"m1m2m3APPENDED");
-        remove_ranges(&f, &p, &[2..4], 14).expect("commit");
+        remove_ranges(&f, &p, &[2..4], 14, &[]).expect("commit");
         assert_eq!(fs::read(&p).expect("read"), b"m1m3APPENDED");
     }
 
@@ -371,10 +584,72 @@ mod tests {
     fn ranges_past_the_end_are_refused() {
         let (_d, p, f) = file_with(b"short");
         assert!(matches!(
-            remove_ranges(&f, &p, &[2..9], 5),
+            remove_ranges(&f, &p, &[2..9], 5, &[]),
             Err(StoreError::Temporary(_))
         ));
         assert_eq!(fs::read(&p).expect("read"), b"short");
+    }
+
+    #[test]
+    fn an_untrusted_file_at_the_journal_path_is_removed_or_refuses_the_commit() {
+        if !crate::sys::credentials::is_root() {
+            eprintln!("skipped: needs root (chown, and a thread switched to other uids)");
+            return;
+        }
+        let (d, p, f) = file_with(b"m1m2m3m4");
+        let jp = journal::journal_path(&p);
+        fs::write(&jp, b"planted").expect("plant");
+        std::os::unix::fs::chown(&jp, Some(12345), None).expect("chown");
+        // Removable (we are root): removed, and the commit goes ahead.
+        remove_ranges(&f, &p, &[2..4], 8, &[]).expect("commit");
+        assert_eq!(fs::read(&p).expect("read"), b"m1m3m4");
+        assert!(!jp.exists());
+
+        // A sticky, world-writable spool, a session running as nobody: the planted file is
+        // not removable, so the commit is refused and nothing changes.
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o1777)).expect("chmod");
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).expect("chown");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).expect("chmod");
+        fs::write(&jp, b"planted").expect("plant");
+        std::os::unix::fs::chown(&jp, Some(12345), None).expect("chown");
+        let (p2, jp2) = (p.clone(), jp.clone());
+        std::thread::spawn(move || {
+            crate::sys::credentials::bind_thread_to(65534, 65534, &[]).expect("drop");
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&p2)
+                .expect("open");
+            let r = remove_ranges(&f, &p2, &[0..2], 6, &[]);
+            assert!(matches!(r, Err(StoreError::Temporary(_))), "{r:?}");
+            assert_eq!(fs::read(&p2).expect("read"), b"m1m3m4");
+            assert!(jp2.exists());
+            fs::remove_file(&jp2).expect_err("still not removable");
+        })
+        .join()
+        .expect("thread");
+        fs::remove_file(&jp).expect("cleanup");
+
+        // The mailbox owned by someone else, writable to nobody: nobody's journal would not be
+        // trusted by recovery, so the commit is refused unless nobody is a configured writer.
+        std::os::unix::fs::chown(&p, Some(12345), Some(65534)).expect("chown");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).expect("chmod");
+        std::thread::spawn(move || {
+            crate::sys::credentials::bind_thread_to(65534, 65534, &[]).expect("drop");
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&p)
+                .expect("open");
+            let r = remove_ranges(&f, &p, &[0..2], 6, &[]);
+            assert!(matches!(r, Err(StoreError::Permanent(_))), "{r:?}");
+            assert_eq!(fs::read(&p).expect("read"), b"m1m3m4");
+            assert!(!jp.exists());
+            remove_ranges(&f, &p, &[0..2], 6, &[65534]).expect("trusted writer");
+            assert_eq!(fs::read(&p).expect("read"), b"m3m4");
+        })
+        .join()
+        .expect("thread");
     }
 
     proptest::proptest! {
@@ -398,7 +673,7 @@ mod tests {
                 .map(|(_, b)| *b)
                 .collect();
             let (_d, p, f) = file_with(&content);
-            remove_ranges(&f, &p, &ranges, len as u64).expect("commit");
+            remove_ranges(&f, &p, &ranges, len as u64, &[]).expect("commit");
             proptest::prop_assert_eq!(fs::read(&p).expect("read"), expected);
         }
     }

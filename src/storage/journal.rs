@@ -158,13 +158,14 @@ impl Journal {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)?;
+        fault::created(&path, &file);
         let result = Self::fill(&file, mailbox, &header);
         if let Err(e) = result {
             drop(file);
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        if let Err(e) = fault::point("journal directory fsync").and_then(|()| sync_dir_of(&path)) {
+        if let Err(e) = fault::sync_dir(&path, "journal directory fsync") {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
@@ -190,8 +191,7 @@ impl Journal {
         }
         let sum: [u8; 32] = h.finalize().into();
         fault::write_at(file, &sum, out)?;
-        fault::point("journal fsync")?;
-        file.sync_all()
+        fault::sync(file, "journal fsync")
     }
 
     /// Bytes saved in the journal.
@@ -208,10 +208,8 @@ impl Journal {
     /// resurrect the journal anyway, recovery sees the truncate done (the tail digest no longer
     /// matches) and only deletes it.
     pub fn remove(self) -> io::Result<()> {
-        fault::point("journal unlink")?;
-        fs::remove_file(&self.path)?;
-        fault::point("directory fsync after unlink")?;
-        sync_dir_of(&self.path)
+        fault::unlink(&self.path, "journal unlink")?;
+        fault::sync_dir(&self.path, "directory fsync after unlink")
     }
 }
 
@@ -227,8 +225,7 @@ fn roll_back(journal: &File, header: &Header, mailbox: &File) -> io::Result<()> 
         fault::write_at(mailbox, &buf[..n], pos)?;
         pos += n as u64;
     }
-    fault::point("mailbox fsync after roll-back")?;
-    mailbox.sync_all()
+    fault::sync(mailbox, "mailbox fsync after roll-back")
 }
 
 /// Read and verify an open journal. `Ok(None)`: torn or not a journal.
@@ -280,31 +277,102 @@ pub enum Recovery {
     RolledBack { restored_bytes: u64 },
     /// The rewrite and truncate had finished; only the journal was left. Journal deleted.
     AlreadyComplete,
-    /// The journal does not describe this file (other inode, or the file is shorter than the
-    /// commit could have left it): another program replaced or cut the mailbox since. Nothing
-    /// was written; the journal was renamed to `…-journal.rejected` for the administrator.
+    /// A journal we wrote, but it does not describe this file (other inode, or the file is
+    /// shorter than the commit could have left it): another program replaced or cut the
+    /// mailbox since. Nothing was written; the journal was moved to a fresh
+    /// `…-journal.rejected[.N]` name for the administrator (or left in place if none was free).
     Rejected { reason: String },
+    /// Something at the journal path that we did not write: owned by an untrusted uid, or not
+    /// a regular file. Never applied, renamed or removed by recovery; the mailbox is served as
+    /// it is.
+    Ignored { reason: String, owner_uid: u32 },
+}
+
+/// Whether recovery applies a journal owned by `uid` to a mailbox owned by `owner`: the
+/// mailbox's owner, root, and `writers` (the uids this daemon writes journals as) may write
+/// one. Anyone else could only have planted it, and applying it would write their bytes into
+/// the mailbox.
+pub fn trusted(uid: u32, owner: u32, writers: &[u32]) -> bool {
+    uid == owner || uid == 0 || writers.contains(&uid)
+}
+
+/// A name for a rejected journal that does not exist yet: link(2) never replaces a file.
+fn set_aside(path: &Path) -> io::Result<Option<PathBuf>> {
+    for n in 0..100u32 {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".rejected");
+        if n > 0 {
+            aside.push(format!(".{n}"));
+        }
+        let aside = PathBuf::from(aside);
+        match fs::hard_link(path, &aside) {
+            Ok(()) => {
+                fs::remove_file(path)?;
+                sync_dir_of(path)?;
+                return Ok(Some(aside));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// Remove `path` if it still is the file `meta` describes (the name may have been replaced
+/// since it was opened; never remove something we did not look at).
+fn remove_verified(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if (m.dev(), m.ino()) == (meta.dev(), meta.ino()) => fs::remove_file(path),
+        Ok(_) => Err(io::Error::other(
+            "the journal was replaced while recovering",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn kind_of(meta: &fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Recover an interrupted commit. The caller holds the MDA locks, and `mailbox` is open for
-/// writing on `mailbox_path`.
-pub fn recover(mailbox: &File, mailbox_path: &Path) -> io::Result<Recovery> {
+/// writing on `mailbox_path`. `writers`: see [`trusted`].
+pub fn recover(mailbox: &File, mailbox_path: &Path, writers: &[u32]) -> io::Result<Recovery> {
     let path = journal_path(mailbox_path);
-    let reject = |reason: String| -> io::Result<Recovery> {
-        let mut aside = path.as_os_str().to_owned();
-        aside.push(".rejected");
-        fs::rename(&path, &aside)?;
-        sync_dir_of(&path)?;
+    let meta = mailbox.metadata()?;
+    let ignore = |reason: String, owner_uid: u32| -> io::Result<Recovery> {
         log::error!(
-            "{}: commit journal not applied ({reason}); mailbox left as it is, journal kept as {}",
+            "{}: ignoring {} (owner uid {owner_uid}): {reason}; not applied, the mailbox is \
+             served as it is",
             mailbox_path.display(),
-            Path::new(&aside).display()
+            path.display()
         );
-        Ok(Recovery::Rejected { reason })
+        Ok(Recovery::Ignored { reason, owner_uid })
     };
-    // Never follow a symlink, and only trust a journal written by the mailbox's owner: recovery
-    // may run with more privileges than the user (the daemon at start-up), and a journal planted
-    // by someone else must not be able to write into a mailbox.
+    // Recovery may run with more privileges than the user (the daemon at start-up), and in a
+    // spool others can create files in (mode 1777) the name may hold anything: look before
+    // opening, never follow a symlink, never block on a FIFO, and trust only the owners above.
+    let lmeta = match fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
+        Err(e) => return Err(e),
+    };
+    if !lmeta.file_type().is_file() {
+        return ignore(String::from(kind_of(&lmeta)), lmeta.uid());
+    }
+    if !trusted(lmeta.uid(), meta.uid(), writers) {
+        return ignore(
+            format!("written by an untrusted uid (mailbox owner {})", meta.uid()),
+            lmeta.uid(),
+        );
+    }
     let journal = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
@@ -313,24 +381,42 @@ pub fn recover(mailbox: &File, mailbox_path: &Path) -> io::Result<Recovery> {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Clean),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return reject(String::from("the journal is a symbolic link"))
+            return ignore(String::from("a symbolic link"), lmeta.uid())
         }
         Err(e) => return Err(e),
     };
-    let meta = mailbox.metadata()?;
+    // What was opened is what counts (the name may have been swapped since the lstat).
     let jmeta = journal.metadata()?;
     if !jmeta.file_type().is_file() {
-        return reject(String::from("the journal is not a regular file"));
+        return ignore(String::from(kind_of(&jmeta)), jmeta.uid());
     }
-    if jmeta.uid() != meta.uid() {
-        return reject(format!(
-            "the journal belongs to uid {}, the mailbox to uid {}",
+    if !trusted(jmeta.uid(), meta.uid(), writers) {
+        return ignore(
+            format!("written by an untrusted uid (mailbox owner {})", meta.uid()),
             jmeta.uid(),
-            meta.uid()
-        ));
+        );
     }
+    let reject = |reason: String| -> io::Result<Recovery> {
+        match set_aside(&path)? {
+            Some(aside) => log::error!(
+                "{}: commit journal not applied ({reason}); mailbox left as it is, journal \
+                 kept as {}",
+                mailbox_path.display(),
+                aside.display()
+            ),
+            None => log::error!(
+                "{}: commit journal not applied ({reason}); mailbox left as it is, journal \
+                 left at {} (no free name to move it to)",
+                mailbox_path.display(),
+                path.display()
+            ),
+        }
+        Ok(Recovery::Rejected { reason })
+    };
     let Some(header) = read_valid(&journal)? else {
-        fs::remove_file(&path)?;
+        // Written by a trusted uid and torn (or never filled): the crash came before the
+        // journal was durable, so before the first byte of the mailbox was touched.
+        remove_verified(&path, &jmeta)?;
         sync_dir_of(&path)?;
         log::warn!(
             "{}: removed a torn commit journal; the mailbox was not yet modified",
@@ -373,8 +459,8 @@ pub fn recover(mailbox: &File, mailbox_path: &Path) -> io::Result<Recovery> {
         Recovery::AlreadyComplete
     };
     fault::point("journal unlink after recovery")?;
-    fs::remove_file(&path)?;
-    sync_dir_of(&path)?;
+    remove_verified(&path, &jmeta)?;
+    fault::sync_dir(&path, "directory fsync after recovery")?;
     Ok(outcome)
 }
 
@@ -426,12 +512,12 @@ mod tests {
         // A partial shift, then a crash.
         f.write_all_at(b"XXXX", 5).expect("write");
         assert_eq!(
-            recover(&f, &p).expect("recover"),
+            recover(&f, &p, &[]).expect("recover"),
             Recovery::RolledBack { restored_bytes: 10 }
         );
         assert_eq!(fs::read(&p).expect("read"), old);
         assert!(!journal_path(&p).exists());
-        assert_eq!(recover(&f, &p).expect("again"), Recovery::Clean);
+        assert_eq!(recover(&f, &p, &[]).expect("again"), Recovery::Clean);
     }
 
     #[test]
@@ -446,7 +532,10 @@ mod tests {
         let _j = Journal::write(&f, &p, extent).expect("journal");
         f.write_all_at(b"abcdefghij", 0).expect("write");
         f.write_all_at(b"APPENDED", 20).expect("append");
-        assert!(matches!(recover(&f, &p), Ok(Recovery::RolledBack { .. })));
+        assert!(matches!(
+            recover(&f, &p, &[]),
+            Ok(Recovery::RolledBack { .. })
+        ));
         assert_eq!(fs::read(&p).expect("read"), b"0123456789abcdefghijAPPENDED");
     }
 
@@ -463,7 +552,10 @@ mod tests {
         f.set_len(10).expect("truncate");
         // An MDA appends more than was removed: the length alone would look untruncated.
         f.write_all_at(b"NEW MAIL ARRIVED", 10).expect("append");
-        assert_eq!(recover(&f, &p).expect("recover"), Recovery::AlreadyComplete);
+        assert_eq!(
+            recover(&f, &p, &[]).expect("recover"),
+            Recovery::AlreadyComplete
+        );
         assert_eq!(fs::read(&p).expect("read"), b"abcdefghijNEW MAIL ARRIVED");
     }
 
@@ -481,12 +573,18 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         fs::write(&jp, &bytes).expect("corrupt");
-        assert_eq!(recover(&f, &p).expect("recover"), Recovery::DiscardedTorn);
+        assert_eq!(
+            recover(&f, &p, &[]).expect("recover"),
+            Recovery::DiscardedTorn
+        );
         assert_eq!(fs::read(&p).expect("read"), b"0123456789abcdefghij");
         // A journal cut short is torn too.
         drop(Journal::write(&f, &p, extent).expect("journal"));
         fs::write(&jp, &bytes[..40]).expect("cut");
-        assert_eq!(recover(&f, &p).expect("recover"), Recovery::DiscardedTorn);
+        assert_eq!(
+            recover(&f, &p, &[]).expect("recover"),
+            Recovery::DiscardedTorn
+        );
     }
 
     #[test]
@@ -508,11 +606,18 @@ mod tests {
             .write(true)
             .open(&p)
             .expect("open");
-        assert!(matches!(recover(&f, &p), Ok(Recovery::Rejected { .. })));
-        assert_eq!(fs::read(&p).expect("read"), b"From x\n\nreplaced\n");
-        assert!(!journal_path(&p).exists());
+        // An earlier rejected journal is never replaced.
         let mut aside = journal_path(&p).into_os_string();
         aside.push(".rejected");
+        fs::write(&aside, b"earlier").expect("write");
+        assert!(matches!(
+            recover(&f, &p, &[]),
+            Ok(Recovery::Rejected { .. })
+        ));
+        assert_eq!(fs::read(&p).expect("read"), b"From x\n\nreplaced\n");
+        assert!(!journal_path(&p).exists());
+        assert_eq!(fs::read(&aside).expect("read"), b"earlier");
+        aside.push(".1");
         assert!(Path::new(&aside).exists());
     }
 
@@ -550,16 +655,46 @@ mod tests {
             eprintln!("skipped: cannot chown (not root)");
             return;
         }
-        assert!(matches!(recover(&f, &p), Ok(Recovery::Rejected { .. })));
+        let planted_uid = meta.uid() + 1;
+        assert_eq!(
+            recover(&f, &p, &[]).expect("recover"),
+            Recovery::Ignored {
+                reason: format!("written by an untrusted uid (mailbox owner {})", meta.uid()),
+                owner_uid: planted_uid,
+            }
+        );
         assert_eq!(fs::read(&p).expect("read"), old);
-        // The same journal owned by the mailbox owner would have been applied: the test
-        // above is not vacuous.
-        let mut aside = journal_path(&p).into_os_string();
-        aside.push(".rejected");
-        fs::rename(&aside, journal_path(&p)).expect("rename");
-        std::os::unix::fs::chown(journal_path(&p), Some(meta.uid()), None).expect("chown");
-        assert!(matches!(recover(&f, &p), Ok(Recovery::RolledBack { .. })));
+        // Ignored means left alone: not applied, not renamed, not removed.
+        assert!(journal_path(&p).exists());
+        assert_eq!(fs::read_dir(d.path()).expect("ls").count(), 4);
+        // The uid the daemon writes as (virtual-user mode) is trusted: the same journal would
+        // be applied, so the test above is not vacuous.
+        assert!(matches!(
+            recover(&f, &p, &[planted_uid]),
+            Ok(Recovery::RolledBack { .. })
+        ));
         assert_eq!(&fs::read(&p).expect("read")[..10], b"EVILEVILEV");
+    }
+
+    #[test]
+    fn trust_rule() {
+        assert!(trusted(1000, 1000, &[]));
+        assert!(trusted(0, 1000, &[]));
+        assert!(trusted(65534, 1000, &[65534]));
+        assert!(!trusted(1001, 1000, &[65534]));
+    }
+
+    #[test]
+    fn a_fifo_at_the_journal_path_is_ignored_without_blocking() {
+        let (_d, p, f) = setup(b"0123456789abcdefghij");
+        let made = std::process::Command::new("mkfifo")
+            .arg(journal_path(&p))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        assert!(matches!(recover(&f, &p, &[]), Ok(Recovery::Ignored { .. })));
+        assert!(journal_path(&p).exists());
+        assert_eq!(fs::read(&p).expect("read"), b"0123456789abcdefghij");
     }
 
     #[test]
@@ -568,7 +703,7 @@ mod tests {
         let target = d.path().join("elsewhere");
         fs::write(&target, b"secret").expect("write");
         std::os::unix::fs::symlink(&target, journal_path(&p)).expect("symlink");
-        assert!(matches!(recover(&f, &p), Ok(Recovery::Rejected { .. })));
+        assert!(matches!(recover(&f, &p, &[]), Ok(Recovery::Ignored { .. })));
         assert_eq!(fs::read(&target).expect("read"), b"secret");
         assert_eq!(fs::read(&p).expect("read"), b"0123456789abcdefghij");
     }

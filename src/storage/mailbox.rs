@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::config::{Config, MboxFormat, UidlFormat};
 use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
+use crate::sys::credentials;
 
 use super::commit::{self, io_error};
 use super::encode::{encode_to, EncodeOptions};
@@ -24,7 +25,7 @@ use super::index::{
     FROM_LINE_CAP,
 };
 use super::journal::{self, Recovery};
-use super::lock::{DotLockOptions, MdaLocks, SessionLock};
+use super::lock::{self, DotLock, DotLockOptions, MdaLocks, SessionLock};
 use super::StoreError;
 
 /// How to open maildrops; built from the config plus the session's user.
@@ -41,6 +42,10 @@ pub struct MailboxOptions {
     pub lock_timeout: Duration,
     /// Refuse a mailbox not owned by this uid (system-user mode); `None` skips the check.
     pub owner_uid: Option<u32>,
+    /// Uids besides the mailbox's owner and root whose commit journals recovery applies: the
+    /// uids this daemon writes as (`user =`, and the uid it was started as). A journal owned
+    /// by anyone else is ignored and logged, never applied.
+    pub journal_writers: Vec<u32>,
 }
 
 impl MailboxOptions {
@@ -53,6 +58,7 @@ impl MailboxOptions {
             dotlock_stale_age: config.dotlock_stale_age,
             lock_timeout: config.lock_timeout,
             owner_uid,
+            journal_writers: journal_writers(config),
         }
     }
 
@@ -62,6 +68,22 @@ impl MailboxOptions {
             stale_age: self.dotlock_stale_age,
         }
     }
+}
+
+/// The uids this daemon writes journals as: the one it started as (root, or the user an inetd
+/// runs it as) and the `user =` of virtual-user mode.
+fn journal_writers(config: &Config) -> Vec<u32> {
+    let mut uids = vec![credentials::start_euid()];
+    if let Some((uid, _, _)) = config
+        .run_user
+        .as_deref()
+        .and_then(credentials::lookup_user)
+    {
+        uids.push(uid);
+    }
+    uids.sort_unstable();
+    uids.dedup();
+    uids
 }
 
 /// An open maildrop. Implements [`Maildrop`] for the protocol core.
@@ -250,14 +272,20 @@ impl Mailbox {
         let locks = MdaLocks::acquire(&file, path, !read_only, &opts.dot(), opts.lock_timeout)?;
 
         if read_only {
-            if journal::journal_path(path).exists() {
+            // Only a journal recovery would apply blocks the login; anything else at that
+            // name is not ours and must not lock the user out.
+            let pending = fs::symlink_metadata(journal::journal_path(path)).is_ok_and(|j| {
+                j.file_type().is_file()
+                    && journal::trusted(j.uid(), meta.uid(), &opts.journal_writers)
+            });
+            if pending {
                 return Err(StoreError::Temporary(format!(
                     "{}: an interrupted commit needs recovery but the mailbox is read-only",
                     path.display()
                 )));
             }
         } else {
-            commit::recover_logged(&file, path)?;
+            commit::recover_logged(&file, path, &opts.journal_writers)?;
         }
 
         let mut index = index_file(&file, path, opts)?;
@@ -525,7 +553,13 @@ impl Maildrop for Mailbox {
             .iter()
             .map(|&i| o.index.messages[i].from_offset..o.index.messages[i].next_offset)
             .collect();
-        let result = commit::remove_ranges(&o.file, &self.path, &ranges, old_len);
+        let result = commit::remove_ranges(
+            &o.file,
+            &self.path,
+            &ranges,
+            old_len,
+            &self.opts.journal_writers,
+        );
         let report = result.map(|stats| CommitReport {
             deleted_messages: targets.len(),
             deleted_octets: targets.iter().map(|&i| o.index.messages[i].size).sum(),
@@ -537,11 +571,14 @@ impl Maildrop for Mailbox {
     }
 }
 
-/// Recover an interrupted commit of the mailbox at `path`, if its journal exists; the daemon
-/// calls this at start-up (see [`recover_spool_dir`]) so mail is consistent before any MDA
-/// takes over our stale locks. A mailbox in use by a live session is skipped (`InUse`).
+/// Recover an interrupted commit of the mailbox at `path`, if its journal exists, and release
+/// a dot-lock left by a dead mboxpopd process. The daemon calls this at start-up (see
+/// [`recover_spool_dir`]) so mail is consistent and MDAs are free again before any of them
+/// would take over (or wait out) our stale locks. A mailbox in use is skipped (`InUse`) after
+/// at most `opts.lock_timeout`.
 pub fn recover(path: &Path, opts: &MailboxOptions) -> Result<Recovery, StoreError> {
-    if !journal::journal_path(path).exists() {
+    let journal_present = fs::symlink_metadata(journal::journal_path(path)).is_ok();
+    if !journal_present && !lock::held_by_dead_mboxpopd(&DotLock::path_for(path)) {
         return Ok(Recovery::Clean);
     }
     let Some((file, read_only)) = open_spool(path)? else {
@@ -555,27 +592,37 @@ pub fn recover(path: &Path, opts: &MailboxOptions) -> Result<Recovery, StoreErro
     }
     let file = Arc::new(file);
     let _session = SessionLock::try_acquire(Arc::clone(&file), path)?;
+    // Taking the MDA locks takes over our dead dot-lock; dropping them releases it.
     let _locks = MdaLocks::acquire(&file, path, true, &opts.dot(), opts.lock_timeout)?;
-    commit::recover_logged(&file, path)
+    commit::recover_logged(&file, path, &opts.journal_writers)
 }
 
-/// Run [`recover`] for every mailbox in `dir` that has a commit journal.
+/// Run [`recover`] for every mailbox in `dir` that has a commit journal or a dot-lock of a
+/// dead mboxpopd process.
 pub fn recover_spool_dir(
     dir: &Path,
     opts: &MailboxOptions,
 ) -> io::Result<Vec<(PathBuf, Result<Recovery, StoreError>)>> {
-    let mut out = Vec::new();
+    let mut mailboxes = std::collections::BTreeSet::new();
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
-        let Some(mailbox) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".mboxpopd-journal"))
-        else {
+        let Some(name) = name.to_str() else {
             continue;
         };
-        let path = dir.join(mailbox);
-        let r = recover(&path, opts);
-        out.push((path, r));
+        if let Some(m) = name.strip_suffix(".mboxpopd-journal") {
+            mailboxes.insert(m.to_owned());
+        } else if let Some(m) = name.strip_suffix(".lock") {
+            if lock::held_by_dead_mboxpopd(&dir.join(name)) {
+                mailboxes.insert(m.to_owned());
+            }
+        }
     }
-    Ok(out)
+    Ok(mailboxes
+        .into_iter()
+        .map(|m| {
+            let path = dir.join(m);
+            let r = recover(&path, opts);
+            (path, r)
+        })
+        .collect())
 }

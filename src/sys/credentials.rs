@@ -268,6 +268,30 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The calling thread's file-system uid: the owner of the files it creates.
+#[cfg(target_os = "linux")]
+pub fn fs_uid() -> u32 {
+    thread_fs_ids().0
+}
+
+/// The process's effective uid when it started (recorded by [`record_start_euid`] before any
+/// privilege change; otherwise the calling thread's euid at the first call).
+pub fn start_euid() -> u32 {
+    *START_EUID.get_or_init(current_euid)
+}
+
+/// Remember the effective uid the process started with; call first thing in `main`.
+pub fn record_start_euid() -> u32 {
+    start_euid()
+}
+
+static START_EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+fn current_euid() -> u32 {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// CPU time used by the calling thread (CLOCK_THREAD_CPUTIME_ID). Unlike wall time it does
 /// not grow while the thread waits or is preempted: what timing-equality tests measure.
 pub fn thread_cpu_time() -> io::Result<Duration> {

@@ -5,4 +5,5 @@
 pub mod credentials;
 pub mod file_lock;
 pub mod poll;
+pub mod process;
 pub mod signal;

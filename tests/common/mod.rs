@@ -333,6 +333,11 @@ impl Fixture {
 
     /// Starts a standalone daemon on a free port of `host` (`127.0.0.1` or `[::1]`).
     pub fn standalone_on(&self, host: &str) -> Server {
+        self.standalone_env(host, &[])
+    }
+
+    /// A standalone daemon with extra environment variables (e.g. the fault-injection ones).
+    pub fn standalone_env(&self, host: &str, env: &[(&str, String)]) -> Server {
         let mut last = String::new();
         // A port found free may be taken before the daemon binds it: retry with another.
         for _ in 0..5 {
@@ -347,6 +352,7 @@ impl Fixture {
                 .arg("-d")
                 .arg("-f")
                 .env("RUST_LOG", "debug")
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(errf))

@@ -19,6 +19,7 @@ pub fn options() -> MailboxOptions {
         dotlock_stale_age: Duration::ZERO,
         lock_timeout: Duration::from_secs(20),
         owner_uid: None,
+        journal_writers: Vec::new(),
     }
 }
 
