@@ -393,7 +393,10 @@ fn dele_quit_removes_exactly_one_message() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The exception is not vacuous: the corpus has such a mailbox.
-    assert!(moved.contains(&String::from("private-headers")), "{moved:?}");
+    assert!(
+        moved.contains(&String::from("private-headers")),
+        "{moved:?}"
+    );
 }
 
 /// The header lines of the first message of a spool: (offset, line) after its From_ line, up

@@ -106,7 +106,9 @@ fn check_insert(ranges: &[Range<u64>], insert: Insert<'_>, old_len: u64) -> Resu
         .filter(|r| r.end <= insert.at)
         .map(|r| r.end - r.start)
         .sum();
-    let inside = ranges.iter().any(|r| r.start < insert.at && insert.at < r.end);
+    let inside = ranges
+        .iter()
+        .any(|r| r.start < insert.at && insert.at < r.end);
     let after_first = ranges.first().is_some_and(|f| f.end <= insert.at);
     if inside || !after_first || insert.at > old_len || insert.bytes.len() as u64 >= removed_before
     {
@@ -542,7 +544,10 @@ mod tests {
             let mut src = r.end as usize;
             loop {
                 if let Some(ins) = pending.filter(|ins| ins.at as usize == src) {
-                    assert!(dst + ins.bytes.len() <= src, "insertion overtakes its source");
+                    assert!(
+                        dst + ins.bytes.len() <= src,
+                        "insertion overtakes its source"
+                    );
                     file[dst..dst + ins.bytes.len()].copy_from_slice(ins.bytes);
                     dst += ins.bytes.len();
                     pending = None;
@@ -551,7 +556,11 @@ mod tests {
                     break;
                 }
                 let until = pending.map_or(kept_end, |p| {
-                    if p.at as usize > src { (p.at as usize).min(kept_end) } else { kept_end }
+                    if p.at as usize > src {
+                        (p.at as usize).min(kept_end)
+                    } else {
+                        kept_end
+                    }
                 });
                 let n = chunk.min(until - src);
                 let piece = file[src..src + n].to_vec();
@@ -572,7 +581,10 @@ mod tests {
             &f,
             &p,
             &[0..11],
-            Some(Insert { at: 18, bytes: b"base\n" }),
+            Some(Insert {
+                at: 18,
+                bytes: b"base\n",
+            }),
             old.len() as u64,
         )
         .expect("commit");

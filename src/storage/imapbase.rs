@@ -326,7 +326,10 @@ mod tests {
         assert_eq!(info.end, Some(blank as u64));
         assert_eq!(info.last_crlf, Some(false));
         let crlf = scan(b"A: 1\r\nx-imap : 5 6\r\n\tkw\r\nB: 2\r\n\r\n");
-        assert_eq!(crlf.field.as_deref(), Some(&b"x-imap : 5 6\r\n\tkw\r\n"[..]));
+        assert_eq!(
+            crlf.field.as_deref(),
+            Some(&b"x-imap : 5 6\r\n\tkw\r\n"[..])
+        );
         assert_eq!(crlf.end, Some(31));
         assert_eq!(crlf.last_crlf, Some(true));
         assert_eq!(field_uidvalidity(crlf.field.as_deref().unwrap()), Some(5));
@@ -345,7 +348,10 @@ mod tests {
 
     #[test]
     fn value_spread_over_folded_lines_parses_like_the_indexer() {
-        assert_eq!(field_uidvalidity(b"X-IMAPbase:\n 17 0000000002\n"), Some(17));
+        assert_eq!(
+            field_uidvalidity(b"X-IMAPbase:\n 17 0000000002\n"),
+            Some(17)
+        );
         assert_eq!(field_uidvalidity(b"X-IMAPbase: garbage\n"), None);
     }
 

@@ -18,8 +18,8 @@ use crate::config::{Config, MboxFormat, UidlFormat};
 use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
 
 use super::commit::{self, io_error};
-use super::imapbase;
 use super::encode::{encode_to, EncodeOptions};
+use super::imapbase;
 use super::index::{
     from_line_fingerprint, index_mbox, Index, IndexError, IndexOptions, IndexedMessage,
     FROM_LINE_CAP,
