@@ -29,6 +29,24 @@ fn fixture_mbox() -> Vec<u8> {
     std::fs::read(p).expect("fixture")
 }
 
+fn dovecot_dele1_mbox() -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/uidl-headers.dovecot-dele1.mbox");
+    std::fs::read(p).expect("fixture")
+}
+
+/// The field names of the header section of `message` (after its From_ line).
+fn field_names(message: &[u8]) -> Vec<String> {
+    message
+        .split_inclusive(|&b| b == b'\n')
+        .skip(1)
+        .take_while(|l| *l != b"\n" && *l != b"\r\n")
+        .filter(|l| !l.starts_with(b" ") && !l.starts_with(b"\t"))
+        .filter_map(|l| l.iter().position(|&b| b == b':').map(|c| &l[..c]))
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect()
+}
+
 fn dovecot_uidls() -> Vec<String> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/uidl-headers.dovecot-rewritten.uidl");
@@ -67,9 +85,22 @@ fn is_imap_field(line: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"X-IMAPbase") || name.eq_ignore_ascii_case(b"X-IMAP")
 }
 
-/// The model of the carry-over: `field` (LF-ended lines) goes before the empty line that ends
-/// `message`'s header section, ended like the line before it; nothing is added when the
-/// message already has such a field.
+/// Whether a header line starts one of the fields Dovecot and c-client write after
+/// `X-IMAPbase`.
+fn is_status_field(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let name = line[..colon].trim_ascii_end();
+    ["X-UID", "Status", "X-Status", "X-Keywords"]
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+}
+
+/// The model of the carry-over: `field` (LF-ended lines) goes before the first `X-UID:`,
+/// `Status:`, `X-Status:` or `X-Keywords:` line of `message`'s header section (where real
+/// Dovecot put it), else before the empty line that ends the section, ended like the line
+/// before it; nothing is added when the message already has such a field.
 fn with_field(message: &[u8], field: &[u8]) -> Vec<u8> {
     let lines: Vec<&[u8]> = message.split_inclusive(|&b| b == b'\n').collect();
     let blank = lines
@@ -79,13 +110,16 @@ fn with_field(message: &[u8], field: &[u8]) -> Vec<u8> {
     if lines[1..blank].iter().any(|l| is_imap_field(l)) {
         return message.to_vec();
     }
-    let crlf = lines[blank - 1].ends_with(b"\r\n");
-    let mut out: Vec<u8> = lines[..blank].concat();
+    let at = (1..blank)
+        .find(|&i| is_status_field(lines[i]))
+        .unwrap_or(blank);
+    let crlf = lines[at - 1].ends_with(b"\r\n");
+    let mut out: Vec<u8> = lines[..at].concat();
     for l in field.split_inclusive(|&b| b == b'\n') {
         out.extend_from_slice(l.strip_suffix(b"\n").unwrap_or(l));
         out.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
     }
-    out.extend(lines[blank..].concat());
+    out.extend(lines[at..].concat());
     out
 }
 
@@ -241,6 +275,99 @@ fn uidls_survive_deleting_message_1_session_after_session() {
         }
         assert_eq!(uidls.len(), 1);
         assert!(f.spool_leftovers().is_empty(), "{:?}", f.spool_leftovers());
+    }
+}
+
+/// The field lands where real Dovecot 2.3.19 put it when it deleted message 1 of the same
+/// mailbox (`Status`, which Dovecot also adds to every message, aside).
+#[test]
+fn the_field_lands_where_dovecot_puts_it() {
+    let (f, conf) = fixture_with("dovecot-uid");
+    f.write_mbox("alice", &fixture_mbox());
+    let (status, out, log) = session(&conf, &f.mailbox("alice"), None, "DELE 1\r\n", &[]);
+    assert!(status.success(), "{out}\n{log}");
+    let ours = field_names(&messages_of(&f.read_mbox("alice"))[0]);
+    let dovecot: Vec<String> = field_names(&messages_of(&dovecot_dele1_mbox())[0])
+        .into_iter()
+        .filter(|n| n != "Status")
+        .collect();
+    assert!(dovecot.contains(&String::from("X-IMAPbase")));
+    assert_eq!(ours, dovecot);
+}
+
+const DOVECOT: &str = "/usr/lib/dovecot/pop3";
+
+/// Dovecot's UIDLs (default `pop3_uidl_format`) for a copy of `mbox`, when Dovecot's pop3, root
+/// and setpriv are there (as in tests/diff_corpus.rs); `None` otherwise.
+fn dovecot_uidl_of(mbox: &[u8]) -> Option<Vec<String>> {
+    use std::os::unix::fs::PermissionsExt;
+    if !Path::new(DOVECOT).exists() || !common::is_root() || common::which("setpriv").is_none() {
+        return None;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("mboxpopd-dovecot-")
+        .tempdir()
+        .expect("tempdir");
+    let d = tmp.path();
+    let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(d, 0o777).expect("chmod");
+    std::fs::create_dir(d.join("mail")).expect("mkdir");
+    mode(&d.join("mail"), 0o777).expect("chmod");
+    std::fs::write(d.join("mail/inbox"), mbox).expect("write");
+    mode(&d.join("mail/inbox"), 0o666).expect("chmod");
+    let conf = format!(
+        "base_dir = {d}/run\nlog_path = {d}/log\nprotocols = pop3\nssl = no\n\
+         mail_location = mbox:{d}/mail:INBOX={d}/mail/inbox:INDEX=MEMORY\n",
+        d = d.display()
+    );
+    std::fs::write(d.join("dovecot.conf"), conf).expect("conf");
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(DOVECOT)
+        .arg("-c")
+        .arg(d.join("dovecot.conf"))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("USER", "nobody")
+        .env("HOME", d)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dovecot pop3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"UIDL\r\nQUIT\r\n")
+        .expect("send");
+    let out = child.wait_with_output().expect("dovecot");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let uidls: Vec<String> = text
+        .split("\r\n")
+        .filter(|l| l.split(' ').count() == 2 && l.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|l| l.split(' ').nth(1).expect("uidl").to_string())
+        .collect();
+    Some(uidls)
+}
+
+/// Later Dovecot imports stay consistent: real Dovecot reads the mailbox mboxpopd left after
+/// each DELE 1 with the same UIDLs as mboxpopd's `dovecot-uid`.
+#[test]
+fn dovecot_reads_the_same_uidls_after_each_dele_1() {
+    if dovecot_uidl_of(b"").is_none() {
+        eprintln!("SKIPPED: needs {DOVECOT}, root and setpriv");
+        return;
+    }
+    let (f, conf) = fixture_with("dovecot-uid");
+    let mailbox = f.mailbox("alice");
+    f.write_mbox("alice", &fixture_mbox());
+    for gone in 1..messages_of(&fixture_mbox()).len() {
+        let (status, out, log) = session(&conf, &mailbox, None, "DELE 1\r\n", &[]);
+        assert!(status.success(), "{out}\n{log}");
+        let (ours, _) = uidl_and_list(&conf, &mailbox);
+        let theirs = dovecot_uidl_of(&f.read_mbox("alice")).expect("dovecot");
+        assert_eq!(theirs, ours, "after deleting {gone}");
     }
 }
 

@@ -4,10 +4,12 @@
 //! field of the first message, where our `imap`/`dovecot-uid` schemes, Dovecot and UW c-client
 //! all look for it. Dovecot and c-client move the field when they expunge that message; so do
 //! we, inside the same journalled rewrite (`commit::rewrite`): the field, its value bytes
-//! unchanged and folded lines included, is inserted at the end of the new first message's
-//! header section (where Dovecot's `mbox_sync_add_missing_headers` appends it, and where the
-//! captured fixture `uidl-headers.dovecot-rewritten.mbox` has it), with the line ending of the
-//! line before it. The field is mailbox-private: hidden from clients and left out of sizes and
+//! unchanged and folded lines included, is inserted where Dovecot 2.3 and c-client put it:
+//! right before the message's block of mail-program fields (its first `X-UID:`, `Status:`,
+//! `X-Status:` or `X-Keywords:`; c-client writes `X-IMAPbase` first in that block, and Dovecot
+//! 2.3.19 moved it in front of `X-UID` when it expunged message 1 of
+//! `uidl-headers.dovecot-rewritten.mbox`), else at the end of the header section (where
+//! Dovecot appends missing fields). It takes the line ending of the line before it. The field is mailbox-private: hidden from clients and left out of sizes and
 //! every UIDL scheme's hash, so nothing a client sees changes.
 //!
 //! [`HeaderScan`] and [`plan`] are pure; [`plan_for_commit`] only reads the two header
@@ -28,12 +30,24 @@ const FROM_LINE_MAX: usize = 4096;
 /// Bytes read at a time while scanning a header section.
 const READ_CHUNK: usize = 64 * 1024;
 
-fn is_imap_field_name(line: &[u8]) -> bool {
-    // The indexer's rule: a colon within the first 16 bytes, blanks before it tolerated.
+/// The field name of a header line, by the indexer's rule: a colon within the first 16 bytes,
+/// blanks before it tolerated.
+fn field_name(line: &[u8]) -> Option<&[u8]> {
     let probe = &line[..line.len().min(16)];
-    memchr::memchr(b':', probe).is_some_and(|colon| {
-        let name = line[..colon].trim_ascii_end();
-        name.eq_ignore_ascii_case(b"X-IMAPbase") || name.eq_ignore_ascii_case(b"X-IMAP")
+    memchr::memchr(b':', probe).map(|colon| line[..colon].trim_ascii_end())
+}
+
+fn is_imap_field_name(line: &[u8]) -> bool {
+    field_name(line)
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"X-IMAPbase") || n.eq_ignore_ascii_case(b"X-IMAP"))
+}
+
+/// The per-message fields Dovecot and c-client keep together (and write `X-IMAPbase` before).
+fn is_status_field_name(line: &[u8]) -> bool {
+    field_name(line).is_some_and(|n| {
+        [&b"X-UID"[..], b"Status", b"X-Status", b"X-Keywords"]
+            .iter()
+            .any(|f| n.eq_ignore_ascii_case(f))
     })
 }
 
@@ -53,6 +67,9 @@ pub struct HeaderInfo {
     pub last_complete: bool,
     /// The last complete line ended with CRLF; `None`: no complete line.
     pub last_crlf: Option<bool>,
+    /// The first `X-UID:`/`Status:`/`X-Status:`/`X-Keywords:` line: its offset, and whether
+    /// the line before it ended with CRLF (`None`: it is the first line).
+    pub status: Option<(u64, Option<bool>)>,
 }
 
 /// A streaming scanner of a header section (the bytes after the From_ line), fed in fragments
@@ -132,6 +149,9 @@ impl HeaderScan {
             }
         } else {
             self.capturing = false;
+            if self.info.status.is_none() && is_status_field_name(&line) {
+                self.info.status = Some((self.info.scanned, self.info.last_crlf));
+            }
             if is_imap_field_name(&line) {
                 if !self.info.has_field {
                     // Only the first occurrence counts, as for the indexer.
@@ -196,13 +216,17 @@ pub fn plan(
     if target.has_field {
         return None;
     }
-    let (at, crlf) = match target.end {
-        // Before the empty line, in the style of the line before it.
-        Some(end) => (end, target.last_crlf.unwrap_or(from_crlf)),
+    let (at, crlf) = match (target.status, target.end) {
+        // Before the mail-program fields, in the style of the line before it.
+        (Some((at, before)), _) => (at, before.unwrap_or(from_crlf)),
+        // Before the empty line, likewise.
+        (None, Some(end)) => (end, target.last_crlf.unwrap_or(from_crlf)),
         // No empty line: after the last header line if it is complete, else right after the
         // From_ line (the only line end we can rely on).
-        None if target.last_complete => (target.scanned, target.last_crlf.unwrap_or(from_crlf)),
-        None => (0, from_crlf),
+        (None, None) if target.last_complete => {
+            (target.scanned, target.last_crlf.unwrap_or(from_crlf))
+        }
+        (None, None) => (0, from_crlf),
     };
     Some(Insertion {
         at,
@@ -356,12 +380,22 @@ mod tests {
     }
 
     #[test]
-    fn plan_inserts_before_the_empty_line_in_the_targets_style() {
+    fn plan_places_the_field_like_dovecot_in_the_targets_style() {
         let carrier = scan(b"X-IMAPbase: 1795673851 0000000014 $Junk\nX-UID: 1\n\n");
         let target = scan(b"Subject: two\r\nX-UID: 2\r\n\r\nbody\r\n");
         let ins = plan(&carrier, &target, Some(true)).expect("carried");
-        assert_eq!(ins.at, 24);
+        // Right before X-UID, as Dovecot does.
+        assert_eq!(ins.at, 14);
         assert_eq!(ins.bytes, b"X-IMAPbase: 1795673851 0000000014 $Junk\r\n");
+        let target = scan(b"Subject: two\r\nTo: x\n\r\nbody\r\n");
+        let ins = plan(&carrier, &target, Some(true)).expect("carried");
+        assert_eq!((ins.at, ins.bytes.ends_with(b"\r\n")), (20, false));
+        // The first of the mail-program fields, wherever it is; none of them first.
+        let t = scan(b"A: 1\nstatus : RO\nX-Keywords: k\nX-UID: 3\n\n");
+        assert_eq!(plan(&carrier, &t, Some(false)).map(|i| i.at), Some(5));
+        let t = scan(b"X-Status: A\r\nA: 1\r\n\r\n");
+        let ins = plan(&carrier, &t, Some(true)).expect("carried");
+        assert_eq!((ins.at, ins.bytes.ends_with(b"\r\n")), (0, true));
         // The target already has one: nothing is added.
         let has = scan(b"X-IMAP: 1 2\n\n");
         assert_eq!(plan(&carrier, &has, Some(false)), None);
@@ -371,6 +405,7 @@ mod tests {
         // Headers without an empty line (at EOF): after the last complete line, else after
         // the From_ line.
         let t = scan(b"A: 1\nB: 2\n");
+        assert_eq!(t.status, None);
         assert_eq!(plan(&carrier, &t, Some(false)).map(|i| i.at), Some(10));
         let t = scan(b"A: 1\nB: 2");
         assert_eq!(plan(&carrier, &t, Some(true)).map(|i| i.at), Some(0));
@@ -401,6 +436,8 @@ mod tests {
                 Just(&b" folded\n"[..]),
                 Just(&b"\tfolded\r\n"[..]),
                 Just(&b"Subject: s\n"[..]),
+                Just(&b"X-UID: 1\n"[..]),
+                Just(&b"Status: RO\r\n"[..]),
                 Just(&b"Received: r\r\n"[..]),
                 Just(&b"\n"[..]),
                 Just(&b"\r\n"[..]),
