@@ -319,10 +319,12 @@ fn manifest_matches_fixtures() {
 
 /// DELE 1 (and DELE N) + QUIT: the file must lose exactly one contiguous byte range (the
 /// message, From_ line to separator), nothing else may change, and the remaining messages must
-/// be what RETR sent before.
+/// be what RETR sent before. The one exception: deleting the message that holds the mailbox's
+/// `X-IMAPbase:` moves that field into the new first message's header.
 #[test]
 fn dele_quit_removes_exactly_one_message() {
     let mut failures = Vec::new();
+    let mut moved = Vec::new();
     for case in manifest() {
         if case.dele != "ok" {
             continue;
@@ -343,7 +345,13 @@ fn dele_quit_removes_exactly_one_message() {
             c.login("alice", "secret");
             c.ok(&format!("DELE {k}"));
             c.quit();
-            let after = f.read_mbox("alice");
+            let mut after = f.read_mbox("alice");
+            if k == 1 {
+                if let Some(a) = without_moved_field(&mbox, &after) {
+                    after = a;
+                    moved.push(case.name.clone());
+                }
+            }
             let pre = mbox.iter().zip(&after).take_while(|(a, b)| a == b).count();
             let max_suf = after.len().min(mbox.len()) - pre;
             let suf = mbox
@@ -384,6 +392,48 @@ fn dele_quit_removes_exactly_one_message() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The exception is not vacuous: the corpus has such a mailbox.
+    assert!(
+        moved.contains(&String::from("private-headers")),
+        "{moved:?}"
+    );
+}
+
+/// The header lines of the first message of a spool: (offset, line) after its From_ line, up
+/// to the empty line.
+fn first_header_lines(spool: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    for (i, line) in spool.split_inclusive(|&b| b == b'\n').enumerate() {
+        if line == b"\n" || line == b"\r\n" {
+            break;
+        }
+        if i > 0 {
+            out.push((pos, line));
+        }
+        pos += line.len();
+    }
+    out
+}
+
+/// `after` without the UIDVALIDITY field that a DELE 1 moved from `before`'s first message into
+/// the new first one; `None` when no field moved.
+fn without_moved_field(before: &[u8], after: &[u8]) -> Option<Vec<u8>> {
+    let is_field = |l: &[u8]| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with(b"x-imapbase:") || l.starts_with(b"x-imap:")
+    };
+    let (was, field) = first_header_lines(before)
+        .into_iter()
+        .find(|(_, l)| is_field(l))?;
+    if after.starts_with(&before[..was + field.len()]) {
+        // Its message is still first (a pseudo message, which is never deleted).
+        return None;
+    }
+    let (at, line) = first_header_lines(after)
+        .into_iter()
+        .find(|(_, l)| *l == field)?;
+    Some([&after[..at], &after[at + line.len()..]].concat())
 }
 
 /// The class-(a) findings of docs/differential.md: passes once they are fixed (then move the

@@ -14,6 +14,12 @@
 //! The caller holds the dot-lock and the fcntl lock, so no MDA appends during the commit; what
 //! was appended before (past the indexed length) is part of `[start, old_len)` and is shifted
 //! down with the kept messages.
+//!
+//! A commit may also insert a few bytes into a kept message (the UIDVALIDITY field carried over
+//! to the new first message, see `imapbase`). The insertion point lies after the first deleted
+//! range and fewer bytes are inserted than were removed before it, so the output still ends at
+//! `new_len < old_len`, every write stays inside `[start, new_len)` (which the journal saves),
+//! and the copy never overtakes its source.
 
 use std::fs::{self, File};
 use std::io;
@@ -31,7 +37,7 @@ pub struct RewriteStats {
     pub rewritten_bytes: u64,
     /// Bytes saved in the journal first (equal to `rewritten_bytes`).
     pub journalled_bytes: u64,
-    /// Bytes removed from the file.
+    /// Bytes the file shrank by (removed minus inserted).
     pub removed_bytes: u64,
 }
 
@@ -84,11 +90,59 @@ pub fn remove_ranges(
     old_len: u64,
     writers: &[u32],
 ) -> Result<RewriteStats, StoreError> {
+    rewrite(file, path, deleted, None, old_len, writers)
+}
+
+/// Bytes to insert at an offset of the old file, in a kept segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insert<'a> {
+    pub at: u64,
+    pub bytes: &'a [u8],
+}
+
+/// Check `insert` against the (normalised) deleted ranges: it must lie in a kept segment after
+/// the first range, and fewer bytes than were removed before it, so that the shift stays
+/// behind its source and the file still shrinks.
+fn check_insert(ranges: &[Range<u64>], insert: Insert<'_>, old_len: u64) -> Result<(), StoreError> {
+    let removed_before: u64 = ranges
+        .iter()
+        .filter(|r| r.end <= insert.at)
+        .map(|r| r.end - r.start)
+        .sum();
+    let inside = ranges
+        .iter()
+        .any(|r| r.start < insert.at && insert.at < r.end);
+    let after_first = ranges.first().is_some_and(|f| f.end <= insert.at);
+    if inside || !after_first || insert.at > old_len || insert.bytes.len() as u64 >= removed_before
+    {
+        return Err(StoreError::Temporary(format!(
+            "cannot insert {} bytes at offset {} in this rewrite",
+            insert.bytes.len(),
+            insert.at
+        )));
+    }
+    Ok(())
+}
+
+/// [`remove_ranges`], and also insert `insert` (see [`check_insert`]) in the same journalled
+/// rewrite.
+pub fn rewrite(
+    file: &File,
+    path: &Path,
+    deleted: &[Range<u64>],
+    insert: Option<Insert<'_>>,
+    old_len: u64,
+    writers: &[u32],
+) -> Result<RewriteStats, StoreError> {
     let ranges = normalise(deleted, old_len)?;
     let Some(first) = ranges.first() else {
         return Ok(RewriteStats::default());
     };
-    let removed: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    if let Some(ins) = insert {
+        check_insert(&ranges, ins, old_len)?;
+    }
+    let inserted = insert.map_or(0, |i| i.bytes.len() as u64);
+    let removed: u64 = ranges.iter().map(|r| r.end - r.start).sum::<u64>() - inserted;
     let extent = Extent {
         start: first.start,
         new_len: old_len - removed,
@@ -118,8 +172,8 @@ pub fn remove_ranges(
     let journal =
         Journal::write(file, path, extent).map_err(|e| io_error("cannot journal", path, &e))?;
 
-    if let Err(e) =
-        shift(file, &ranges, extent).and_then(|()| fault::sync(file, "mailbox fsync after shift"))
+    if let Err(e) = shift(file, &ranges, insert, extent)
+        .and_then(|()| fault::sync(file, "mailbox fsync after shift"))
     {
         return Err(undo(file, path, journal, "rewrite", &e));
     }
@@ -146,22 +200,45 @@ pub fn remove_ranges(
     })
 }
 
-/// Copy each kept segment after `extent.start` to its new place. The destination is always at
-/// or before the source, so a forward copy never reads a byte it has already overwritten.
-fn shift(file: &File, ranges: &[Range<u64>], extent: Extent) -> io::Result<()> {
+/// Copy each kept segment after `extent.start` to its new place, writing `insert` when the copy
+/// reaches its offset. The destination is always at or before the source (`check_insert`), so
+/// a forward copy never reads a byte it has already overwritten.
+fn shift(
+    file: &File,
+    ranges: &[Range<u64>],
+    mut insert: Option<Insert<'_>>,
+    extent: Extent,
+) -> io::Result<()> {
     let mut buf = vec![0u8; journal::chunk_size()];
     let mut dst = extent.start;
     for (i, r) in ranges.iter().enumerate() {
         let kept_end = ranges.get(i + 1).map_or(extent.old_len, |n| n.start);
         let mut src = r.end;
-        while src < kept_end {
-            let n = buf.len().min((kept_end - src) as usize);
+        loop {
+            if let Some(ins) = insert.filter(|ins| ins.at == src) {
+                fault::write_at(file, ins.bytes, dst)?;
+                dst += ins.bytes.len() as u64;
+                insert = None;
+            }
+            if src >= kept_end {
+                break;
+            }
+            // Stop a chunk at the insertion point.
+            let until = insert.map_or(kept_end, |ins| {
+                if ins.at > src {
+                    ins.at.min(kept_end)
+                } else {
+                    kept_end
+                }
+            });
+            let n = buf.len().min((until - src) as usize);
             file.read_exact_at(&mut buf[..n], src)?;
             fault::write_at(file, &buf[..n], dst)?;
             src += n as u64;
             dst += n as u64;
         }
     }
+    debug_assert!(insert.is_none());
     debug_assert_eq!(dst, extent.new_len);
     Ok(())
 }
@@ -676,5 +753,126 @@ mod tests {
             remove_ranges(&f, &p, &ranges, len as u64, &[]).expect("commit");
             proptest::prop_assert_eq!(fs::read(&p).expect("read"), expected);
         }
+
+        #[test]
+        fn removal_with_insertion_equals_the_model(
+            content in proptest::collection::vec(proptest::prelude::any::<u8>(), 2..400),
+            cuts in proptest::collection::vec((0usize..400, 1usize..40), 1..6),
+            at in 0usize..400,
+            insert_len in 0usize..40,
+            chunk in 1usize..64,
+        ) {
+            let len = content.len();
+            let raw: Vec<Range<u64>> = cuts
+                .iter()
+                .map(|&(s, l)| {
+                    let s = s % len;
+                    s as u64..(s + l).min(len) as u64
+                })
+                .collect();
+            let ranges = normalise(&raw, len as u64).expect("ranges");
+            let at = (at % (len + 1)) as u64;
+            let bytes = vec![b'#'; insert_len];
+            let ins = Insert { at, bytes: &bytes };
+            let (_d, p, f) = file_with(&content);
+            if check_insert(&ranges, ins, len as u64).is_err() {
+                // Refused before anything is written.
+                proptest::prop_assert!(rewrite(&f, &p, &raw, Some(ins), len as u64, &[]).is_err());
+                proptest::prop_assert_eq!(fs::read(&p).expect("read"), content);
+                return Ok(());
+            }
+            let mut expected = Vec::new();
+            for (i, b) in content.iter().enumerate() {
+                if i as u64 == at {
+                    expected.extend_from_slice(&bytes);
+                }
+                if !ranges.iter().any(|r| r.contains(&(i as u64))) {
+                    expected.push(*b);
+                }
+            }
+            if at == len as u64 {
+                expected.extend_from_slice(&bytes);
+            }
+            // Small copy chunks: many reads and writes around the insertion point.
+            let extent = Extent {
+                start: ranges[0].start,
+                new_len: expected.len() as u64,
+                old_len: len as u64,
+            };
+            proptest::prop_assert!(extent.new_len < extent.old_len);
+            let mut buf_file = content.clone();
+            shift_model(&mut buf_file, &ranges, ins, chunk);
+            proptest::prop_assert_eq!(&buf_file[..expected.len()], &expected[..]);
+            let stats = rewrite(&f, &p, &raw, Some(ins), len as u64, &[]).expect("commit");
+            proptest::prop_assert_eq!(stats.rewritten_bytes, extent.new_len - extent.start);
+            proptest::prop_assert_eq!(fs::read(&p).expect("read"), expected);
+        }
+    }
+
+    /// The shift's copy order on a byte vector with a given chunk size: proves the in-place
+    /// forward copy never reads a byte it already overwrote, whatever the chunking.
+    fn shift_model(file: &mut [u8], ranges: &[Range<u64>], ins: Insert<'_>, chunk: usize) {
+        let old_len = file.len() as u64;
+        let mut dst = ranges[0].start as usize;
+        let mut pending = Some(ins);
+        for (i, r) in ranges.iter().enumerate() {
+            let kept_end = ranges.get(i + 1).map_or(old_len, |n| n.start) as usize;
+            let mut src = r.end as usize;
+            loop {
+                if let Some(ins) = pending.filter(|ins| ins.at as usize == src) {
+                    assert!(
+                        dst + ins.bytes.len() <= src,
+                        "insertion overtakes its source"
+                    );
+                    file[dst..dst + ins.bytes.len()].copy_from_slice(ins.bytes);
+                    dst += ins.bytes.len();
+                    pending = None;
+                }
+                if src >= kept_end {
+                    break;
+                }
+                let until = pending.map_or(kept_end, |p| {
+                    if p.at as usize > src {
+                        (p.at as usize).min(kept_end)
+                    } else {
+                        kept_end
+                    }
+                });
+                let n = chunk.min(until - src);
+                let piece = file[src..src + n].to_vec();
+                assert!(dst <= src);
+                file[dst..dst + n].copy_from_slice(&piece);
+                src += n;
+                dst += n;
+            }
+        }
+    }
+
+    #[test]
+    fn insertion_rewrites_in_place_and_bad_insertions_are_refused() {
+        // Delete the first "message", insert into the second; the journal covers [0, new_len).
+        let old = b"FIRST:base\nsecond\nthird\n".to_vec();
+        let (_d, p, f) = file_with(&old);
+        let stats = rewrite(
+            &f,
+            &p,
+            &[0..11],
+            Some(Insert {
+                at: 18,
+                bytes: b"base\n",
+            }),
+            old.len() as u64,
+            &[],
+        )
+        .expect("commit");
+        assert_eq!(fs::read(&p).expect("read"), b"second\nbase\nthird\n");
+        assert_eq!(stats.rewritten_bytes, 18);
+        assert_eq!(stats.removed_bytes, 6);
+        // Refused: inside a deleted range, before the first one, or as long as what goes.
+        let (_d, p, f) = file_with(&old);
+        for (at, bytes) in [(5, &b"x"[..]), (0, b"x"), (18, b"01234567890")] {
+            assert!(rewrite(&f, &p, &[0..11], Some(Insert { at, bytes }), 24, &[]).is_err());
+        }
+        assert_eq!(fs::read(&p).expect("read"), old);
     }
 }

@@ -20,6 +20,7 @@ use crate::sys::credentials;
 
 use super::commit::{self, io_error};
 use super::encode::{encode_to, EncodeOptions};
+use super::imapbase;
 use super::index::{
     from_line_fingerprint, index_mbox, Index, IndexError, IndexOptions, IndexedMessage,
     FROM_LINE_CAP,
@@ -553,13 +554,38 @@ impl Maildrop for Mailbox {
             .iter()
             .map(|&i| o.index.messages[i].from_offset..o.index.messages[i].next_offset)
             .collect();
-        let result = commit::remove_ranges(
+        // The UIDVALIDITY field moves to the new first message in the same rewrite.
+        let carry = match imapbase::plan_for_commit(
+            &o.file,
+            &o.index.messages,
+            &targets,
+            o.index.length,
+            old_len,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                self.close();
+                return Err(io_error("cannot read", &self.path, &e));
+            }
+        };
+        let insert = carry.as_ref().map(|c| commit::Insert {
+            at: c.at,
+            bytes: &c.bytes,
+        });
+        let result = commit::rewrite(
             &o.file,
             &self.path,
             &ranges,
+            insert,
             old_len,
             &self.opts.journal_writers,
         );
+        if carry.is_some() && result.is_ok() {
+            log::info!(
+                "{}: moved the UIDVALIDITY header to the new first message",
+                self.path.display()
+            );
+        }
         let report = result.map(|stats| CommitReport {
             deleted_messages: targets.len(),
             deleted_octets: targets.iter().map(|&i| o.index.messages[i].size).sum(),

@@ -3,10 +3,12 @@
 //! Pure logic (no files): `index` (one pass over the bytes, memchr), `encode` (the transmit
 //! encoder shared by sizing and RETR/TOP), `uidl` (UIDL schemes).
 //! I/O: `lock` (fs2 session lock, dot-lock, fcntl), `mailbox` (open/serve, implements
-//! `protocol::Maildrop`), `commit` + `journal` (crash-safe in-place rewrite and recovery).
+//! `protocol::Maildrop`), `commit` + `journal` (crash-safe in-place rewrite and recovery),
+//! `imapbase` (moving the UIDVALIDITY header to the new first message; pure but for one reader).
 
 pub mod encode;
 pub mod error;
+pub mod imapbase;
 pub mod index;
 pub mod path;
 pub mod uidl;

@@ -31,10 +31,9 @@
 //! - `dovecot-uid`: the same numbers in Dovecot's default order (`%08Xu%08Xv`: X-UID, then
 //!   UIDVALIDITY, lowercase hex), as Dovecot shows them for an mbox it has synced.
 //!
-//!   Limitation of both: without a pseudo message, the UIDVALIDITY is only in the first
-//!   message's `X-IMAPbase`. Dovecot moves it when it deletes that message; we never rewrite
-//!   message bytes, so once the first message is deleted the others fall back to native UIDLs
-//!   (clients download them once more). These presets are for the migration period.
+//!   Without a pseudo message, the UIDVALIDITY is only in the first message's `X-IMAPbase`.
+//!   Like Dovecot and c-client, a commit that deletes that message moves the field to the new
+//!   first message (`imapbase`), so the other messages keep their UIDLs.
 //!
 //! Whatever the scheme, [`assign`] guarantees uniqueness within the maildrop: a repeated value
 //! gets the next free suffix `-N` (N ≥ 2), the base being shortened if the result would exceed
