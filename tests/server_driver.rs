@@ -495,3 +495,182 @@ fn running_out_of_file_descriptors_delays_clients_but_keeps_serving() {
     child.kill().ok();
     child.wait().ok();
 }
+
+/// Reads until EOF or `limit`; returns what arrived and whether the server hung up.
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+            Err(_) => {}
+        }
+    }
+    (got, false)
+}
+
+#[test]
+fn login_timeout_holds_against_trickling_and_chatty_clients() {
+    let mut f = fixture();
+    f.config("login_timeout = 2s");
+    let server = f.standalone();
+    let addr = format!("{}:{}", server.host(), server.port());
+    // One byte every 300 ms never completes a line; CAPA every 200 ms completes many.
+    let trickler = std::thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut s = TcpStream::connect(&addr).expect("connect");
+            let started = Instant::now();
+            for b in b"CAPACAPACAPACAPACAPACAPACAPACAPACAPACAPA"
+                .iter()
+                .cycle()
+                .take(100)
+            {
+                if s.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                if started.elapsed() > Duration::from_secs(15) {
+                    break;
+                }
+            }
+            let (got, closed) = read_until_closed(&mut s, Duration::from_secs(1));
+            (started.elapsed(), got, closed)
+        }
+    });
+    let mut s = TcpStream::connect(&addr).expect("connect");
+    let started = Instant::now();
+    let mut closed_after = None;
+    for _ in 0..100 {
+        if s.write_all(b"CAPA\r\n").is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let (got, closed) = read_until_closed(&mut s, Duration::from_millis(200));
+        if closed || String::from_utf8_lossy(&got).contains("Login timeout") {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let chatty = closed_after.expect("the chatty client was cut off");
+    assert!(
+        chatty >= Duration::from_millis(1800) && chatty < Duration::from_secs(8),
+        "{chatty:?}"
+    );
+    let (elapsed, got, closed) = trickler.join().expect("trickler");
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "trickler kept its slot: {elapsed:?}"
+    );
+    let _ = (got, closed);
+    assert!(server.wait_for_log("end=login timeout"), "{}", server.log());
+    // An honest client still logs in.
+    let mut c = server.connect();
+    c.login("alice", "secret");
+    c.quit();
+}
+
+#[test]
+fn failure_penalty_grows_per_client_across_connections() {
+    let mut f = fixture();
+    f.config("auth_failure_delay = 200ms");
+    f.config("auth_penalty_max = 3s");
+    f.config("max_auth_failures = 10");
+    let server = f.standalone();
+    let timed = |c: &mut Conn, pass: &str| {
+        c.ok("USER alice");
+        let t = Instant::now();
+        let reply = c.cmd(&format!("PASS {pass}"));
+        (reply, t.elapsed())
+    };
+    let mut c = server.connect_from("127.0.0.5");
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let (reply, t) = timed(&mut c, "wrong");
+        assert!(reply.starts_with("-ERR [AUTH]"), "{reply}");
+        times.push(t);
+    }
+    // The same client on a new connection inherits its penalty (3 failures: 800 ms).
+    let mut c2 = server.connect_from("127.0.0.5");
+    let (reply, t) = timed(&mut c2, "wrong");
+    assert!(reply.starts_with("-ERR [AUTH]"), "{reply}");
+    times.push(t);
+    assert!(times[0] < Duration::from_millis(700), "{times:?}");
+    assert!(times[3] >= Duration::from_millis(700), "{times:?}");
+    assert!(times[3] > times[0] * 3, "{times:?}");
+    // Another client is not penalised.
+    let mut other = server.connect_from("127.0.0.6");
+    let (reply, t) = timed(&mut other, "secret");
+    assert!(reply.starts_with("+OK"), "{reply}");
+    assert!(t < Duration::from_millis(500), "{t:?}");
+    other.quit();
+    // A success forgets the failures (after waiting out the penalty once more).
+    let (reply, _) = timed(&mut c2, "secret");
+    assert!(reply.starts_with("+OK"), "{reply}");
+    c2.quit();
+    let mut c3 = server.connect_from("127.0.0.5");
+    let (_, t) = timed(&mut c3, "wrong");
+    assert!(t < Duration::from_millis(700), "penalty reset: {t:?}");
+    // fail2ban's line: the peer first, before anything the client chose.
+    assert!(
+        server.wait_for_log("authentication failed: peer=127.0.0.5 user=alice failures=1"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn connection_limits_count_clients_by_prefix() {
+    let mut f = fixture();
+    f.config("max_connections_per_ip = 2");
+    f.config("client_prefix_ipv4 = 24");
+    let server = f.standalone();
+    let _a = server.connect_from("127.0.0.2");
+    let _b = server.connect_from("127.0.0.3");
+    // Same /24: the third is refused, whatever its last octet.
+    let s = tcp_from("127.0.0.4", &format!("{}:{}", server.host(), server.port()));
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).expect("reply");
+    assert!(line.starts_with("-ERR [SYS/TEMP]"), "{line}");
+    // Another /24 is another client.
+    let mut c = server.connect_from("127.0.1.2");
+    c.login("alice", "secret");
+    c.quit();
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_send_timeout() {
+    let f = Fixture::new();
+    // Far more than loopback's socket buffers hold, even autotuned.
+    let body: String = (0..800_000)
+        .map(|i| format!("line {i:06} of a big message\n"))
+        .collect();
+    let big = format!("From: x@example.org\nSubject: big\n\n{body}");
+    f.write_mbox("alice", &mbox(&[&big]));
+    let mut f = f;
+    f.config("send_timeout = 1s");
+    let server = f.standalone();
+    let mut s = TcpStream::connect(format!("{}:{}", server.host(), server.port())).expect("c");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut line = String::new();
+    r.read_line(&mut line).expect("greeting");
+    s.write_all(b"USER alice\r\nPASS secret\r\n")
+        .expect("login");
+    for _ in 0..2 {
+        line.clear();
+        r.read_line(&mut line).expect("reply");
+        assert!(line.starts_with("+OK"), "{line}");
+    }
+    s.write_all(b"RETR 1\r\n").expect("retr");
+    // Read nothing more: the session must end by itself.
+    assert!(server.wait_for_log("end=write timeout"), "{}", server.log());
+    drop(r);
+}

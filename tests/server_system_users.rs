@@ -230,3 +230,222 @@ fn inetd_session_drops_the_process_to_the_account() {
     let reply = c.err("PASS Tr0ub4dor&3");
     assert!(reply.starts_with("-ERR [AUTH]"), "{reply}");
 }
+
+/// Run `args` as the account (real, effective and saved uid and gid; no other groups), the
+/// way a local user with a shell would; returns (success, stderr).
+fn as_user(a: &Account, args: &[&str]) -> (bool, String) {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid",
+            &a.uid.to_string(),
+            "--regid",
+            &a.gid.to_string(),
+            "--clear-groups",
+            "--",
+        ])
+        .args(args)
+        .output()
+        .expect("setpriv");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The daemon's thread ids with their `Uid:` and `CapEff:` lines.
+fn threads_of(pid: u32) -> Vec<(String, Vec<u32>, u64)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(format!("/proc/{pid}/task")).expect("task dir") {
+        let tid = e.expect("entry").file_name().to_string_lossy().into_owned();
+        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+            continue;
+        };
+        let line = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or("")
+        };
+        let uids = line("Uid:")
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let caps = u64::from_str_radix(line("CapEff:").trim(), 16).unwrap_or(u64::MAX);
+        out.push((tid, uids, caps));
+    }
+    out
+}
+
+#[test]
+fn a_logged_in_user_cannot_signal_limit_or_trace_any_daemon_thread() {
+    let Some(mail) = ready() else { return };
+    if !tool("setpriv") {
+        eprintln!("SKIPPED: setpriv not installed");
+        return;
+    }
+    let alice = Account::create("k", "Kill me not 1");
+    let bob = Account::create("l", "Innocent bystander 2");
+    let mut f = Fixture::new();
+    debian_spool(&mut f, mail, &[&alice, &bob]);
+    let server = f.standalone();
+    let mut a = server.connect();
+    a.login(&alice.name, "Kill me not 1");
+
+    // Alice's session thread: her uid only as the file-system uid, no capability left.
+    let threads = threads_of(server.pid());
+    let hers: Vec<_> = threads
+        .iter()
+        .filter(|(_, uids, _)| uids.last() == Some(&alice.uid))
+        .collect();
+    assert_eq!(hers.len(), 1, "one session thread: {threads:?}");
+    assert_eq!(hers[0].1, vec![0, 0, 0, alice.uid]);
+    assert_eq!(hers[0].2, 0, "no effective capability");
+    // Every thread keeps uid 0 in its real, effective and saved slots.
+    assert!(
+        threads.iter().all(|(_, u, _)| u[..3] == [0, 0, 0]),
+        "{threads:?}"
+    );
+
+    for (tid, _, _) in &threads {
+        let (ok, err) = as_user(&alice, &["kill", "-0", tid]);
+        assert!(
+            !ok && err.contains("Operation not permitted"),
+            "kill -0 {tid}: {err}"
+        );
+        let (ok, err) = as_user(&alice, &["kill", "-STOP", tid]);
+        assert!(
+            !ok && err.contains("Operation not permitted"),
+            "kill -STOP {tid}: {err}"
+        );
+        let (ok, err) = as_user(&alice, &["prlimit", "--pid", tid, "--nofile=8:8"]);
+        assert!(!ok, "prlimit {tid} succeeded: {err}");
+        if tool("strace") {
+            let (ok, err) = as_user(&alice, &["strace", "-p", tid, "-e", "trace=none"]);
+            assert!(!ok, "strace attached to {tid}: {err}");
+        }
+    }
+
+    // The daemon is whole: her session goes on, and another user logs in.
+    assert!(a.ok("STAT").starts_with("+OK 3 "));
+    let mut b = server.connect();
+    b.login(&bob.name, "Innocent bystander 2");
+    b.quit();
+    a.quit();
+}
+
+#[test]
+fn a_refused_mailbox_ends_the_connection_and_is_never_served() {
+    let Some(mail) = ready() else { return };
+    let alice = Account::create("r", "Refuse me 1");
+    let bob = Account::create("s", "Planter 2");
+    let mut f = Fixture::new();
+    debian_spool(&mut f, mail, &[&alice, &bob]);
+    // Bob's world-writable file in place of alice's mailbox.
+    let path = f.mailbox(&alice.name);
+    fs::remove_file(&path).expect("rm");
+    fs::write(&path, mbox(&[MSG3])).expect("plant");
+    chown(&path, Some(bob.uid), Some(bob.gid)).expect("chown");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).expect("chmod");
+    let server = f.standalone();
+    let mut c = server.connect();
+    c.ok(&format!("USER {}", alice.name));
+    let reply = c.err("PASS Refuse me 1");
+    assert!(reply.starts_with("-ERR [SYS/PERM]"), "{reply}");
+    // No second try on a thread that already became alice.
+    c.expect_eof();
+    let mut c = server.connect();
+    c.ok(&format!("USER {}", alice.name));
+    assert!(c.err("PASS Refuse me 1").starts_with("-ERR [SYS/PERM]"));
+    c.expect_eof();
+    assert!(server.wait_for_log("maildrop refused after the identity switch"));
+    // Bob, on a fresh connection, is unaffected.
+    let mut c = server.connect();
+    c.login(&bob.name, "Planter 2");
+    c.quit();
+}
+
+#[test]
+fn another_users_junk_journal_neither_locks_the_owner_out_nor_is_applied() {
+    let Some(mail) = ready() else { return };
+    let alice = Account::create("j", "Journal owner 1");
+    let bob = Account::create("m", "Journal planter 2");
+    let mut f = Fixture::new();
+    debian_spool(&mut f, mail, &[&alice]);
+    // A spool every user may write to (1777), where bob plants alice's journal name.
+    let spool = f.path().join("spool");
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o1777)).expect("chmod spool");
+    let mut journal = f.mailbox(&alice.name).into_os_string();
+    journal.push(".mboxpopd-journal");
+    let journal = std::path::PathBuf::from(journal);
+    let (ok, err) = as_user(
+        &bob,
+        &["sh", "-c", &format!("echo junk > {}", journal.display())],
+    );
+    assert!(ok, "bob plants the journal: {err}");
+    let server = f.standalone();
+    let mut c = server.connect();
+    c.login(&alice.name, "Journal owner 1");
+    assert!(
+        c.ok("STAT").starts_with("+OK 3 "),
+        "login and mailbox intact"
+    );
+    c.ok("DELE 1");
+    // Alice cannot remove bob's file from a sticky directory, so the commit is refused and
+    // nothing changes; it is never applied nor renamed.
+    let reply = c.cmd("QUIT");
+    assert!(reply.starts_with("-ERR [SYS/TEMP]"), "{reply}");
+    assert_eq!(
+        show(&f.read_mbox(&alice.name)),
+        show(&mbox(&[MSG1, MSG2, MSG3]))
+    );
+    assert_eq!(fs::read(&journal).expect("still there"), b"junk\n");
+    assert!(server.wait_for_log("journal"));
+    // The next login still works.
+    let mut c = server.connect();
+    c.login(&alice.name, "Journal owner 1");
+    c.quit();
+}
+
+#[test]
+fn a_planted_fifo_or_symlink_lock_never_hangs_a_login() {
+    let Some(mail) = ready() else { return };
+    let alice = Account::create("f", "Fifo victim 1");
+    let bob = Account::create("g", "Fifo planter 2");
+    let mut f = Fixture::new();
+    debian_spool(&mut f, mail, &[&alice]);
+    f.config("lock_timeout = 2s");
+    let spool = f.path().join("spool");
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o1777)).expect("chmod spool");
+    let mut lock = f.mailbox(&alice.name).into_os_string();
+    lock.push(".lock");
+    let lock = std::path::PathBuf::from(lock);
+    let server = f.standalone();
+    for plant in [
+        format!("mkfifo {0} && touch -d '1 hour ago' {0}", lock.display()),
+        format!("ln -s /etc/shadow {}", lock.display()),
+    ] {
+        let (ok, err) = as_user(&bob, &["sh", "-c", &plant]);
+        assert!(ok, "{plant}: {err}");
+        let started = std::time::Instant::now();
+        let mut c = server.connect();
+        c.ok(&format!("USER {}", alice.name));
+        let reply = c.err("PASS Fifo victim 1");
+        assert!(reply.starts_with("-ERR [IN-USE]"), "{plant}: {reply}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "bounded by lock_timeout: {:?}",
+            started.elapsed()
+        );
+        let meta = fs::symlink_metadata(&lock).expect("planted file left alone");
+        assert_eq!(meta.uid(), bob.uid);
+        fs::remove_file(&lock).expect("admin removes it");
+        // Without the planted file alice is served at once.
+        let mut c = server.connect();
+        c.login(&alice.name, "Fifo victim 1");
+        c.quit();
+    }
+    assert_eq!(
+        fs::read(f.path().join("spool").join(&alice.name)).expect("mbox"),
+        mbox(&[MSG1, MSG2, MSG3])
+    );
+}

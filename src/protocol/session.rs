@@ -223,7 +223,12 @@ impl<'a> Session<'a> {
                 }
                 step
             }
-            Err(_) => {
+            Err(e) => {
+                // The client stopped reading (send timeout) or went away mid-response.
+                self.summary.end = match e.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "write timeout",
+                    _ => "disconnected",
+                };
                 self.state = State::Closed;
                 Step::close()
             }
@@ -846,6 +851,7 @@ fn send_message(
             response::end_multiline(writer.out)?;
             Ok(Step::cont())
         }
+        Err(crate::storage::StoreError::Client(e)) => Err(e),
         // Part of the message is already on its way: the only honest end is to hang up.
         Err(_) if writer.header.is_none() => Ok(Step::close()),
         Err(e) => {

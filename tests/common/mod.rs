@@ -472,6 +472,14 @@ impl Server {
         self.connect_any().checked()
     }
 
+    /// A connection from the loopback address `source` (127.0.0.2, ...): a distinct client.
+    pub fn connect_from(&self, source: &str) -> Conn {
+        let s = tcp_from(source, &self.addr);
+        s.set_nodelay(true).ok();
+        let r = s.try_clone().expect("clone stream");
+        Conn::new(Box::new(r), Writer::Tcp(s), None, Some(self.log.clone())).checked()
+    }
+
     /// A connection whatever its first line (limits answer `-ERR [SYS/TEMP]` instead).
     pub fn connect_any(&self) -> Conn {
         let s = TcpStream::connect(&self.addr).expect("connect to daemon");
@@ -1002,4 +1010,16 @@ pub fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
 /// Bytes as text for readable assertion failures (`assert_eq!(show(a), show(b))`).
 pub fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A TCP connection to `addr` whose source address is `source` (any loopback address works
+/// on Linux without configuration), so one test can play many clients.
+pub fn tcp_from(source: &str, addr: &str) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let target: std::net::SocketAddr = addr.parse().expect("server address");
+    let src: std::net::SocketAddr = format!("{source}:0").parse().expect("source address");
+    let socket = Socket::new(Domain::for_address(target), Type::STREAM, None).expect("socket");
+    socket.bind(&src.into()).expect("bind source address");
+    socket.connect(&target.into()).expect("connect to daemon");
+    socket.into()
 }
