@@ -674,3 +674,155 @@ fn a_client_that_stops_reading_is_dropped_after_send_timeout() {
     assert!(server.wait_for_log("end=write timeout"), "{}", server.log());
     drop(r);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// One honest session from its own address: login, STAT, RETR 1, QUIT.
+fn honest_session(server: &Server) -> Duration {
+    let started = Instant::now();
+    let mut c = server.connect_from("127.0.9.9");
+    c.login("alice", "secret");
+    assert!(c.ok("STAT").starts_with("+OK 3 "));
+    c.ok_multi("RETR 1");
+    c.quit();
+    started.elapsed()
+}
+
+/// CPU ticks (user + system) the process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+}
+
+/// Wait (at most a minute) until the process uses under a tenth of a core.
+fn wait_for_quiet(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_millis(500));
+        if cpu_ticks(pid) - before <= 5 {
+            return;
+        }
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// 2,000 idle connections, 50 clients that stop reading a RETR, 50 that trickle a byte a
+/// second and 1,000 bad logins (half of them during the measurement): an honest client is still served, promptly, and no
+/// mail is lost. Prints the numbers BENCHMARKS.md reports.
+#[test]
+fn honest_client_is_served_under_load_and_abuse() {
+    let mut f = fixture();
+    let big: String = (0..100_000)
+        .map(|i| format!("slow line {i:06}\n"))
+        .collect();
+    let big = format!("Subject: big\n\n{big}");
+    for i in 0..50 {
+        f.passwd_line(&format!("slow{i}:{{PLAIN}}pw"));
+        f.write_mbox(&format!("slow{i}"), &mbox(&[&big]));
+    }
+    f.config("max_connections = 4000");
+    f.config("max_connections_per_ip = 3000");
+    f.config("auth_failure_delay = 200ms");
+    f.config("login_timeout = 60s");
+    f.config("max_auth_failures = 1");
+    let server = f.standalone();
+    let addr = format!("{}:{}", server.host(), server.port());
+    let unloaded = median((0..7).map(|_| honest_session(&server)).collect());
+    let rss_before = rss_kib(server.pid());
+
+    let connect_many = |n: usize, source_base: u32| -> Vec<TcpStream> {
+        (0..n)
+            .map(|i| {
+                let source = format!("127.0.{}.{}", source_base + (i / 200) as u32, 1 + i % 200);
+                let s = tcp_from(&source, &addr);
+                s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+                s
+            })
+            .collect()
+    };
+    let idle = connect_many(2000, 10);
+    // Wait until the daemon has them all (each session thread says hello).
+    let mut greeted = 0;
+    for s in &idle {
+        let mut b = [0u8; 1];
+        let mut r = s;
+        if r.read(&mut b).is_ok() {
+            greeted += 1;
+        }
+    }
+    assert_eq!(greeted, 2000);
+    let rss_idle = rss_kib(server.pid());
+    let per_idle = (rss_idle.saturating_sub(rss_before)) * 1024 / 2000;
+
+    let mut slow: Vec<TcpStream> = connect_many(50, 30);
+    for (i, s) in slow.iter_mut().enumerate() {
+        s.write_all(format!("USER slow{i}\r\nPASS pw\r\nRETR 1\r\n").as_bytes())
+            .expect("slow reader");
+    }
+    let trickle = connect_many(50, 40);
+    let bad = connect_many(500, 50);
+    for s in &bad {
+        let mut w = s;
+        w.write_all(b"USER alice\r\nPASS wrong\r\n")
+            .expect("bad login");
+    }
+    // 500 more bad logins while the honest client is measured, from 20 addresses.
+    let guesser = std::thread::spawn({
+        let addr = addr.clone();
+        move || {
+            for i in 0..500 {
+                let mut s = tcp_from(&format!("127.0.60.{}", 1 + i % 20), &addr);
+                let _ = s.write_all(b"USER alice\r\nPASS wrong\r\n");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trickler = std::thread::spawn({
+        let stop = std::sync::Arc::clone(&stop);
+        move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for s in &trickle {
+                    let mut w = s;
+                    let _ = w.write_all(b"X");
+                }
+                std::thread::sleep(Duration::from_millis(1000));
+            }
+            trickle
+        }
+    });
+    // The slow readers first fill their socket buffers (megabytes each on loopback, a burst
+    // of work); measure once they are blocked, with every abuser still connected.
+    wait_for_quiet(server.pid());
+    let loaded = median((0..9).map(|_| honest_session(&server)).collect());
+    guesser.join().expect("guesser");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _trickle = trickler.join().expect("trickler");
+    eprintln!(
+        "load: unloaded {unloaded:?}, loaded {loaded:?}, RSS {rss_before} KiB -> {rss_idle} KiB \
+         with 2000 idle connections ({per_idle} bytes each)"
+    );
+    assert!(
+        loaded <= unloaded * 2 + Duration::from_millis(50),
+        "honest client: unloaded {unloaded:?}, loaded {loaded:?}"
+    );
+    assert!(per_idle < 64 * 1024, "{per_idle} bytes per idle connection");
+    // Nothing was lost: every mailbox is as it was (no one quit with deletions).
+    assert_eq!(f.read_mbox("slow0"), mbox(&[&big]));
+    assert_eq!(f.read_mbox("alice"), mbox(&[MSG1, PLAIN2, MSG3]));
+    drop((idle, slow, bad));
+}
