@@ -1,6 +1,6 @@
 //! The POP3 command parser on arbitrary lines.
 //!
-//! Invariants: no panic; a trailing CR never changes the result; only AUTH with an initial
+//! Invariants: no panic; a line-end CR (of CRLF) never changes the result; only AUTH with an initial
 //! response is accepted beyond MAX_COMMAND_LINE; every accepted command, written back in
 //! canonical form, parses to the same command.
 #![no_main]
@@ -73,9 +73,12 @@ fn canonical(cmd: &Command) -> Vec<u8> {
 fuzz_target!(|line: &[u8]| {
     let got = parse(line);
 
-    let mut with_cr = line.to_vec();
-    with_cr.push(b'\r');
-    assert_eq!(parse(&with_cr), got, "a trailing CR changed the result");
+    // The CR of a CRLF the transport left in place is not part of the line.
+    if line.last() != Some(&b'\r') {
+        let mut with_cr = line.to_vec();
+        with_cr.push(b'\r');
+        assert_eq!(parse(&with_cr), got, "a line-end CR changed the result");
+    }
 
     let Ok(cmd) = got else { return };
 
