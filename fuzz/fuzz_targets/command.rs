@@ -89,7 +89,13 @@ fuzz_target!(|line: &[u8]| {
     }
     if trimmed.len() > MAX_COMMAND_LINE {
         assert!(
-            matches!(cmd, Command::Auth { initial: Some(_), .. }),
+            matches!(
+                cmd,
+                Command::Auth {
+                    initial: Some(_),
+                    ..
+                }
+            ),
             "over-long line accepted as {cmd:?}"
         );
     }
@@ -102,7 +108,10 @@ fuzz_target!(|line: &[u8]| {
         Command::Auth { mechanism, initial } => {
             if let Some(m) = mechanism {
                 assert!(blank_free(m));
-                assert!(!m.iter().any(u8::is_ascii_lowercase), "mechanism not upper-cased");
+                assert!(
+                    !m.iter().any(u8::is_ascii_lowercase),
+                    "mechanism not upper-cased"
+                );
             }
             if let Some(i) = initial {
                 assert!(blank_free(i));

@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(e.origin, "fuzz");
             let _ = e.to_string();
             if let Some(line) = e.line {
-                assert!(line >= 1 && line <= text.lines().count(), "error on line {line}");
+                assert!(
+                    line >= 1 && line <= text.lines().count(),
+                    "error on line {line}"
+                );
                 if let Some(key) = &e.key {
                     let l = text.lines().nth(line - 1).unwrap();
                     assert!(l.contains(key.as_str()), "key {key:?} not on line {line}");

@@ -97,7 +97,10 @@ fuzz_target!(|data: &[u8]| {
                 .messages
                 .get(i + 1)
                 .map_or(idx.length, |n| n.from_offset);
-            assert_eq!(m.next_offset, next, "message {i} is not followed by the next");
+            assert_eq!(
+                m.next_offset, next,
+                "message {i} is not followed by the next"
+            );
             let from_line = &bytes[m.from_offset as usize..m.header_offset as usize];
             assert!(from_line.starts_with(b"From "));
             assert!(
@@ -106,7 +109,10 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_eq!(m.from_line, from_line_fingerprint(from_line));
             if i > 0 {
-                assert!(is_from_line(from_line), "message {i} starts at an invalid From_ line");
+                assert!(
+                    is_from_line(from_line),
+                    "message {i} starts at an invalid From_ line"
+                );
                 let prev = &idx.messages[i - 1];
                 let sep = &bytes[prev.end_offset as usize..prev.next_offset as usize];
                 assert!(
@@ -129,7 +135,10 @@ fuzz_target!(|data: &[u8]| {
             );
             assert!(is_valid_uidl(m.uidl.as_bytes()), "bad UIDL {:?}", m.uidl);
             if i > 0 {
-                assert!(!m.hidden, "only the first message can be the pseudo message");
+                assert!(
+                    !m.hidden,
+                    "only the first message can be the pseudo message"
+                );
             }
         }
         let mut uidls: Vec<&str> = idx.messages.iter().map(|m| m.uidl.as_str()).collect();
@@ -137,7 +146,14 @@ fuzz_target!(|data: &[u8]| {
         uidls.dedup();
         assert_eq!(uidls.len(), idx.messages.len(), "UIDLs are not unique");
 
-        let chunked = index_mbox(Chunked { data: bytes, size: chunk }, &opts).expect("indexed once");
+        let chunked = index_mbox(
+            Chunked {
+                data: bytes,
+                size: chunk,
+            },
+            &opts,
+        )
+        .expect("indexed once");
         assert_eq!(chunked, idx, "chunking changed the index");
     }
 });

@@ -43,7 +43,10 @@ impl Read for Source<'_> {
             }
             _ => {}
         }
-        let n = (c as usize).max(1).min(out.len()).min(self.data.len() - self.given);
+        let n = (c as usize)
+            .max(1)
+            .min(out.len())
+            .min(self.data.len() - self.given);
         out[..n].copy_from_slice(&self.data[self.given..self.given + n]);
         self.given += n;
         Ok(n)
@@ -114,7 +117,11 @@ fuzz_target!(|input: &[u8]| {
             Ok(Event::TooLong) => {
                 let lf = line_len.expect("TooLong is reported at a line end");
                 let content = rest[..lf].strip_suffix(b"\r").unwrap_or(&rest[..lf]);
-                assert!(content.len() > cap, "line of {} reported too long for cap {cap}", content.len());
+                assert!(
+                    content.len() > cap,
+                    "line of {} reported too long for cap {cap}",
+                    content.len()
+                );
                 cursor += lf + 1;
             }
             Err(ReadError::Eof { partial }) => {

@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     for e in &parsed.entries {
         let a = &e.account;
         assert!(names.insert(a.name.clone()), "duplicate user {:?}", a.name);
-        assert!(username::validate(&a.name).is_ok(), "invalid name {:?}", a.name);
+        assert!(
+            username::validate(&a.name).is_ok(),
+            "invalid name {:?}",
+            a.name
+        );
         assert_ne!(a.uid, Some(0));
         assert_ne!(a.gid, Some(0));
         if let Some(home) = &a.home {

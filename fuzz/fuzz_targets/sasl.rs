@@ -11,14 +11,17 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
-use md5::{Digest, Md5};
 use mboxpopd::protocol::sasl::{
     decode_response, encode_challenge, parse_cram_md5, parse_plain, verify_apop, verify_cram_md5,
     ClientResponse, Mechanism,
 };
+use md5::{Digest, Md5};
 
 fn hex(bytes: &[u8]) -> Vec<u8> {
-    bytes.iter().flat_map(|b| format!("{b:02x}").into_bytes()).collect()
+    bytes
+        .iter()
+        .flat_map(|b| format!("{b:02x}").into_bytes())
+        .collect()
 }
 
 fn check_message(msg: &[u8]) {
@@ -54,7 +57,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(ClientResponse::Cancel) => assert_eq!(data, b"*"),
         Ok(ClientResponse::Data(d)) => {
             if data != b"=" {
-                assert_eq!(STANDARD.encode(&d).as_bytes(), data, "non-canonical base64 accepted");
+                assert_eq!(
+                    STANDARD.encode(&d).as_bytes(),
+                    data,
+                    "non-canonical base64 accepted"
+                );
             } else {
                 assert!(d.is_empty());
             }
@@ -89,7 +96,11 @@ fuzz_target!(|data: &[u8]| {
     mac.update(challenge);
     let good = hex(&mac.finalize().into_bytes());
     assert!(verify_cram_md5(secret, challenge, &good));
-    assert!(verify_cram_md5(secret, challenge, &good.to_ascii_uppercase()));
+    assert!(verify_cram_md5(
+        secret,
+        challenge,
+        &good.to_ascii_uppercase()
+    ));
     let mut bad = good.clone();
     bad[0] = if bad[0] == b'0' { b'1' } else { b'0' };
     assert!(!verify_cram_md5(secret, challenge, &bad));
