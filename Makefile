@@ -3,6 +3,7 @@
 #   make run      build and start a demo server on 127.0.0.1:1110 (see scripts/demo.sh)
 #   make test     the test command CI runs (.ci/run)
 #   make install  PREFIX=/usr/local DESTDIR= (staged installs for packaging)
+#   make fuzz     every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz; see docs/security.md)
 
 CARGO   ?= cargo
 PREFIX  ?= /usr/local
@@ -15,7 +16,7 @@ INSTALL ?= install
 
 BIN := target/release/mboxpopd
 
-.PHONY: all build debug test lint run install uninstall clean man-check
+.PHONY: all build debug test lint run install uninstall clean man-check fuzz fuzz-build fuzz-check
 
 all: build
 
@@ -40,6 +41,29 @@ man-check:
 	@command -v groff >/dev/null || { echo "SKIPPED man-check: groff not installed"; exit 0; }; \
 	out=$$(groff -man -Tutf8 -ww -z man/mboxpopd.8 man/mboxpopd.conf.5 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "man pages OK"
+
+# Fuzzing (not part of `test`): libFuzzer targets in fuzz/, built with nightly and cargo-fuzz.
+# Seeds in fuzz/corpus/<target> are read-only; what a run finds goes to fuzz/target/corpus.
+# A crash stops `make fuzz` with an error; the input is saved under fuzz/artifacts/<target>/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= command sasl line_reader index encode config passwd_file
+FUZZ_CARGO   ?= cargo +nightly
+
+fuzz-check:
+	@$(FUZZ_CARGO) fuzz --version >/dev/null 2>&1 || { \
+		echo "cargo-fuzz (and the nightly toolchain) are needed: cargo install cargo-fuzz"; \
+		exit 1; }
+
+fuzz-build: fuzz-check
+	$(FUZZ_CARGO) fuzz build
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+		mkdir -p fuzz/target/corpus/$$t; \
+		$(FUZZ_CARGO) fuzz run $$t $(CURDIR)/fuzz/target/corpus/$$t $(CURDIR)/fuzz/corpus/$$t \
+			-- -max_total_time=$(FUZZ_SECONDS) || { echo "FAILED: fuzz target $$t"; exit 1; }; \
+	done; echo "fuzz: all targets ran $(FUZZ_SECONDS)s without a failure"
 
 run: debug
 	./scripts/demo.sh target/debug/mboxpopd

@@ -196,12 +196,13 @@ impl Encoder {
         if self.done {
             return;
         }
+        if self.line == Line::HeaderStart && !self.head.is_empty() {
+            // An unterminated last header line: classify it as a whole line.
+            self.classify_header(true, sink);
+            self.flush_head(sink);
+        }
+        // Also after the flush above: an mboxrd '>' run may still be held back.
         match self.line {
-            Line::HeaderStart if !self.head.is_empty() => {
-                // An unterminated last header line: classify it as a whole line.
-                self.classify_header(true, sink);
-                self.flush_head(sink);
-            }
             Line::GtRun(n) => self.put_gts(n, sink),
             Line::FromCheck(n) => {
                 self.put_gts(n, sink);
@@ -569,6 +570,19 @@ X-IMAP: 1 2\nX-IMAPbase: 1 2\ncontent-length: 5\nX-Other: o\n\tcont\nStatus : RO
         assert_eq!(
             retr(msg).len(),
             msg.len() + msg.iter().filter(|&&b| b == b'\n').count() + 2
+        );
+    }
+
+    #[test]
+    fn mboxrd_unterminated_last_header_line_keeps_its_gt_run() {
+        // A header section that ends the message without a newline, in a line starting
+        // with '>': the held '>' run (and bytes after it) must still be sent.
+        assert_eq!(retr_rd(b"A: b\n>"), b"A: b\r\n>\r\n");
+        assert_eq!(retr_rd(b"A: b\n>>Fro"), b"A: b\r\n>>Fro\r\n");
+        assert_eq!(retr_rd(b">From x"), b"From x\r\n");
+        assert_eq!(
+            transmit_size(b"A: b\n>>Fro", MboxFormat::Mboxrd),
+            b"A: b\r\n>>Fro\r\n".len() as u64
         );
     }
 
