@@ -512,3 +512,112 @@ fn group_name(gid: u32) -> Option<String> {
             (f.len() > 2 && f[2] == gid.to_string()).then(|| f[0].to_string())
         })
 }
+
+/// The admin's case: the standalone daemon is SIGKILLed at a random instant of a commit while
+/// procmail delivers to the same mailbox; the daemon restarted on the spool (with the default
+/// five-minute stale-lock age) serves the mailbox within seconds, procmail's delivery gets
+/// through, and the file holds exactly the old or the new mailbox followed by the delivery.
+#[test]
+fn standalone_daemon_killed_mid_commit_with_an_mda_delivering_serves_again_at_once() {
+    let Some(procmail) = common::which("procmail") else {
+        eprintln!("SKIPPED: procmail not installed");
+        return;
+    };
+    let mut f = Fixture::new();
+    f.config("lock_timeout = 10s");
+    let case = Case {
+        // ~4 MB; deleting message 1 rewrites all of it.
+        messages: (0..500)
+            .map(|i| ss::message(&format!("s{i}"), 180))
+            .collect(),
+        deleted: vec![1, 250],
+    };
+    let commit = |delay: Option<Duration>, tag: &str| -> (Duration, Option<std::process::Child>) {
+        let mut server = f.standalone();
+        let mut c = server.connect();
+        c.login("alice", "secret");
+        for d in &case.deleted {
+            c.ok(&format!("DELE {d}"));
+        }
+        c.send(b"QUIT\r\n");
+        let t = Instant::now();
+        let mda = delay.map(|_| {
+            common::procmail_delivery(
+                &procmail,
+                &f.mailbox("alice"),
+                &format!("Subject: {tag}\n\ndelivered during the crash\n"),
+                &["LOCKSLEEP=1"],
+            )
+        });
+        match delay {
+            Some(d) => {
+                std::thread::sleep(d);
+                server.signal("KILL");
+                let _ = server.stop();
+            }
+            None => {
+                c.line();
+                server.stop();
+            }
+        }
+        (t.elapsed(), mda)
+    };
+    f.write_mbox("alice", &case.old());
+    let (full, _) = commit(None, "none");
+    assert_eq!(f.read_mbox("alice"), case.new_content());
+
+    let mut rng = ss::Rng::from_time();
+    let (mut olds, mut news, mut slowest) = (0, 0, Duration::ZERO);
+    for trial in 0..6 {
+        f.write_mbox("alice", &case.old());
+        let tag = format!("delivered-{trial}");
+        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 6 / 5));
+        let (_, mda) = commit(Some(delay), &tag);
+        let t = Instant::now();
+        let server = f.standalone();
+        loop {
+            let mut c = server.connect();
+            c.ok("USER alice");
+            if c.cmd("PASS secret").starts_with("+OK") {
+                c.quit();
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "trial {trial}: not served after a kill at {delay:?}\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        slowest = slowest.max(t.elapsed());
+        let out = mda.expect("mda").wait_with_output().expect("procmail");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let delivered = common::mbox(&[&format!("Subject: {tag}\n\ndelivered during the crash\n")]);
+        let now = f.read_mbox("alice");
+        let old = [case.old(), delivered.clone()].concat();
+        let new = [case.new_content(), delivered].concat();
+        if now == new {
+            news += 1;
+        } else {
+            assert!(
+                now == old,
+                "trial {trial} (kill at {delay:?}): neither old nor new plus the delivery"
+            );
+            olds += 1;
+        }
+        assert_eq!(
+            f.spool_leftovers(),
+            Vec::<String>::new(),
+            "trial {trial}: {}",
+            server.log()
+        );
+    }
+    eprintln!(
+        "commit takes {full:?}; 6 kills with procmail delivering: {olds} old, {news} new; \
+         served again after at most {slowest:?}"
+    );
+}
