@@ -555,3 +555,33 @@ fn a_user_known_only_to_nss_extrausers_is_served() {
         assert!(c.err("PASS extra 3 users").starts_with("-ERR [AUTH]"));
     }
 }
+
+#[test]
+fn the_shipped_service_file_uses_the_system_policy() {
+    let Some(mail) = ready() else { return };
+    if !Path::new("/etc/pam.d/common-auth").is_file() {
+        eprintln!("SKIPPED: no /etc/pam.d/common-auth (not a Debian-style PAM setup)");
+        return;
+    }
+    let user = Account::create("p", "Correct horse 1");
+    let shipped =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/pam.d/mboxpopd"))
+            .expect("etc/pam.d/mboxpopd");
+    let service = PamService::new("shipped", &shipped);
+    let mut f = Fixture::new();
+    pam_spool(
+        &mut f,
+        mail,
+        &[(user.name.as_str(), user.uid)],
+        "pam",
+        &service,
+    );
+    let server = f.standalone();
+    let mut c = server.connect();
+    c.login(&user.name, "Correct horse 1");
+    assert_eq!(c.ok("STAT"), stat_line());
+    c.quit();
+    let mut c = server.connect();
+    c.ok(&format!("USER {}", user.name));
+    assert!(c.err("PASS Correct horse 2").starts_with("-ERR [AUTH]"));
+}

@@ -426,7 +426,8 @@ pub fn getspnam(name: &str) -> io::Result<Option<NssShadow>> {
     let Ok(cname) = CString::new(name) else {
         return Ok(None);
     };
-    // glibc fills empty numeric fields with -1.
+    // glibc fills empty numeric fields with -1. (`c_long` is i32 on 32-bit targets.)
+    #[allow(clippy::useless_conversion)]
     let day = |v: libc::c_long| (v >= 0).then_some(i64::from(v));
     try_with_buffer(|buf| {
         // SAFETY: all-zero is a valid `spwd` (integers and null pointers).
