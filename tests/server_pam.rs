@@ -281,6 +281,19 @@ fn pam_unix_listfile_and_account_expiry() {
     ));
     c.quit();
 
+    // Under inetd (no peer address over pipes) the process drops to the account after PAM.
+    let mut c = f.inetd();
+    c.login(&alice.name, "Correct horse 1");
+    let status = fs::read_to_string(format!("/proc/{}/status", c.server_pid().expect("pid")))
+        .expect("status");
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid");
+    assert_eq!(
+        uids.split_whitespace().skip(1).collect::<Vec<_>>(),
+        vec![alice.uid.to_string(); 4],
+        "{status}"
+    );
+    c.quit();
+
     // Refusals: all the same `-ERR [AUTH]` as an unknown user.
     let mut c = server.connect();
     c.ok("USER mbxpnosuchuser");
