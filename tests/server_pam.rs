@@ -3,8 +3,9 @@
 //! afterwards), the standalone daemon serving the spool as each user. Covered: good and bad
 //! passwords and PAM_RHOST (pam_unix, pam_exec), a pam_listfile deny rule, an expired account
 //! (`chage -E 0`, refused by the account stack), a user known only to NSS extrausers
-//! (libnss-extrausers; nsswitch.conf is extended for the test and restored), and a stack that
-//! hangs for one user (pam_exec of a slow script) while others log in. Needs root, the
+//! (libnss-extrausers; nsswitch.conf is extended for the test and restored), a pam_faillock
+//! lockout, and a stack that hangs for one user (pam_exec of a slow script) while others log
+//! in. Needs root, the
 //! shadow tools and the PAM modules; elsewhere it prints SKIPPED.
 
 mod common;
@@ -597,4 +598,55 @@ fn the_shipped_service_file_uses_the_system_policy() {
     let mut c = server.connect();
     c.ok(&format!("USER {}", user.name));
     assert!(c.err("PASS Correct horse 2").starts_with("-ERR [AUTH]"));
+}
+
+#[test]
+fn a_pam_faillock_lockout_refuses_the_right_password() {
+    let Some(mail) = ready() else { return };
+    if pam_module("pam_faillock.so").is_none() {
+        eprintln!("SKIPPED: pam_faillock not installed");
+        return;
+    }
+    let user = Account::create("f", "Correct horse 1");
+    let mut f = Fixture::new();
+    // The tally lives in the fixture, not in the machine's /run/faillock; root writes it with
+    // nothing but file-system uid 0 (no CAP_DAC_OVERRIDE) while PAM runs.
+    let tally = f.path().join("faillock");
+    let opts = format!("deny=2 unlock_time=600 dir={}", tally.display());
+    let service = PamService::new(
+        "faillock",
+        &format!(
+            "auth     required                pam_faillock.so preauth {opts}\n\
+             auth     [success=1 default=bad] pam_unix.so\n\
+             auth     [default=die]           pam_faillock.so authfail {opts}\n\
+             auth     sufficient              pam_faillock.so authsucc {opts}\n\
+             auth     required                pam_deny.so\n\
+             account  required                pam_faillock.so\n\
+             account  required                pam_unix.so\n"
+        ),
+    );
+    pam_spool(
+        &mut f,
+        mail,
+        &[(user.name.as_str(), user.uid)],
+        "pam",
+        &service,
+    );
+    let server = f.standalone();
+    let mut c = server.connect();
+    c.login(&user.name, "Correct horse 1");
+    c.quit();
+    for _ in 0..2 {
+        let mut c = server.connect();
+        c.ok(&format!("USER {}", user.name));
+        assert!(c.err("PASS wrong").starts_with("-ERR [AUTH]"));
+    }
+    assert!(
+        tally.join(&user.name).is_file(),
+        "pam_faillock kept a tally"
+    );
+    let mut c = server.connect();
+    c.ok(&format!("USER {}", user.name));
+    let locked = c.err("PASS Correct horse 1");
+    assert!(locked.starts_with("-ERR [AUTH]"), "{locked}");
 }
