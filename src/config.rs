@@ -351,6 +351,12 @@ impl Config {
                 "apop = yes has no effect with auth = system or pam (no plaintext secrets)",
             ));
         }
+        if self.plaintext_auth == PlaintextAuth::Never && self.auth != AuthBackend::PasswdFile {
+            out.push(String::from(
+                "plaintext_auth = never with auth = system or pam: no login can succeed \
+                 (these backends only check passwords sent in USER/PASS, PLAIN or LOGIN)",
+            ));
+        }
         if self.auth == AuthBackend::Pam && self.run_user.is_some() {
             out.push(String::from(
                 "auth = pam with user =: PAM modules and the switch to each user need root, \
@@ -1021,6 +1027,11 @@ syslog_facility = LOCAL3
         let c = parse("auth = pam\napop = yes\nuser = mail\n").expect("ok");
         assert!(c.warnings().iter().any(|w| w.contains("apop")));
         assert!(c.warnings().iter().any(|w| w.contains("user =")));
+        let c = parse("auth = pam\nplaintext_auth = never\n").expect("ok");
+        assert!(c
+            .warnings()
+            .iter()
+            .any(|w| w.contains("no login can succeed")));
     }
 
     #[test]
