@@ -90,16 +90,21 @@ install: $(BIN)
 		chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$$f; \
 		echo "installed $(DESTDIR)$(DOCDIR)/examples/$$f"; \
 	done
-	@# Never overwrite an admin's configuration.
-	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/mboxpopd.conf ]; then \
-		$(INSTALL) -d $(DESTDIR)$(SYSCONFDIR) && \
-		$(INSTALL) -m 0644 etc/mboxpopd.conf $(DESTDIR)$(SYSCONFDIR)/mboxpopd.conf && \
-		echo "installed $(DESTDIR)$(SYSCONFDIR)/mboxpopd.conf"; \
-	else \
-		echo "kept existing $(DESTDIR)$(SYSCONFDIR)/mboxpopd.conf"; \
-	fi
+	$(INSTALL) -d $(DESTDIR)$(DOCDIR)/examples/pam.d
+	$(INSTALL) -m 0644 etc/pam.d/mboxpopd $(DESTDIR)$(DOCDIR)/examples/pam.d/mboxpopd
+	@# Never overwrite an admin's configuration (nor a PAM service copied from popa3d).
+	@set -e; for f in mboxpopd.conf pam.d/mboxpopd; do \
+		if [ ! -e $(DESTDIR)$(SYSCONFDIR)/$$f ]; then \
+			$(INSTALL) -d $$(dirname $(DESTDIR)$(SYSCONFDIR)/$$f); \
+			$(INSTALL) -m 0644 etc/$$f $(DESTDIR)$(SYSCONFDIR)/$$f; \
+			echo "installed $(DESTDIR)$(SYSCONFDIR)/$$f"; \
+		else \
+			echo "kept existing $(DESTDIR)$(SYSCONFDIR)/$$f"; \
+		fi; \
+	done
 
 uninstall:
+	@# /etc/mboxpopd.conf and /etc/pam.d/mboxpopd stay: they may hold the admin's changes.
 	rm -f $(DESTDIR)$(SBINDIR)/mboxpopd $(DESTDIR)$(MANDIR)/man8/mboxpopd.8 \
 		$(DESTDIR)$(MANDIR)/man5/mboxpopd.conf.5
 	rm -rf $(DESTDIR)$(DOCDIR)

@@ -7,8 +7,11 @@
 //! listen = 0.0.0.0:110 [::]:110     # list, space or comma separated; standalone plain POP3
 //! tls_listen = [::]:995             # implicit-TLS listeners (need tls_cert/tls_key)
 //! hostname = mail.example.org       # default: the system host name
-//! auth = system | passwd-file
+//! auth = system | pam | passwd-file
 //! passwd_file = /etc/mboxpopd/passwd
+//! pam_service = mboxpopd            # /etc/pam.d/<name> (auth = pam)
+//! pam_timeout = 30s                 # longest one PAM conversation may take
+//! pam_max_concurrent = 4            # PAM conversations running at once
 //! user = mail                       # virtual-user mode: drop to this user after binding
 //! group = mail
 //! spool_group = mail                # supplementary group for dot-locks in /var/mail
@@ -54,6 +57,9 @@ pub enum AuthBackend {
     System,
     /// A Dovecot-style passwd-file of virtual users.
     PasswdFile,
+    /// The PAM service `pam_service` checks the password and the account; NSS gives the
+    /// uid/gid/home, as for `System`.
+    Pam,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +129,12 @@ pub struct Config {
 
     pub auth: AuthBackend,
     pub passwd_file: Option<PathBuf>,
+    /// PAM service name (`/etc/pam.d/NAME`) for `auth = pam`.
+    pub pam_service: String,
+    /// Longest a PAM conversation may take before the login fails with `[SYS/TEMP]`.
+    pub pam_timeout: Duration,
+    /// PAM conversations running at once (modules may block or be thread-unsafe).
+    pub pam_max_concurrent: usize,
     /// Virtual-user mode: drop to this user/group right after binding.
     pub run_user: Option<String>,
     pub run_group: Option<String>,
@@ -188,6 +200,9 @@ impl Default for Config {
             hostname: system_hostname(),
             auth: AuthBackend::System,
             passwd_file: None,
+            pam_service: String::from("mboxpopd"),
+            pam_timeout: Duration::from_secs(30),
+            pam_max_concurrent: 4,
             run_user: None,
             run_group: None,
             spool_group: Some(String::from("mail")),
@@ -331,9 +346,21 @@ impl Config {
                 "no TLS certificate: passwords travel in cleartext (set tls_cert/tls_key)",
             ));
         }
-        if self.apop && self.auth == AuthBackend::System {
+        if self.apop && self.auth != AuthBackend::PasswdFile {
             out.push(String::from(
-                "apop = yes has no effect with auth = system (no plaintext secrets)",
+                "apop = yes has no effect with auth = system or pam (no plaintext secrets)",
+            ));
+        }
+        if self.plaintext_auth == PlaintextAuth::Never && self.auth != AuthBackend::PasswdFile {
+            out.push(String::from(
+                "plaintext_auth = never with auth = system or pam: no login can succeed \
+                 (these backends only check passwords sent in USER/PASS, PLAIN or LOGIN)",
+            ));
+        }
+        if self.auth == AuthBackend::Pam && self.run_user.is_some() {
+            out.push(String::from(
+                "auth = pam with user =: PAM modules and the switch to each user need root, \
+                 which the process gives up after binding",
             ));
         }
         if self.plaintext_auth == PlaintextAuth::Never && !self.apop {
@@ -358,10 +385,19 @@ impl Config {
                 self.auth = match value {
                     "system" => AuthBackend::System,
                     "passwd-file" => AuthBackend::PasswdFile,
-                    _ => return Err(format!("expected system or passwd-file, got `{value}`")),
+                    "pam" => AuthBackend::Pam,
+                    _ => {
+                        return Err(format!(
+                            "expected system, pam or passwd-file, got `{value}`"
+                        ))
+                    }
                 }
             }
             "passwd_file" => self.passwd_file = Some(parse_path(value)?),
+            // A file name under /etc/pam.d: no path separators, nothing PAM would refuse.
+            "pam_service" => self.pam_service = parse_name(value)?,
+            "pam_timeout" => self.pam_timeout = parse_duration(value).and_then(nonzero)?,
+            "pam_max_concurrent" => self.pam_max_concurrent = parse_positive(value)?,
             "user" => self.run_user = Some(parse_name(value)?),
             "group" => self.run_group = Some(parse_name(value)?),
             "spool_group" => {
@@ -508,6 +544,9 @@ const KEYS: &[&str] = &[
     "hostname",
     "auth",
     "passwd_file",
+    "pam_service",
+    "pam_timeout",
+    "pam_max_concurrent",
     "user",
     "group",
     "spool_group",
@@ -985,6 +1024,38 @@ syslog_facility = LOCAL3
         assert!(c.warnings().iter().any(|w| w.contains("plaintext_auth")));
         let c = parse("apop = yes\n").expect("ok");
         assert!(c.warnings().iter().any(|w| w.contains("apop")));
+        let c = parse("auth = pam\napop = yes\nuser = mail\n").expect("ok");
+        assert!(c.warnings().iter().any(|w| w.contains("apop")));
+        assert!(c.warnings().iter().any(|w| w.contains("user =")));
+        let c = parse("auth = pam\nplaintext_auth = never\n").expect("ok");
+        assert!(c
+            .warnings()
+            .iter()
+            .any(|w| w.contains("no login can succeed")));
+    }
+
+    #[test]
+    fn pam_settings() {
+        let c = parse("").expect("ok");
+        assert_eq!(c.pam_service, "mboxpopd");
+        assert_eq!(c.pam_timeout, Duration::from_secs(30));
+        assert_eq!(c.pam_max_concurrent, 4);
+        let c =
+            parse("auth = pam\npam_service = popa3d\npam_timeout = 5s\npam_max_concurrent = 1\n")
+                .expect("ok");
+        assert_eq!(c.auth, AuthBackend::Pam);
+        assert_eq!(c.pam_service, "popa3d");
+        assert_eq!(c.pam_timeout, Duration::from_secs(5));
+        assert_eq!(c.pam_max_concurrent, 1);
+        for bad in [
+            "pam_service = ../shadow\n",
+            "pam_service = \n",
+            "pam_timeout = 0\n",
+            "pam_max_concurrent = 0\n",
+            "auth = pamm\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     proptest::proptest! {

@@ -69,7 +69,9 @@ fn staged_install_files_modes_and_config_kept() {
             "usr/share/doc/mboxpopd/examples/systemd/mboxpopd@.service",
             0o644,
         ),
+        ("usr/share/doc/mboxpopd/examples/pam.d/mboxpopd", 0o644),
         ("etc/mboxpopd.conf", 0o644),
+        ("etc/pam.d/mboxpopd", 0o644),
     ];
     for (f, m) in expect {
         assert_eq!(mode(&d.join(f)), m, "mode of {f}");
@@ -90,14 +92,28 @@ fn staged_install_files_modes_and_config_kept() {
     );
     assert!(out.contains("configuration OK"), "{out}");
 
-    // An admin's configuration is never overwritten.
+    assert_eq!(
+        fs::read(d.join("etc/pam.d/mboxpopd")).unwrap(),
+        fs::read(Path::new(REPO).join("etc/pam.d/mboxpopd")).unwrap()
+    );
+
+    // An admin's configuration is never overwritten, nor a PAM service copied from popa3d.
     fs::write(d.join("etc/mboxpopd.conf"), "# mine\n").unwrap();
+    fs::write(d.join("etc/pam.d/mboxpopd"), "@include popa3d-like\n").unwrap();
     let (ok, out) = make_install(d, "/usr");
     assert!(ok, "second make install failed:\n{out}");
     assert!(out.contains("kept existing"), "{out}");
     assert_eq!(
         fs::read_to_string(d.join("etc/mboxpopd.conf")).unwrap(),
         "# mine\n"
+    );
+    assert!(
+        out.contains("kept existing") && out.contains("pam.d/mboxpopd"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("etc/pam.d/mboxpopd")).unwrap(),
+        "@include popa3d-like\n"
     );
 
     // The installed man pages render without groff warnings.

@@ -4,7 +4,8 @@
 //! - [`hash`]: stored secrets (crypt(3), yescrypt, Dovecot `{SCHEME}` prefixes) and their
 //!   constant-time verification.
 //! - [`passwd_file`]: Dovecot-style passwd-file of virtual users, reloaded when it changes.
-//! - [`system`]: /etc/passwd + /etc/shadow.
+//! - [`system`]: the passwd and shadow databases through NSS, hashes verified here.
+//! - [`pam`]: the system's PAM stack, accounts through NSS.
 //!
 //! Both backends answer every failure (unknown user, wrong password, locked or expired account)
 //! with the same [`AuthError::Invalid`] after the same amount of work, so neither the reply nor
@@ -12,11 +13,14 @@
 
 mod account;
 pub mod hash;
+pub mod pam;
 pub mod passwd_file;
 pub mod system;
 pub mod username;
 
 pub use account::{Account, AuthError};
+
+use std::net::IpAddr;
 
 use crate::config::{AuthBackend, Config};
 
@@ -25,6 +29,18 @@ pub trait Authenticator: Send + Sync {
     /// Verify a user name and password (USER/PASS, SASL PLAIN and LOGIN). The name is
     /// validated here too, so callers cannot forget it.
     fn verify(&self, user: &str, password: &[u8]) -> Result<Account, AuthError>;
+
+    /// [`verify`](Self::verify) for a client at `peer` (None: inetd over pipes). Only PAM
+    /// uses the address (as `PAM_RHOST`, for pam_access and friends).
+    fn verify_from(
+        &self,
+        user: &str,
+        password: &[u8],
+        peer: Option<IpAddr>,
+    ) -> Result<Account, AuthError> {
+        let _ = peer;
+        self.verify(user, password)
+    }
 
     /// The plaintext secret of `user`, for APOP and CRAM-MD5. `Ok(None)` for unknown users,
     /// invalid names and users whose secret is hashed.
@@ -54,6 +70,15 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Authenticator>, String> {
         }
         AuthBackend::System => {
             let backend = system::SystemAuth::new();
+            backend.check()?;
+            Ok(Box::new(backend))
+        }
+        AuthBackend::Pam => {
+            let backend = pam::PamAuth::new(
+                &config.pam_service,
+                config.pam_timeout,
+                config.pam_max_concurrent,
+            );
             backend.check()?;
             Ok(Box::new(backend))
         }

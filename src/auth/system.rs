@@ -1,9 +1,10 @@
-//! System accounts: /etc/passwd + /etc/shadow.
+//! System accounts: the passwd and shadow databases.
 //!
-//! The files are read directly (paths injectable for tests) rather than through NSS: this is
-//! what lets the same hash code verify yescrypt and friends without libcrypt, and keeps a
-//! lookup free of NSS modules that might open sockets in a daemon. Users that exist only in
-//! NSS sources (LDAP, sssd) are therefore not seen.
+//! Accounts come from NSS (`getpwnam_r`, `getspnam_r`), so users from every source listed in
+//! nsswitch.conf (files, extrausers, LDAP, sssd) are seen with their uid, gid and home. The
+//! hash itself is verified here, by the same code as passwd-file hashes (yescrypt and friends
+//! without libcrypt), so this backend works on machines without PAM; sources that do not hand
+//! out hashes (sssd, Kerberos) need `auth = pam`. Tests inject plain files instead of NSS.
 //!
 //! Refused even with the right password: uid 0 (sessions must never run as root), locked
 //! hashes (`!`, `*`), accounts past their shadow expiry date, and passwords that are expired or
@@ -16,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::hash::{DummyVerifier, Secret};
 use super::{username, Account, AuthError, Authenticator};
+use crate::sys::credentials;
 
 /// The parts of a shadow(5) line that decide whether the account may log in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +80,7 @@ impl ShadowEntry {
 /// /etc/passwd fields we use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PasswdEntry {
+    name: String,
     password: String,
     uid: u32,
     gid: u32,
@@ -111,6 +114,9 @@ fn today() -> i64 {
 pub struct SystemAuth {
     passwd: PathBuf,
     shadow: PathBuf,
+    /// Look accounts up through NSS; otherwise parse `passwd` and `shadow` (tests). The shadow
+    /// file is read either way, for the hash that dummy checks imitate.
+    nss: bool,
     dummy: DummyVerifier,
 }
 
@@ -121,15 +127,20 @@ impl Default for SystemAuth {
 }
 
 impl SystemAuth {
-    /// The real /etc/passwd and /etc/shadow.
+    /// The system's databases, through NSS.
     pub fn new() -> SystemAuth {
-        Self::with_paths(Path::new("/etc/passwd"), Path::new("/etc/shadow"))
+        SystemAuth {
+            nss: true,
+            ..Self::with_paths(Path::new("/etc/passwd"), Path::new("/etc/shadow"))
+        }
     }
 
+    /// Plain passwd and shadow files, bypassing NSS.
     pub fn with_paths(passwd: &Path, shadow: &Path) -> SystemAuth {
         SystemAuth {
             passwd: passwd.to_path_buf(),
             shadow: shadow.to_path_buf(),
+            nss: false,
             dummy: DummyVerifier::new(),
         }
     }
@@ -148,6 +159,25 @@ impl SystemAuth {
     }
 
     fn passwd_entry(&self, user: &str) -> Result<Option<PasswdEntry>, AuthError> {
+        if self.nss {
+            let entry = credentials::getpwnam(user)
+                .map_err(|e| AuthError::Temporary(format!("passwd lookup of {user:?}: {e}")))?;
+            return Ok(entry.and_then(|u| {
+                // A source may answer with another spelling (LDAP matches case-insensitively):
+                // the mailbox and the logs use the name the source knows.
+                if u.name != user && username::validate(&u.name).is_err() {
+                    log::warn!("NSS returned the unusable name {:?} for {user:?}", u.name);
+                    return None;
+                }
+                Some(PasswdEntry {
+                    name: u.name,
+                    password: u.passwd,
+                    uid: u.uid,
+                    gid: u.gid,
+                    home: u.home,
+                })
+            }));
+        }
         let text = read(&self.passwd)?;
         let Some(f) = find_line(&text, user) else {
             return Ok(None);
@@ -161,6 +191,7 @@ impl SystemAuth {
             return Ok(None);
         };
         Ok(Some(PasswdEntry {
+            name: user.to_string(),
             password: f[1].to_string(),
             uid,
             gid,
@@ -181,9 +212,19 @@ impl SystemAuth {
             .filter_map(|l| l.split(':').nth(1))
             .filter_map(|h| Secret::parse(h).ok())
             .find(|s| !s.is_disabled());
-        let entry = user
-            .and_then(|u| find_line(&text, u))
-            .map(|f| ShadowEntry::parse(&f));
+        let entry = match user {
+            None => None,
+            Some(u) if self.nss => credentials::getspnam(u)
+                .map_err(|e| AuthError::Temporary(format!("shadow lookup of {u:?}: {e}")))?
+                .map(|s| ShadowEntry {
+                    hash: s.hash,
+                    last_change: s.last_change,
+                    max_days: s.max_days,
+                    inactive_days: s.inactive_days,
+                    expire: s.expire,
+                }),
+            Some(u) => find_line(&text, u).map(|f| ShadowEntry::parse(&f)),
+        };
         Ok((entry, template))
     }
 }
@@ -197,12 +238,15 @@ impl Authenticator for SystemAuth {
         };
         // Always read the shadow file, even for unknown users, so both cost the same I/O.
         let wants_shadow = pw_entry.as_ref().is_some_and(|e| e.password == "x");
-        let (shadow, template) = self.shadow_entry(if wants_shadow { name } else { None })?;
+        let shadow_name = pw_entry.as_ref().map(|e| e.name.as_str());
+        let (shadow, template) =
+            self.shadow_entry(if wants_shadow { shadow_name } else { None })?;
 
-        let (Some(name), Some(entry)) = (name, pw_entry) else {
+        let (Some(_), Some(entry)) = (name, &pw_entry) else {
             self.dummy.burn(template.as_ref(), password);
             return Err(AuthError::Invalid);
         };
+        let name = entry.name.as_str();
         let stored = match (&shadow, wants_shadow) {
             (Some(s), true) => s.hash.as_str(),
             (None, true) => "", // "x" but no shadow line: no password, locked
@@ -237,7 +281,7 @@ impl Authenticator for SystemAuth {
             name: name.to_string(),
             uid: Some(entry.uid),
             gid: Some(entry.gid),
-            home: Some(entry.home),
+            home: Some(entry.home.clone()),
             mailbox: None,
         })
     }

@@ -169,6 +169,8 @@ pub struct MboxServices {
     clients: Arc<ClientTable>,
     /// This connection's client (its address masked to the configured prefix).
     client: IpAddr,
+    /// The client's own address (PAM_RHOST); None for inetd over pipes.
+    peer: Option<IpAddr>,
     /// No password check starts after this instant.
     login_deadline: Instant,
 }
@@ -191,6 +193,7 @@ impl MboxServices {
             bound: Cell::new(false),
             clients,
             client,
+            peer: peer.map(|p| p.ip()),
             login_deadline,
         }
     }
@@ -259,7 +262,7 @@ impl MboxServices {
                 )))
             }
             Some(uid) => uid,
-            None if self.runtime.config.auth == AuthBackend::System => {
+            None if self.runtime.config.auth != AuthBackend::PasswdFile => {
                 return Err(StoreError::Permanent(format!(
                     "system account {} has no uid",
                     account.name
@@ -289,7 +292,7 @@ impl MboxServices {
 
 impl Services for MboxServices {
     fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
-        self.checked(|| self.runtime.auth.verify(user, password))
+        self.checked(|| self.runtime.auth.verify_from(user, password, self.peer))
     }
 
     fn plaintext_secret(&self, user: &str) -> Result<Option<(Account, Vec<u8>)>, AuthError> {

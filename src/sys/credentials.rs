@@ -304,26 +304,62 @@ pub fn thread_cpu_time() -> io::Result<Duration> {
     Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
-/// Grow-on-ERANGE buffer loop shared by the `get*_r` lookups.
-fn with_buffer<T>(
+/// Grow-on-ERANGE buffer loop shared by the `get*_r` lookups. `Err` carries the errno of a
+/// lookup that failed (as opposed to finding nothing).
+fn try_with_buffer<T>(
     mut attempt: impl FnMut(&mut [libc::c_char]) -> Result<Option<T>, i32>,
-) -> Option<T> {
+) -> Result<Option<T>, i32> {
     let mut len = 1024usize;
     loop {
         let mut buf = vec![0 as libc::c_char; len];
         match attempt(&mut buf) {
-            Ok(v) => return v,
+            Ok(v) => return Ok(v),
             Err(libc::ERANGE) if len < (1 << 20) => len *= 4,
             Err(libc::EINTR) => {}
-            Err(_) => return None,
+            // getpwnam(3): some NSS modules report "no such entry" as an error.
+            Err(libc::ENOENT | libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(e),
         }
     }
 }
 
-/// (uid, gid, home) of a user, via getpwnam_r (NSS: files, LDAP, ...).
-pub fn lookup_user(name: &str) -> Option<(u32, u32, PathBuf)> {
-    let cname = CString::new(name).ok()?;
-    with_buffer(|buf| {
+fn with_buffer<T>(attempt: impl FnMut(&mut [libc::c_char]) -> Result<Option<T>, i32>) -> Option<T> {
+    try_with_buffer(attempt).ok().flatten()
+}
+
+/// A NUL-terminated string from a `get*_r` result as an owned `String`; null or non-UTF-8
+/// becomes `None`.
+///
+/// # Safety
+/// `p` is null or points to a NUL-terminated string that stays alive during the call.
+unsafe fn owned_str(p: *const libc::c_char) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null and NUL-terminated, per this function's contract.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().ok().map(str::to_string)
+}
+
+/// A passwd entry as NSS returns it (files, extrausers, LDAP, sssd, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NssUser {
+    /// The name as the source spells it.
+    pub name: String,
+    /// The passwd field: `x` when the hash lives in the shadow database.
+    pub passwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+/// The passwd entry of `name` via getpwnam_r. `Ok(None)`: no such user (or a name with a NUL
+/// or non-UTF-8 fields); `Err`: a source could not be consulted.
+pub fn getpwnam(name: &str) -> io::Result<Option<NssUser>> {
+    let Ok(cname) = CString::new(name) else {
+        return Ok(None);
+    };
+    try_with_buffer(|buf| {
         // SAFETY: all-zero is a valid `passwd` (integers and null pointers).
         let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -344,6 +380,9 @@ pub fn lookup_user(name: &str) -> Option<(u32, u32, PathBuf)> {
         if result.is_null() {
             return Ok(None);
         }
+        // SAFETY: the strings of a successful lookup are null or NUL-terminated in `buf`,
+        // which is alive here.
+        let (name, passwd) = unsafe { (owned_str(pw.pw_name), owned_str(pw.pw_passwd)) };
         let home = if pw.pw_dir.is_null() {
             PathBuf::new()
         } else {
@@ -351,8 +390,76 @@ pub fn lookup_user(name: &str) -> Option<(u32, u32, PathBuf)> {
             let dir = unsafe { CStr::from_ptr(pw.pw_dir) };
             PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()))
         };
-        Ok(Some((pw.pw_uid, pw.pw_gid, home)))
+        Ok(name.map(|name| NssUser {
+            name,
+            passwd: passwd.unwrap_or_default(),
+            uid: pw.pw_uid,
+            gid: pw.pw_gid,
+            home,
+        }))
     })
+    .map_err(io::Error::from_raw_os_error)
+}
+
+/// (uid, gid, home) of a user, via getpwnam_r (NSS: files, LDAP, ...).
+pub fn lookup_user(name: &str) -> Option<(u32, u32, PathBuf)> {
+    getpwnam(name)
+        .ok()
+        .flatten()
+        .map(|u| (u.uid, u.gid, u.home))
+}
+
+/// A shadow entry as NSS returns it. Day counts are `None` where the field is empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NssShadow {
+    pub hash: String,
+    pub last_change: Option<i64>,
+    pub max_days: Option<i64>,
+    pub inactive_days: Option<i64>,
+    pub expire: Option<i64>,
+}
+
+/// The shadow entry of `name` via getspnam_r: /etc/shadow through the files module needs
+/// file-system uid 0 (see [`with_root_files`]); `Err` when a source could not be read.
+#[cfg(target_os = "linux")]
+pub fn getspnam(name: &str) -> io::Result<Option<NssShadow>> {
+    let Ok(cname) = CString::new(name) else {
+        return Ok(None);
+    };
+    // glibc fills empty numeric fields with -1. (`c_long` is i32 on 32-bit targets.)
+    #[allow(clippy::useless_conversion)]
+    let day = |v: libc::c_long| (v >= 0).then_some(i64::from(v));
+    try_with_buffer(|buf| {
+        // SAFETY: all-zero is a valid `spwd` (integers and null pointers).
+        let mut sp: libc::spwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::spwd = std::ptr::null_mut();
+        // SAFETY: as in getpwnam: live locals and `buf` with its true length.
+        let rc = unsafe {
+            libc::getspnam_r(
+                cname.as_ptr(),
+                &mut sp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc != 0 {
+            return Err(rc);
+        }
+        if result.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: sp_pwdp of a successful lookup is null or NUL-terminated in `buf`.
+        let hash = unsafe { owned_str(sp.sp_pwdp) }.unwrap_or_default();
+        Ok(Some(NssShadow {
+            hash,
+            last_change: day(sp.sp_lstchg),
+            max_days: day(sp.sp_max),
+            inactive_days: day(sp.sp_inact),
+            expire: day(sp.sp_expire),
+        }))
+    })
+    .map_err(io::Error::from_raw_os_error)
 }
 
 /// The gid of a group, via getgrnam_r.
@@ -592,6 +699,13 @@ mod tests {
         assert!(lookup_user("mboxpopd-no-such-user").is_none());
         assert!(lookup_group("mboxpopd-no-such-group").is_none());
         assert!(lookup_user("ro\0ot").is_none());
+        let root = getpwnam("root").unwrap().unwrap();
+        assert_eq!((root.name.as_str(), root.uid), ("root", 0));
+        assert_eq!(getpwnam("mboxpopd-no-such-user").unwrap(), None);
+        if is_root() && std::path::Path::new("/etc/shadow").exists() {
+            assert!(getspnam("root").unwrap().is_some());
+            assert_eq!(getspnam("mboxpopd-no-such-user").unwrap(), None);
+        }
         // Debian's spool group.
         let mail = std::fs::read_to_string("/etc/group")
             .unwrap()
