@@ -51,6 +51,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use crate::protocol::session::PlaintextAuth;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthBackend {
     /// /etc/passwd + /etc/shadow; sessions take the user's uid/gid.
@@ -60,16 +62,6 @@ pub enum AuthBackend {
     /// The PAM service `pam_service` checks the password and the account; NSS gives the
     /// uid/gid/home, as for `System`.
     Pam,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlaintextAuth {
-    /// USER/PASS, AUTH PLAIN/LOGIN never allowed.
-    Never,
-    /// Allowed on TLS connections and from loopback only.
-    Tls,
-    /// Always allowed.
-    Always,
 }
 
 /// How `>From ` lines in message bodies are unquoted on transmission.

@@ -6,8 +6,7 @@
 
 use std::io::Write;
 
-use crate::auth::{Account, AuthError};
-use crate::storage::StoreError;
+use crate::protocol::error::{Account, AuthError, StoreError};
 
 /// What a client may learn about one visible message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,8 +3,7 @@
 
 use std::io::{self, Write};
 
-use crate::auth::AuthError;
-use crate::storage::StoreError;
+use crate::protocol::error::{AuthError, StoreError};
 
 /// RFC 2449 limits a response line to 512 octets including CRLF.
 pub const MAX_RESPONSE_LINE: usize = 512;

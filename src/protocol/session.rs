@@ -10,14 +10,24 @@
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::auth::{Account, AuthError};
-use crate::config::PlaintextAuth;
 use crate::protocol::command::{self, Command, MessageNumber, ParseError};
+use crate::protocol::error::{Account, AuthError};
 use crate::protocol::ports::{Maildrop, Services};
 use crate::protocol::response::{self, Code};
 use crate::protocol::sasl::{self, ClientResponse, Mechanism};
 
 /// Everything the session needs to know about its connection and configuration.
+/// When plaintext passwords (USER/PASS, AUTH PLAIN/LOGIN) are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaintextAuth {
+    /// USER/PASS, AUTH PLAIN/LOGIN never allowed.
+    Never,
+    /// Allowed on TLS connections and from loopback only.
+    Tls,
+    /// Always allowed.
+    Always,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionParams {
     pub hostname: String,
@@ -851,13 +861,13 @@ fn send_message(
             response::end_multiline(writer.out)?;
             Ok(Step::cont())
         }
-        Err(crate::storage::StoreError::Client(e)) => Err(e),
+        Err(crate::protocol::error::StoreError::Client(e)) => Err(e),
         // Part of the message is already on its way: the only honest end is to hang up.
         Err(_) if writer.header.is_none() => Ok(Step::close()),
         Err(e) => {
             log::error!("cannot read message {}: {e}", index + 1);
             match (&e, response::store_error(&e)) {
-                (crate::storage::StoreError::Changed(_), Some((code, text))) => {
+                (crate::protocol::error::StoreError::Changed(_), Some((code, text))) => {
                     // Offsets are stale: serving or committing anything now could corrupt mail.
                     response::err_code(writer.out, code, text)?;
                     Ok(Step::close())

@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::*;
+use crate::protocol::error::StoreError;
 use crate::protocol::ports::{CommitReport, MessageInfo};
-use crate::storage::StoreError;
 
 /// Messages already in transmit form (CRLF, dot-stuffed), as the encoder would produce them.
 struct MemoryMaildrop {

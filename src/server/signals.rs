@@ -12,7 +12,6 @@ use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-static TERMINATE: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
 /// Write end of the self-pipe, or -1 before [`install`].
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
@@ -24,10 +23,7 @@ pub enum Event {
     Reload,
 }
 
-/// Whether SIGTERM or SIGINT arrived.
-pub fn terminating() -> bool {
-    TERMINATE.load(Ordering::SeqCst)
-}
+pub use crate::sys::signal::terminating;
 
 /// The receiving end of the self-pipe.
 #[derive(Debug)]
@@ -40,7 +36,7 @@ impl Signals {
     pub fn wait(&mut self) -> io::Result<Event> {
         let mut byte = [0u8; 1];
         loop {
-            if TERMINATE.load(Ordering::SeqCst) {
+            if terminating() {
                 return Ok(Event::Terminate);
             }
             if RELOAD.swap(false, Ordering::SeqCst) {
@@ -81,7 +77,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
     if sig == libc::SIGHUP {
         RELOAD.store(true, Ordering::SeqCst);
     } else {
-        TERMINATE.store(true, Ordering::SeqCst);
+        signal::request_termination();
     }
     let fd = WAKE_FD.load(Ordering::SeqCst);
     if fd >= 0 {

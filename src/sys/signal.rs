@@ -1,6 +1,21 @@
 //! sigaction(2) and the one system call a signal handler makes.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set (from a signal handler) once SIGTERM or SIGINT arrived. It lives here, below every
+/// layer, because both the daemon's driver and the byte streams that wait on pipes check it.
+static TERMINATE: AtomicBool = AtomicBool::new(false);
+
+/// Whether SIGTERM or SIGINT arrived.
+pub fn terminating() -> bool {
+    TERMINATE.load(Ordering::SeqCst)
+}
+
+/// Record a termination request; async-signal-safe (one atomic store).
+pub fn request_termination() {
+    TERMINATE.store(true, Ordering::SeqCst);
+}
 
 /// Install `handler` for `sig` with SA_RESTART, so ordinary blocking calls (file I/O during a
 /// commit, accept) do not fail with EINTR; poll(2) and socket reads with a timeout are

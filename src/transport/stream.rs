@@ -8,8 +8,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::server::signals;
 use crate::sys::poll;
+use crate::sys::signal as signals;
 use crate::transport::tls::{HandshakeFailure, IoTimeout, TlsContext, TlsStream};
 
 /// inetd's connection: fd 0 to read, fd 1 to write (duplicated, so the process's own standard
