@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::{self, Account, AuthError, Authenticator};
-use crate::config::{AuthBackend, Config};
+use crate::config::{trusted, AuthBackend, Config};
 use crate::protocol::session::{new_timestamp, SessionParams};
 use crate::protocol::{Maildrop, Services};
 use crate::server::clients::{client_key, CheckTimedOut, ClientTable, Limits};
@@ -122,6 +122,9 @@ impl Runtime {
             stls_available: self.tls.is_some() && !implicit_tls,
             plaintext_auth: c.plaintext_auth,
             peer_is_loopback: peer.is_none_or(|p| p.ip().to_canonical().is_loopback()),
+            // Only a trusted proxy may name the client; a client behind a PROXY header is
+            // judged by its own address here, so it cannot claim another.
+            xclient: peer.is_some_and(|p| trusted(&c.proxy_trusted_networks, p.ip())),
             peer: match peer {
                 Some(p) => p.ip().to_canonical().to_string(),
                 None => String::from("local"),
@@ -159,6 +162,9 @@ pub enum PrivilegeMode {
     Process,
 }
 
+/// Moves a connection's slot to another client (see [`MboxServices::on_client_change`]).
+pub type ClientChange = Box<dyn Fn(IpAddr) -> bool>;
+
 pub struct MboxServices {
     runtime: Arc<Runtime>,
     mode: PrivilegeMode,
@@ -167,8 +173,11 @@ pub struct MboxServices {
     bound: Cell<bool>,
     /// Failure penalties and password checks in flight, shared by all connections.
     clients: Arc<ClientTable>,
-    /// This connection's client (its address masked to the configured prefix).
-    client: IpAddr,
+    /// This connection's client (its address masked to the configured prefix); XCLIENT may
+    /// change it.
+    client: Cell<IpAddr>,
+    /// Told when XCLIENT names another client; refuses when that client is at its limit.
+    client_change: Option<ClientChange>,
     /// No password check starts after this instant.
     login_deadline: Instant,
 }
@@ -190,9 +199,15 @@ impl MboxServices {
             mode,
             bound: Cell::new(false),
             clients,
-            client,
+            client: Cell::new(client),
+            client_change: None,
             login_deadline,
         }
+    }
+
+    /// Where the connection limits learn that XCLIENT moved the connection to a new client.
+    pub fn on_client_change(&mut self, hook: ClientChange) {
+        self.client_change = Some(hook);
     }
 
     /// The spool group lets the session create dot-locks in a `root:mail 2775` spool.
@@ -220,7 +235,7 @@ impl MboxServices {
     fn checked<T>(&self, check: impl FnOnce() -> Result<T, AuthError>) -> Result<T, AuthError> {
         let _slot = self
             .clients
-            .begin_check(self.client, &self.limits(), self.login_deadline)
+            .begin_check(self.client.get(), &self.limits(), self.login_deadline)
             .map_err(|CheckTimedOut| {
                 AuthError::Temporary(String::from(
                     "no password check slot before the login deadline",
@@ -297,12 +312,25 @@ impl Services for MboxServices {
     }
 
     fn auth_outcome(&self, success: bool) {
+        let client = self.client.get();
         if success {
-            self.clients.succeeded(self.client);
+            self.clients.succeeded(client);
         } else {
-            let failures = self.clients.failed(self.client);
-            log::debug!("client {} has {failures} recent failure(s)", self.client);
+            let failures = self.clients.failed(client);
+            log::debug!("client {client} has {failures} recent failure(s)");
         }
+    }
+
+    fn set_client(&self, ip: IpAddr) -> bool {
+        if let Some(hook) = &self.client_change {
+            if !hook(ip) {
+                return false;
+            }
+        }
+        let c = &self.runtime.config;
+        self.client
+            .set(client_key(ip, c.client_prefix_ipv4, c.client_prefix_ipv6));
+        true
     }
 
     fn bound_to_user(&self) -> bool {
