@@ -459,7 +459,11 @@ impl Config {
             "client_prefix_ipv4" => self.client_prefix_ipv4.to_string(),
             "client_prefix_ipv6" => self.client_prefix_ipv6.to_string(),
             "hold_mda_locks" => yes(self.hold_mda_locks),
-            "dotlock_method" => String::from(if self.dotlock_use_link { "link" } else { "excl" }),
+            "dotlock_method" => String::from(if self.dotlock_use_link {
+                "link"
+            } else {
+                "excl"
+            }),
             "dotlock_stale_age" => dur(self.dotlock_stale_age),
             "lock_timeout" => dur(self.lock_timeout),
             "syslog_facility" => self.syslog_facility.clone(),
@@ -716,7 +720,9 @@ impl Network {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr.to_canonical(), ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(a)) => {
@@ -1260,16 +1266,24 @@ syslog_facility = LOCAL3
         let c = parse(text).expect("ok");
         let lines = c.non_defaults();
         assert!(lines.contains(&String::from("timeout = 900s")), "{lines:?}");
-        assert!(lines.contains(&String::from("plaintext_auth = always")), "{lines:?}");
         assert!(
-            lines.contains(&String::from("proxy_trusted_networks = 10.0.0.0/24 ::1/128")),
+            lines.contains(&String::from("plaintext_auth = always")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&String::from(
+                "proxy_trusted_networks = 10.0.0.0/24 ::1/128"
+            )),
             "{lines:?}"
         );
         let again = parse(&lines.join("\n")).expect("reparses");
         assert_eq!(again.non_defaults(), lines);
         // With TLS, `tls` is the default and is not listed.
         let c = parse("tls_cert = /c\ntls_key = /k\n").expect("ok");
-        assert!(!c.non_defaults().iter().any(|l| l.starts_with("plaintext_auth")));
+        assert!(!c
+            .non_defaults()
+            .iter()
+            .any(|l| l.starts_with("plaintext_auth")));
     }
 
     #[test]
@@ -1278,7 +1292,10 @@ syslog_facility = LOCAL3
             "proxy_listen = 127.0.0.1:1110\nproxy_trusted_networks = 10.1.0.0/16, 127.0.0.1 ::1\n",
         )
         .expect("ok");
-        assert_eq!(c.proxy_listen, vec!["127.0.0.1:1110".parse().expect("addr")]);
+        assert_eq!(
+            c.proxy_listen,
+            vec!["127.0.0.1:1110".parse().expect("addr")]
+        );
         let nets = &c.proxy_trusted_networks;
         assert!(trusted(nets, "10.1.200.3".parse().expect("ip")));
         assert!(!trusted(nets, "10.2.0.1".parse().expect("ip")));
@@ -1289,7 +1306,13 @@ syslog_facility = LOCAL3
             .expect("ok")
             .proxy_trusted_networks[0]
             .contains("203.0.113.1".parse().expect("ip")));
-        for bad in ["10.0.0.0/33", "10.0.0/8", "::/129", "host.example", "10.0.0.0/+8"] {
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "::/129",
+            "host.example",
+            "10.0.0.0/+8",
+        ] {
             let e = parse_err(&format!("proxy_trusted_networks = {bad}\n"));
             assert_eq!(e.key.as_deref(), Some("proxy_trusted_networks"), "{bad}");
         }

@@ -211,7 +211,9 @@ fn parse_xclient(args: &[&[u8]]) -> Result<Command, ParseError> {
                     .strip_prefix('[')
                     .and_then(|b| b.strip_suffix(']'))
                     .unwrap_or(bare);
-                let ip: IpAddr = bare.parse().map_err(|_| ParseError::Syntax(XCLIENT_USAGE))?;
+                let ip: IpAddr = bare
+                    .parse()
+                    .map_err(|_| ParseError::Syntax(XCLIENT_USAGE))?;
                 addr = Some(ip.to_canonical());
             }
             "PORT" => {

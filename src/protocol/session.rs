@@ -160,7 +160,11 @@ impl<'a> Session<'a> {
 
     pub fn greeting(&self, out: &mut dyn Write) -> io::Result<()> {
         // Dovecot's POP3 proxy looks for `[XCLIENT]` right after `+OK` in the greeting.
-        let xclient = if self.params.xclient { "[XCLIENT] " } else { "" };
+        let xclient = if self.params.xclient {
+            "[XCLIENT] "
+        } else {
+            ""
+        };
         match &self.params.apop_timestamp {
             Some(ts) => response::ok(out, &format!("{xclient}POP3 server ready {ts}")),
             None => response::ok(out, &format!("{xclient}POP3 server ready")),
@@ -397,12 +401,11 @@ impl<'a> Session<'a> {
             return Ok(Step::cont());
         }
         if !self.services.set_client(addr) {
-            log::warn!("refused {addr} (via XCLIENT from {}): too many connections", self.params.peer);
-            response::err_code(
-                out,
-                Code::SysTemp,
-                "too many connections, try again later",
-            )?;
+            log::warn!(
+                "refused {addr} (via XCLIENT from {}): too many connections",
+                self.params.peer
+            );
+            response::err_code(out, Code::SysTemp, "too many connections, try again later")?;
             return Ok(Step::close());
         }
         log::info!(

@@ -15,9 +15,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::config::{self, Config};
 use crate::server::clients::{client_key, ClientTable};
 use crate::server::connection::{self, LoginWatch};
-use crate::config::{self, Config};
 use crate::server::services::{MboxServices, PrivilegeMode, Runtime};
 use crate::server::signals::{self, Event, Signals};
 use crate::transport::proxy::{self, Origin};
@@ -167,7 +167,8 @@ impl Shared {
         stream: &TcpStream,
     ) -> Option<(Arc<Slot>, Arc<LoginWatch>)> {
         let config = self.runtime().config.clone();
-        let client = ip.map(|ip| client_key(ip, config.client_prefix_ipv4, config.client_prefix_ipv6));
+        let client =
+            ip.map(|ip| client_key(ip, config.client_prefix_ipv4, config.client_prefix_ipv6));
         let mut reg = self.registry();
         let from_client = client
             .and_then(|c| reg.per_client.get(&c).copied())
