@@ -28,8 +28,7 @@ fn admin(args: &[&str], stdin: &str) -> Output {
         .expect("stdin")
         .write_all(stdin.as_bytes())
         .expect("feed stdin");
-    let out = child.wait_with_output().expect("wait");
-    out
+    child.wait_with_output().expect("wait")
 }
 
 fn ok(out: &Output) -> String {
