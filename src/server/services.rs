@@ -76,8 +76,12 @@ impl Runtime {
             None => (*self.config).clone(),
         };
         let old = &self.config;
-        if config.listen != old.listen || config.tls_listen != old.tls_listen {
-            log::warn!("listen/tls_listen changes take effect after a restart");
+        if config.listen != old.listen
+            || config.tls_listen != old.tls_listen
+            || config.proxy_listen != old.proxy_listen
+            || config.proxy_tls_listen != old.proxy_tls_listen
+        {
+            log::warn!("listener address changes take effect after a restart");
         }
         if config.run_user != old.run_user || config.run_group != old.run_group {
             log::warn!("user/group changes take effect after a restart");
