@@ -386,6 +386,12 @@ fn read_proxy_header(stream: &mut TcpStream, proxy_addr: SocketAddr) -> Option<S
             // The proxy's own health check: it is its own client.
             Origin::Local => Some(proxy_addr),
         },
+        // A proxy's TCP health check connects and closes: not worth a warning every few
+        // seconds.
+        Err(e @ proxy::ReadHeaderError::Closed) => {
+            log::debug!("connection from proxy {proxy_ip} {e}");
+            None
+        }
         Err(e) => {
             log::warn!("closed connection from proxy {proxy_ip}: {e}");
             let _ = stream.shutdown(Shutdown::Both);

@@ -276,7 +276,9 @@ pub enum ReadHeaderError {
     Proxy(ProxyError),
     /// The deadline passed before the header was complete.
     Timeout,
-    /// The peer closed the connection first.
+    /// The peer closed the connection without sending a byte (a TCP health check).
+    Closed,
+    /// The peer closed the connection in the middle of a header.
     Eof,
     Io(io::Error),
 }
@@ -286,6 +288,7 @@ impl fmt::Display for ReadHeaderError {
         match self {
             ReadHeaderError::Proxy(e) => e.fmt(f),
             ReadHeaderError::Timeout => f.write_str("no PROXY protocol header in time"),
+            ReadHeaderError::Closed => f.write_str("closed without sending anything"),
             ReadHeaderError::Eof => f.write_str("closed before a complete PROXY header"),
             ReadHeaderError::Io(e) => write!(f, "reading the PROXY header: {e}"),
         }
@@ -316,6 +319,7 @@ pub fn read_header<R: Read + ?Sized>(
         let start = buf.len();
         buf.resize(start + want, 0);
         match src.read(&mut buf[start..]) {
+            Ok(0) if start == 0 => return Err(ReadHeaderError::Closed),
             Ok(0) => return Err(ReadHeaderError::Eof),
             Ok(n) => buf.truncate(start + n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
@@ -536,6 +540,10 @@ mod tests {
         assert!(matches!(
             read_header(&mut short, far, &mut |_, _| Ok(())),
             Err(ReadHeaderError::Eof)
+        ));
+        assert!(matches!(
+            read_header(&mut io::Cursor::new(Vec::new()), far, &mut |_, _| Ok(())),
+            Err(ReadHeaderError::Closed)
         ));
         let past = Instant::now() - Duration::from_millis(1);
         assert!(matches!(
