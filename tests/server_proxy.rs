@@ -234,16 +234,14 @@ fn start_haproxy(dir: &std::path::Path, listens: &[(String, String, &str)]) -> H
 }
 
 fn curl_from(source: &str, front: &str, path: &str) -> std::process::Output {
+    curl_scheme(source, "pop3", front, path)
+}
+
+fn curl_scheme(source: &str, scheme: &str, front: &str, path: &str) -> std::process::Output {
     Command::new("curl")
-        .args([
-            "--silent",
-            "--show-error",
-            "--max-time",
-            "30",
-            "--interface",
-            source,
-        ])
-        .arg(format!("pop3://alice:secret@{front}/{path}"))
+        .args(["--silent", "--show-error", "--max-time", "30", "--insecure"])
+        .args(["--interface", source])
+        .arg(format!("{scheme}://alice:secret@{front}/{path}"))
         .output()
         .expect("run curl")
 }
@@ -293,12 +291,34 @@ fn haproxy_send_proxy_v2_in_front_of_two_daemons_on_one_spool() {
     f.write_mbox("alice", &mbox(&[MSG1]));
     let b1 = format!("127.0.0.1:{}", free_port("127.0.0.1"));
     let b2 = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let tls1 = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    // A throwaway certificate: behind the proxy, TLS ends at the backends.
+    let (st, _, err) = run(Command::new("openssl")
+        .current_dir(f.path())
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-subj",
+            "/CN=localhost",
+        ]));
+    assert!(st.success(), "openssl: {err}");
+    let cert = f.path().join("cert.pem").display().to_string();
+    let key = f.path().join("key.pem").display().to_string();
+    f.set_config("tls_cert", &cert).set_config("tls_key", &key);
     f.set_config("proxy_trusted_networks", "127.0.0.1/32");
     f.set_config("proxy_listen", &b1);
+    f.set_config("proxy_tls_listen", &tls1);
     let s1 = f.standalone();
     f.set_config("proxy_listen", &b2);
+    let tls2 = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    f.set_config("proxy_tls_listen", &tls2);
     let s2 = f.standalone();
-    let fronts: Vec<String> = (0..3)
+    let fronts: Vec<String> = (0..4)
         .map(|_| format!("127.0.0.1:{}", free_port("127.0.0.1")))
         .collect();
     let _haproxy = start_haproxy(
@@ -308,7 +328,21 @@ fn haproxy_send_proxy_v2_in_front_of_two_daemons_on_one_spool() {
             (fronts[1].clone(), b2.clone(), ""),
             // A real header, but sent from an address the backends do not trust.
             (fronts[2].clone(), b1.clone(), " source 127.0.0.3"),
+            // Implicit TLS: the header goes first, the handshake follows.
+            (fronts[3].clone(), tls1.clone(), ""),
         ],
+    );
+    let out = curl_scheme("127.0.0.4", "pop3s", &fronts[3], "");
+    assert!(
+        out.status.success(),
+        "pop3s via haproxy: {}",
+        show(&out.stderr)
+    );
+    assert_eq!(show(&out.stdout), format!("1 {}\r\n", wire(MSG1).len()));
+    assert!(
+        s1.wait_for_log("login user=alice peer=127.0.0.4 "),
+        "{}",
+        s1.log()
     );
 
     // Each client's own address reaches both backends.
