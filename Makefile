@@ -78,12 +78,15 @@ EXAMPLE_SED = sed -e 's|/usr/local/sbin/mboxpopd|$(SBINDIR)/mboxpopd|g'
 
 install: $(BIN)
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
-		$(DESTDIR)$(DOCDIR)/examples/systemd $(DESTDIR)$(DOCDIR)/examples/xinetd.d
+		$(DESTDIR)$(DOCDIR)/examples/systemd $(DESTDIR)$(DOCDIR)/examples/xinetd.d \
+		$(DESTDIR)$(DOCDIR)/examples/fail2ban/filter.d $(DESTDIR)$(DOCDIR)/examples/fail2ban/jail.d
 	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/mboxpopd
 	$(INSTALL) -m 0644 man/mboxpopd.8 $(DESTDIR)$(MANDIR)/man8/mboxpopd.8
 	$(INSTALL) -m 0644 man/mboxpopd.conf.5 $(DESTDIR)$(MANDIR)/man5/mboxpopd.conf.5
 	$(INSTALL) -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 	$(INSTALL) -m 0644 etc/mboxpopd.conf etc/passwd.example $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 0644 etc/fail2ban/filter.d/mboxpopd.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/filter.d/
+	$(INSTALL) -m 0644 etc/fail2ban/jail.d/mboxpopd.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/jail.d/
 	@set -e; for f in inetd.conf xinetd.d/pop3 systemd/mboxpopd.service systemd/mboxpopd.socket \
 		systemd/mboxpopd@.service; do \
 		$(EXAMPLE_SED) etc/$$f > $(DESTDIR)$(DOCDIR)/examples/$$f; \

@@ -6,6 +6,9 @@
 //! ```text
 //! listen = 0.0.0.0:110 [::]:110     # list, space or comma separated; standalone plain POP3
 //! tls_listen = [::]:995             # implicit-TLS listeners (need tls_cert/tls_key)
+//! proxy_listen = 10.0.0.5:110       # plain POP3 behind a proxy: a PROXY v1/v2 header first
+//! proxy_tls_listen = 10.0.0.5:995   # implicit TLS behind a TCP proxy: header, then handshake
+//! proxy_trusted_networks = 10.0.0.0/24 ::1  # who may send PROXY headers and XCLIENT
 //! hostname = mail.example.org       # default: the system host name
 //! auth = system | pam | passwd-file
 //! passwd_file = /etc/mboxpopd/passwd
@@ -46,7 +49,7 @@
 //! naming the file and line.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -116,6 +119,12 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Implicit-TLS listeners (standalone mode). Default none; `[::]:995` typical.
     pub tls_listen: Vec<SocketAddr>,
+    /// Plain POP3 listeners whose connections start with a PROXY protocol header.
+    pub proxy_listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners behind a TCP proxy: the PROXY header comes before the handshake.
+    pub proxy_tls_listen: Vec<SocketAddr>,
+    /// Peers allowed to send a PROXY header (on the proxy listeners) and XCLIENT (anywhere).
+    pub proxy_trusted_networks: Vec<Network>,
     /// Host name used in the greeting's APOP timestamp and logs.
     pub hostname: String,
 
@@ -189,6 +198,9 @@ impl Default for Config {
                 "[::]:110".parse().expect("valid"),
             ],
             tls_listen: Vec::new(),
+            proxy_listen: Vec::new(),
+            proxy_tls_listen: Vec::new(),
+            proxy_trusted_networks: Vec::new(),
             hostname: system_hostname(),
             auth: AuthBackend::System,
             passwd_file: None,
@@ -202,7 +214,10 @@ impl Default for Config {
             mbox_format: MboxFormat::Mboxo,
             uidl_format: UidlFormat::Native,
             apop: false,
-            plaintext_auth: PlaintextAuth::Tls,
+            // `tls` only where TLS can be had (see `Config::parse`): without a certificate it
+            // would lock every remote USER/PASS client out of a server that replaces popa3d
+            // in inetd.conf. No file and an empty file must behave the same.
+            plaintext_auth: PlaintextAuth::Always,
             tls: None,
             timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(30),
@@ -318,8 +333,8 @@ impl Config {
         })?;
         // `tls` is the default only where TLS can be had: without a certificate it would lock
         // every remote USER/PASS client out of a server that replaces popa3d in inetd.conf.
-        if config.tls.is_none() && !seen.iter().any(|(k, _)| *k == "plaintext_auth") {
-            config.plaintext_auth = PlaintextAuth::Always;
+        if !seen.iter().any(|(k, _)| *k == "plaintext_auth") {
+            config.plaintext_auth = default_plaintext_auth(config.tls.is_some());
         }
         Ok(config)
     }
@@ -363,10 +378,129 @@ impl Config {
         out
     }
 
+    /// The settings that differ from the built-in defaults, as `key = value` lines in the
+    /// order of [`KEYS`] (for `mboxpopd -t`, like `doveconf -n`). Every value parses back to
+    /// the same setting.
+    pub fn non_defaults(&self) -> Vec<String> {
+        let defaults = Config::default();
+        let have_tls = self.tls.is_some();
+        KEYS.iter()
+            .filter_map(|key| {
+                let mine = self.render(key);
+                let default = if *key == "plaintext_auth" {
+                    // The default depends on whether TLS is configured.
+                    render_plaintext(default_plaintext_auth(have_tls))
+                } else {
+                    defaults.render(key)
+                };
+                (mine != default).then(|| format!("{key} = {mine}"))
+            })
+            .collect()
+    }
+
+    /// One setting in the file's syntax.
+    fn render(&self, key: &str) -> String {
+        let addrs = |v: &[SocketAddr]| {
+            v.iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let path = |v: Option<&Path>| v.map(|p| p.display().to_string()).unwrap_or_default();
+        let yes = |b: bool| String::from(if b { "yes" } else { "no" });
+        let dur = |d: Duration| {
+            if d.subsec_millis() != 0 {
+                format!("{}ms", d.as_millis())
+            } else {
+                format!("{}s", d.as_secs())
+            }
+        };
+        match key {
+            "listen" => addrs(&self.listen),
+            "tls_listen" => addrs(&self.tls_listen),
+            "proxy_listen" => addrs(&self.proxy_listen),
+            "proxy_tls_listen" => addrs(&self.proxy_tls_listen),
+            "proxy_trusted_networks" => self
+                .proxy_trusted_networks
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            "hostname" => self.hostname.clone(),
+            "auth" => String::from(match self.auth {
+                AuthBackend::System => "system",
+                AuthBackend::PasswdFile => "passwd-file",
+                AuthBackend::Pam => "pam",
+            }),
+            "passwd_file" => path(self.passwd_file.as_deref()),
+            "pam_service" => self.pam_service.clone(),
+            "pam_timeout" => dur(self.pam_timeout),
+            "pam_max_concurrent" => self.pam_max_concurrent.to_string(),
+            "user" => opt(&self.run_user),
+            "group" => opt(&self.run_group),
+            "spool_group" => opt(&self.spool_group),
+            "mailbox" => self.mailbox.clone(),
+            "mbox_format" => String::from(match self.mbox_format {
+                MboxFormat::Mboxo => "mboxo",
+                MboxFormat::Mboxrd => "mboxrd",
+            }),
+            "uidl_format" => String::from(match self.uidl_format {
+                UidlFormat::Native => "native",
+                UidlFormat::Popa3d => "popa3d",
+                UidlFormat::XUidl => "x-uidl",
+                UidlFormat::Imap => "imap",
+                UidlFormat::DovecotMd5 => "dovecot-md5",
+                UidlFormat::DovecotUid => "dovecot-uid",
+            }),
+            "apop" => yes(self.apop),
+            "plaintext_auth" => render_plaintext(self.plaintext_auth),
+            "tls_cert" => path(self.tls.as_ref().map(|t| t.cert.as_path())),
+            "tls_key" => path(self.tls.as_ref().map(|t| t.key.as_path())),
+            "tls_min_version" => self
+                .tls
+                .as_ref()
+                .map(|t| match t.min_version {
+                    TlsVersion::Tls10 => "1.0",
+                    TlsVersion::Tls11 => "1.1",
+                    TlsVersion::Tls12 => "1.2",
+                    TlsVersion::Tls13 => "1.3",
+                })
+                .unwrap_or("")
+                .to_string(),
+            "timeout" => dur(self.timeout),
+            "handshake_timeout" => dur(self.handshake_timeout),
+            "login_timeout" => dur(self.login_timeout),
+            "send_timeout" => dur(self.send_timeout),
+            "auth_failure_delay" => dur(self.auth_failure_delay),
+            "auth_penalty_max" => dur(self.auth_penalty_max),
+            "max_auth_checks_per_client" => self.max_auth_checks_per_client.to_string(),
+            "max_auth_failures" => self.max_auth_failures.to_string(),
+            "login_delay" => self.login_delay.unwrap_or(0).to_string(),
+            "max_connections" => self.max_connections.to_string(),
+            "max_connections_per_ip" => self.max_connections_per_ip.to_string(),
+            "client_prefix_ipv4" => self.client_prefix_ipv4.to_string(),
+            "client_prefix_ipv6" => self.client_prefix_ipv6.to_string(),
+            "hold_mda_locks" => yes(self.hold_mda_locks),
+            "dotlock_method" => String::from(if self.dotlock_use_link {
+                "link"
+            } else {
+                "excl"
+            }),
+            "dotlock_stale_age" => dur(self.dotlock_stale_age),
+            "lock_timeout" => dur(self.lock_timeout),
+            "syslog_facility" => self.syslog_facility.clone(),
+            _ => String::new(),
+        }
+    }
+
     fn apply(&mut self, key: &'static str, value: &str, tls: &mut TlsParts) -> Result<(), String> {
         match key {
             "listen" => self.listen = parse_addrs(value)?,
             "tls_listen" => self.tls_listen = parse_addrs(value)?,
+            "proxy_listen" => self.proxy_listen = parse_addrs(value)?,
+            "proxy_tls_listen" => self.proxy_tls_listen = parse_addrs(value)?,
+            "proxy_trusted_networks" => self.proxy_trusted_networks = parse_networks(value)?,
             "hostname" => {
                 if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
                     return Err(format!("invalid host name `{value}`"));
@@ -516,6 +650,25 @@ impl Config {
                 String::from("tls_listen needs tls_cert and tls_key"),
             ));
         }
+        if !self.proxy_tls_listen.is_empty() && self.tls.is_none() {
+            return Err((
+                Some("proxy_tls_listen"),
+                String::from("proxy_tls_listen needs tls_cert and tls_key"),
+            ));
+        }
+        if (!self.proxy_listen.is_empty() || !self.proxy_tls_listen.is_empty())
+            && self.proxy_trusted_networks.is_empty()
+        {
+            let key = if self.proxy_listen.is_empty() {
+                "proxy_tls_listen"
+            } else {
+                "proxy_listen"
+            };
+            return Err((
+                Some(key),
+                format!("{key} needs proxy_trusted_networks (the proxies' addresses)"),
+            ));
+        }
         if self.auth == AuthBackend::PasswdFile && self.passwd_file.is_none() {
             return Err((
                 Some("auth"),
@@ -533,6 +686,9 @@ impl Config {
 const KEYS: &[&str] = &[
     "listen",
     "tls_listen",
+    "proxy_listen",
+    "proxy_tls_listen",
+    "proxy_trusted_networks",
     "hostname",
     "auth",
     "passwd_file",
@@ -569,6 +725,91 @@ const KEYS: &[&str] = &[
     "lock_timeout",
     "syslog_facility",
 ];
+
+fn render_plaintext(p: PlaintextAuth) -> String {
+    String::from(match p {
+        PlaintextAuth::Never => "never",
+        PlaintextAuth::Tls => "tls",
+        PlaintextAuth::Always => "always",
+    })
+}
+
+/// The `plaintext_auth` a configuration gets when it does not set one.
+fn default_plaintext_auth(have_tls: bool) -> PlaintextAuth {
+    if have_tls {
+        PlaintextAuth::Tls
+    } else {
+        PlaintextAuth::Always
+    }
+}
+
+/// An address block, `ADDR/PREFIX` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` lies in the block. IPv4-mapped IPv6 addresses count as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr.to_canonical(), ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Whether `ip` is in any of `networks`.
+pub fn trusted(networks: &[Network], ip: IpAddr) -> bool {
+    networks.iter().any(|n| n.contains(ip))
+}
+
+fn parse_networks(value: &str) -> Result<Vec<Network>, String> {
+    let mut out = Vec::new();
+    for item in value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
+        let bad = || format!("`{item}` is not an address or ADDR/PREFIX network");
+        let (addr, prefix) = match item.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (item, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max && !p.starts_with('+') => n,
+                _ => return Err(bad()),
+            },
+        };
+        let net = Network { addr, prefix };
+        if !out.contains(&net) {
+            out.push(net);
+        }
+    }
+    Ok(out)
+}
 
 /// TLS keys arrive on separate lines; they are combined once the whole file was read.
 #[derive(Default)]
@@ -1069,6 +1310,83 @@ syslog_facility = LOCAL3
                 Ok(Duration::from_secs(secs))
             );
         }
+    }
+
+    #[test]
+    fn no_file_and_an_empty_file_are_the_same() {
+        let empty = parse("").expect("ok");
+        let none = Config::default();
+        for key in KEYS {
+            assert_eq!(empty.render(key), none.render(key), "{key}");
+        }
+        assert_eq!(empty.warnings(), none.warnings());
+        assert!(none.non_defaults().is_empty(), "{:?}", none.non_defaults());
+        assert!(empty.non_defaults().is_empty());
+    }
+
+    #[test]
+    fn non_defaults_round_trip() {
+        let text = "listen = 127.0.0.1:1110\nauth = passwd-file\npasswd_file = /etc/p\n\
+                    timeout = 15m\nauth_failure_delay = 250ms\ntls_cert = /c\ntls_key = /k\n\
+                    plaintext_auth = always\nproxy_listen = 10.0.0.5:110\n\
+                    proxy_trusted_networks = 10.0.0.0/24 ::1\n";
+        let c = parse(text).expect("ok");
+        let lines = c.non_defaults();
+        assert!(lines.contains(&String::from("timeout = 900s")), "{lines:?}");
+        assert!(
+            lines.contains(&String::from("plaintext_auth = always")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&String::from(
+                "proxy_trusted_networks = 10.0.0.0/24 ::1/128"
+            )),
+            "{lines:?}"
+        );
+        let again = parse(&lines.join("\n")).expect("reparses");
+        assert_eq!(again.non_defaults(), lines);
+        // With TLS, `tls` is the default and is not listed.
+        let c = parse("tls_cert = /c\ntls_key = /k\n").expect("ok");
+        assert!(!c
+            .non_defaults()
+            .iter()
+            .any(|l| l.starts_with("plaintext_auth")));
+    }
+
+    #[test]
+    fn proxy_keys() {
+        let c = parse(
+            "proxy_listen = 127.0.0.1:1110\nproxy_trusted_networks = 10.1.0.0/16, 127.0.0.1 ::1\n",
+        )
+        .expect("ok");
+        assert_eq!(
+            c.proxy_listen,
+            vec!["127.0.0.1:1110".parse().expect("addr")]
+        );
+        let nets = &c.proxy_trusted_networks;
+        assert!(trusted(nets, "10.1.200.3".parse().expect("ip")));
+        assert!(!trusted(nets, "10.2.0.1".parse().expect("ip")));
+        assert!(trusted(nets, "::ffff:127.0.0.1".parse().expect("ip")));
+        assert!(trusted(nets, "::1".parse().expect("ip")));
+        assert!(!trusted(nets, "127.0.0.2".parse().expect("ip")));
+        assert!(parse("proxy_trusted_networks = 0.0.0.0/0\n")
+            .expect("ok")
+            .proxy_trusted_networks[0]
+            .contains("203.0.113.1".parse().expect("ip")));
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "::/129",
+            "host.example",
+            "10.0.0.0/+8",
+        ] {
+            let e = parse_err(&format!("proxy_trusted_networks = {bad}\n"));
+            assert_eq!(e.key.as_deref(), Some("proxy_trusted_networks"), "{bad}");
+        }
+        let e = parse_err("proxy_listen = 127.0.0.1:1110\n");
+        assert_eq!(e.key.as_deref(), Some("proxy_listen"));
+        let e = parse_err("proxy_tls_listen = 127.0.0.1:1995\nproxy_trusted_networks = ::1\n");
+        assert_eq!(e.key.as_deref(), Some("proxy_tls_listen"));
     }
 
     #[test]

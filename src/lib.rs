@@ -7,10 +7,12 @@
 //! - [`transport`]: bounded line reading, plain/TLS streams.
 //! - [`server`]: inetd and standalone drivers, privilege dropping, signals, logging.
 //! - [`config`]: the configuration file.
+//! - [`admin`]: `mboxpopd user` and `mboxpopd pw`, passwd-file accounts from the command line.
 //! - [`sys`]: the syscall layer (credentials, fcntl locks, poll, signals), the only `unsafe`.
 
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod protocol;

@@ -18,15 +18,18 @@ const DEFAULT_CONFIG: &str = "/etc/mboxpopd.conf";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    Inetd { implicit_tls: bool },
+    Inetd { implicit_tls: bool, proxy: bool },
     Daemon,
     Check,
 }
 
 fn usage(opts: &getopts::Options) -> String {
     opts.usage(&format!(
-        "Usage: mboxpopd -i [-T] [-f] [-c FILE]\n       mboxpopd -d [-f] [-c FILE]\n       \
-         mboxpopd -t [-c FILE]\n\nA POP3 server for local mbox spools (default config {DEFAULT_CONFIG})."
+        "Usage: mboxpopd -i [-T] [-P] [-f] [-c FILE]\n       mboxpopd -d [-f] [-c FILE]\n       \
+         mboxpopd -t [-c FILE]\n       \
+         mboxpopd user add|passwd|del|list [NAME] [options]   (mboxpopd user --help)\n       \
+         mboxpopd pw [-s SCHEME] [--stdin]\n\n\
+         A POP3 server for local mbox spools (default config {DEFAULT_CONFIG})."
     ))
 }
 
@@ -34,6 +37,10 @@ fn main() -> ExitCode {
     // Before any credential change: journals written as this uid are ours to recover.
     credentials::record_start_euid();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Account administration: `mboxpopd user ...` and `mboxpopd pw`.
+    if let Some(first) = args.first().filter(|a| *a == "user" || *a == "pw") {
+        return mboxpopd::admin::main(first, &args[1..], Path::new(DEFAULT_CONFIG));
+    }
     let mut opts = getopts::Options::new();
     opts.optopt(
         "c",
@@ -43,6 +50,11 @@ fn main() -> ExitCode {
     );
     opts.optflag("i", "", "inetd mode: serve one session on stdin/stdout");
     opts.optflag("T", "", "with -i: implicit TLS on stdin/stdout (port 995)");
+    opts.optflag(
+        "P",
+        "proxy",
+        "with -i: a PROXY protocol v1/v2 header precedes the session (HAProxy send-proxy)",
+    );
     opts.optflag(
         "d",
         "",
@@ -83,6 +95,7 @@ fn main() -> ExitCode {
     let mode = match (m.opt_present("i"), m.opt_present("d"), m.opt_present("t")) {
         (true, false, false) => Mode::Inetd {
             implicit_tls: m.opt_present("T"),
+            proxy: m.opt_present("P"),
         },
         (false, true, false) => Mode::Daemon,
         (false, false, true) => Mode::Check,
@@ -93,6 +106,13 @@ fn main() -> ExitCode {
     };
     if m.opt_present("T") && !matches!(mode, Mode::Inetd { .. }) {
         return usage_error("-T only applies to -i", &opts, inetd_socket);
+    }
+    if m.opt_present("P") && !matches!(mode, Mode::Inetd { .. }) {
+        return usage_error(
+            "-P only applies to -i (the daemon uses proxy_listen)",
+            &opts,
+            inetd_socket,
+        );
     }
     // `-f` with `-i` is for testing over pipes: under a real inetd stderr is the socket.
     let foreground = m.opt_present("f");
@@ -208,20 +228,39 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
     match mode {
         Mode::Check => {
             println!("mboxpopd: configuration OK ({origin})");
+            // Like `doveconf -n`: what an admin pastes into a bug report.
+            let changed = runtime.config.non_defaults();
+            if changed.is_empty() {
+                println!("# all settings are the defaults");
+            } else {
+                println!("# settings that differ from the defaults:");
+                for line in changed {
+                    println!("{line}");
+                }
+            }
             Ok(())
         }
-        Mode::Inetd { implicit_tls } => {
+        Mode::Inetd {
+            implicit_tls,
+            proxy,
+        } => {
             let _signals = signals::install().map_err(|e| format!("signal setup: {e}"))?;
             drop_to_run_user(&runtime)?;
-            inetd::run(runtime, implicit_tls)
-                .map(|_| ())
-                .map_err(|e| format!("stdin/stdout: {e}"))
+            match inetd::run(runtime, implicit_tls, proxy) {
+                Ok(_) => Ok(()),
+                // No greeting and no -ERR line: whoever sent no valid header is no client.
+                Err(inetd::InetdError::Proxy(why)) => {
+                    log::warn!("{why}");
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
         }
         Mode::Daemon => {
             // Before any thread exists, so every thread inherits the handlers' mask.
             let signals = signals::install().map_err(|e| format!("signal setup: {e}"))?;
             let c = &runtime.config;
-            let bound = listener::bind(&c.listen, &c.tls_listen)?;
+            let bound = listener::bind_config(c)?;
             // Session threads act for users; none of them may be traced or dumped.
             if let Err(e) = credentials::set_not_dumpable() {
                 log::warn!("cannot mark the process non-dumpable: {e}");
@@ -286,15 +325,36 @@ fn recover_spool(config: &mboxpopd::config::Config) {
     }
 }
 
+/// The passwd-file entries that carry no uid (read as root, before any drop).
+fn users_without_uid(c: &Config) -> Vec<String> {
+    let Some(path) = &c.passwd_file else {
+        return Vec::new();
+    };
+    let Ok(text) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    mboxpopd::auth::passwd_file::parse(&text)
+        .entries
+        .into_iter()
+        .filter(|e| e.account.uid.is_none())
+        .map(|e| e.account.name)
+        .collect()
+}
+
 /// Virtual-user mode: once the sockets are bound and the root-only files read, the whole
 /// process becomes `user`/`group` (plus the spool group for dot-locks).
 fn drop_to_run_user(runtime: &Runtime) -> Result<(), String> {
     let c = &runtime.config;
     let Some(user) = &c.run_user else {
         if credentials::is_root() && c.auth == AuthBackend::PasswdFile {
-            log::warn!(
-                "virtual users without a uid will be served as root: set `user =` (and `group =`)"
-            );
+            let without = users_without_uid(c);
+            if !without.is_empty() {
+                log::warn!(
+                    "virtual users without a uid will be served as root: {} (give them a uid, \
+                     or set `user =` and `group =`)",
+                    without.join(", ")
+                );
+            }
         }
         return Ok(());
     };

@@ -319,7 +319,8 @@ fn every_value_shown_in_the_example_config_is_accepted() {
             "auth" => conf.push_str("auth = passwd-file\n"),
             "passwd_file" => conf.push_str(&format!("passwd_file = {}\n", passwd.display())),
             // TLS needs certificate files, user/group need accounts: other tests cover them.
-            "tls_listen" | "tls_cert" | "tls_key" | "tls_min_version" | "user" | "group" => {}
+            "tls_listen" | "proxy_tls_listen" | "tls_cert" | "tls_key" | "tls_min_version"
+            | "user" | "group" => {}
             _ => {
                 conf.push_str(setting);
                 conf.push('\n');

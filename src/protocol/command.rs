@@ -1,6 +1,7 @@
 //! POP3 command-line parsing (RFC 1939, 2449, 2595, 5034, 6856). Pure: bytes in, `Command` out.
 
 use std::fmt;
+use std::net::IpAddr;
 
 /// Longest command line accepted outside SASL exchanges. RFC 2449 asks for at least 255 octets.
 pub const MAX_COMMAND_LINE: usize = 1024;
@@ -34,6 +35,12 @@ pub enum Command {
     },
     Utf8,
     Lang(Option<Vec<u8>>),
+    /// Dovecot's proxy naming the real client: `XCLIENT ADDR=ip PORT=n SESSION=id TTL=n`.
+    /// Only the address and port matter here; other attributes are accepted and ignored.
+    Xclient {
+        addr: IpAddr,
+        port: Option<u16>,
+    },
 }
 
 /// A message number as the client wrote it. Values that do not fit are kept as `TooLarge`
@@ -173,11 +180,55 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             })
         }
         b"UTF8" => arity(0, "UTF8").map(|_| Command::Utf8),
+        b"XCLIENT" => parse_xclient(&args),
         b"LANG" => {
             optional("LANG [language]")?;
             Ok(Command::Lang(args.first().map(|a| a.to_vec())))
         }
         _ => Err(ParseError::Unknown),
+    }
+}
+
+const XCLIENT_USAGE: &str = "XCLIENT ADDR=address [PORT=port] [NAME=value ...]";
+
+fn parse_xclient(args: &[&[u8]]) -> Result<Command, ParseError> {
+    let mut addr = None;
+    let mut port = None;
+    for arg in args {
+        let text = std::str::from_utf8(arg).map_err(|_| ParseError::Syntax(XCLIENT_USAGE))?;
+        let (name, value) = text
+            .split_once('=')
+            .ok_or(ParseError::Syntax(XCLIENT_USAGE))?;
+        match name.to_ascii_uppercase().as_str() {
+            "ADDR" => {
+                // Dovecot sends the bare address; Postfix's form prefixes IPv6 with `IPV6:`,
+                // and some proxies bracket it.
+                let bare = value
+                    .strip_prefix("IPV6:")
+                    .or_else(|| value.strip_prefix("ipv6:"))
+                    .unwrap_or(value);
+                let bare = bare
+                    .strip_prefix('[')
+                    .and_then(|b| b.strip_suffix(']'))
+                    .unwrap_or(bare);
+                let ip: IpAddr = bare
+                    .parse()
+                    .map_err(|_| ParseError::Syntax(XCLIENT_USAGE))?;
+                addr = Some(ip.to_canonical());
+            }
+            "PORT" => {
+                port = Some(
+                    value
+                        .parse::<u16>()
+                        .map_err(|_| ParseError::Syntax(XCLIENT_USAGE))?,
+                )
+            }
+            _ => {}
+        }
+    }
+    match addr {
+        Some(addr) => Ok(Command::Xclient { addr, port }),
+        None => Err(ParseError::Syntax(XCLIENT_USAGE)),
     }
 }
 

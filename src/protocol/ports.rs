@@ -5,6 +5,7 @@
 //! configured auth backend (wired together in `server::services`).
 
 use std::io::Write;
+use std::net::IpAddr;
 
 use crate::protocol::error::{Account, AuthError, StoreError};
 
@@ -74,4 +75,10 @@ pub trait Services {
 
     /// Every login attempt's outcome, for the per-client failure penalty.
     fn auth_outcome(&self, _success: bool) {}
+
+    /// XCLIENT from a trusted proxy named the real client: count penalties and limits for it
+    /// from now on. `false` when that client is at its connection limit.
+    fn set_client(&self, _ip: IpAddr) -> bool {
+        true
+    }
 }

@@ -44,6 +44,8 @@ pub struct SessionParams {
     pub peer_is_loopback: bool,
     /// The peer as it appears in log lines.
     pub peer: String,
+    /// The peer is a trusted proxy: XCLIENT is offered (greeting and CAPA) and accepted.
+    pub xclient: bool,
     pub login_delay: Option<u64>,
     pub max_auth_failures: u32,
     pub auth_failure_delay: Duration,
@@ -167,10 +169,21 @@ impl<'a> Session<'a> {
     }
 
     pub fn greeting(&self, out: &mut dyn Write) -> io::Result<()> {
+        // Dovecot's POP3 proxy looks for `[XCLIENT]` right after `+OK` in the greeting.
+        let xclient = if self.params.xclient {
+            "[XCLIENT] "
+        } else {
+            ""
+        };
         match &self.params.apop_timestamp {
-            Some(ts) => response::ok(out, &format!("POP3 server ready {ts}")),
-            None => response::ok(out, "POP3 server ready"),
+            Some(ts) => response::ok(out, &format!("{xclient}POP3 server ready {ts}")),
+            None => response::ok(out, &format!("{xclient}POP3 server ready")),
         }
+    }
+
+    /// The client as log lines name it (changed by XCLIENT).
+    pub fn peer(&self) -> &str {
+        &self.params.peer
     }
 
     /// The longest line the driver should accept next: AUTH initial responses and SASL
@@ -384,8 +397,43 @@ impl<'a> Session<'a> {
                 )?;
                 Ok(Step::cont())
             }
+            Command::Xclient { addr, port } => self.xclient(addr, port, out),
             Command::Capa | Command::Utf8 | Command::Lang(_) => unreachable!("handled in dispatch"),
         }
+    }
+
+    /// A trusted proxy names the real client before login: from here on the session, its log
+    /// lines, the penalty and the limits are that client's, and it is judged as that client
+    /// for plaintext logins (a client behind a proxy on this host is not local).
+    fn xclient(
+        &mut self,
+        addr: std::net::IpAddr,
+        port: Option<u16>,
+        out: &mut dyn Write,
+    ) -> io::Result<Step> {
+        if !self.params.xclient {
+            response::err(out, "Unknown command")?;
+            return Ok(Step::cont());
+        }
+        if !self.services.set_client(addr) {
+            log::warn!(
+                "refused {addr} (via XCLIENT from {}): too many connections",
+                self.params.peer
+            );
+            response::err_code(out, Code::SysTemp, "too many connections, try again later")?;
+            return Ok(Step::close());
+        }
+        log::info!(
+            "xclient: proxy={} peer={addr} port={}",
+            self.params.peer,
+            port.map_or_else(|| String::from("-"), |p| p.to_string())
+        );
+        self.params.peer = addr.to_string();
+        self.params.peer_is_loopback = addr.is_loopback();
+        // The named client is no proxy: it may not rename itself.
+        self.params.xclient = false;
+        response::ok(out, "")?;
+        Ok(Step::cont())
     }
 
     fn auth(
@@ -634,6 +682,9 @@ impl<'a> Session<'a> {
         if let Some(delay) = self.params.login_delay {
             caps.push(format!("LOGIN-DELAY {delay}"));
         }
+        if self.params.xclient {
+            caps.push(String::from("XCLIENT"));
+        }
         caps.push(format!("IMPLEMENTATION {}", self.params.implementation));
         caps
     }
@@ -758,7 +809,8 @@ impl<'a> Session<'a> {
             | Command::Pass(_)
             | Command::Apop { .. }
             | Command::Auth { .. }
-            | Command::Stls => {
+            | Command::Stls
+            | Command::Xclient { .. } => {
                 response::err(
                     out,
                     "Already logged in, command valid only in AUTHORIZATION state",

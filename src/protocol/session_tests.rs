@@ -140,6 +140,7 @@ fn params() -> SessionParams {
         plaintext_auth: PlaintextAuth::Always,
         peer_is_loopback: false,
         peer: "192.0.2.1".into(),
+        xclient: false,
         login_delay: None,
         max_auth_failures: 3,
         auth_failure_delay: Duration::ZERO,
@@ -633,4 +634,60 @@ fn utf8_and_lang() {
     let mut s = login(&h);
     let (out, _) = run(&mut s, &["UTF8"]);
     assert_eq!(out, "+OK UTF8 enabled\r\n");
+}
+
+#[test]
+fn xclient_from_a_trusted_proxy_names_the_client() {
+    let h = Harness::new();
+    let mut p = params();
+    p.xclient = true;
+    p.peer = "127.0.0.1".into();
+    p.peer_is_loopback = true;
+    p.plaintext_auth = PlaintextAuth::Tls;
+    let mut s = Session::new(&h.services, p);
+    let mut greeting = Vec::new();
+    s.greeting(&mut greeting).unwrap();
+    // Dovecot's proxy checks for exactly this prefix.
+    assert!(greeting.starts_with(b"+OK [XCLIENT] "), "{greeting:?}");
+    let (capa, _) = run(&mut s, &["CAPA"]);
+    assert!(capa.contains("\r\nXCLIENT\r\n"), "{capa}");
+    // Dovecot pipelines XCLIENT and USER.
+    let (out, _) = run(
+        &mut s,
+        &[
+            "XCLIENT ADDR=2001:db8::7 PORT=51234 SESSION=abcDEF12 TTL=4",
+            "USER alice",
+        ],
+    );
+    // The named client is remote: plaintext is refused to it under `tls`.
+    assert_eq!(
+        out,
+        "+OK\r\n-ERR [AUTH] Plaintext authentication disallowed on non-secure connections\r\n"
+    );
+    assert_eq!(s.peer(), "2001:db8::7");
+    // Once the client is named, it cannot rename itself.
+    let (out, _) = run(&mut s, &["XCLIENT ADDR=192.0.2.9", "CAPA"]);
+    assert!(out.starts_with("-ERR Unknown command\r\n"), "{out}");
+    assert!(!out.contains("XCLIENT"), "{out}");
+}
+
+#[test]
+fn xclient_is_refused_to_others_and_after_login() {
+    let h = Harness::new();
+    let mut s = Session::new(&h.services, params());
+    let mut greeting = Vec::new();
+    s.greeting(&mut greeting).unwrap();
+    assert_eq!(greeting, b"+OK POP3 server ready\r\n");
+    let (out, _) = run(&mut s, &["XCLIENT ADDR=10.0.0.1 PORT=1", "CAPA"]);
+    assert!(out.starts_with("-ERR Unknown command\r\n"), "{out}");
+    assert!(!out.contains("XCLIENT"), "{out}");
+    assert_eq!(s.peer(), "192.0.2.1");
+    let mut p = params();
+    p.xclient = true;
+    let mut s = Session::new(&h.services, p);
+    let (out, _) = run(&mut s, &["XCLIENT PORT=1", "XCLIENT ADDR=not-an-ip"]);
+    assert_eq!(out.matches("-ERR Syntax error").count(), 2, "{out}");
+    run(&mut s, &["USER alice", "PASS wonderland"]);
+    let (out, _) = run(&mut s, &["XCLIENT ADDR=10.0.0.1"]);
+    assert!(out.starts_with("-ERR Already logged in"), "{out}");
 }

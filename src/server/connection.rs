@@ -136,10 +136,11 @@ pub fn serve(
     conn: &ConnectionParams,
 ) -> Outcome {
     let started = Instant::now();
-    let peer = peer_label(conn.peer);
     let mut session = Session::new(services, session_params);
     let reason = drive(stream, &mut session, conn);
     let summary = session.summary();
+    // The session's peer: XCLIENT may have replaced the connection's.
+    let peer = session.peer().to_string();
     // The driver knows why the transport ended; otherwise the session does (QUIT, too many
     // authentication failures, a maildrop error).
     let reason = reason.unwrap_or_else(|| match summary.end {
@@ -309,13 +310,6 @@ fn io_reason(e: &io::Error) -> String {
         | io::ErrorKind::ConnectionAborted => String::from("disconnected"),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => String::from("write timeout"),
         _ => format!("io error: {e}"),
-    }
-}
-
-fn peer_label(peer: Option<SocketAddr>) -> String {
-    match peer {
-        Some(a) => a.ip().to_canonical().to_string(),
-        None => String::from("local"),
     }
 }
 

@@ -1,5 +1,11 @@
 //! Standalone mode (`-d`): blocking listeners, one small-stack OS thread per connection,
 //! global and per-IP connection limits, SIGTERM shutdown and SIGHUP reload.
+//!
+//! On the proxy listeners (`proxy_listen`, `proxy_tls_listen`) a connection is accepted only
+//! from `proxy_trusted_networks`, counts against `max_connections` at once, and against its
+//! client's `max_connections_per_ip` only once its PROXY header has named the client: the
+//! socket's peer is the proxy, whose connections carry everyone's sessions. The header must
+//! arrive within [`PROXY_HEADER_TIMEOUT`], so untrusted or silent peers hold no thread long.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -9,11 +15,18 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::config::{self, Config};
 use crate::server::clients::{client_key, ClientTable};
 use crate::server::connection::{self, LoginWatch};
 use crate::server::services::{MboxServices, PrivilegeMode, Runtime};
 use crate::server::signals::{self, Event, Signals};
+use crate::transport::proxy::{self, Origin};
 use crate::transport::stream::Stream;
+
+/// How long a proxy has to send its header after connecting. HAProxy sends it with the
+/// connection's first bytes; a few seconds cover a loaded proxy without letting a silent
+/// connection hold a session thread.
+pub const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Stack size of session threads. Sessions keep their big buffers on the heap; the stack
 /// holds the protocol code, password hashing and the OpenSSL handshake. Measured on a debug
@@ -34,6 +47,18 @@ pub struct Bound {
     pub addr: SocketAddr,
     /// Implicit TLS (the `tls_listen` sockets).
     pub tls: bool,
+    /// A PROXY protocol header precedes everything (the `proxy_*listen` sockets).
+    pub proxy: bool,
+}
+
+/// Every listener the configuration asks for.
+pub fn bind_config(c: &Config) -> Result<Vec<Bound>, String> {
+    let mut wanted = Vec::new();
+    wanted.extend(c.listen.iter().map(|a| (*a, false, false)));
+    wanted.extend(c.tls_listen.iter().map(|a| (*a, true, false)));
+    wanted.extend(c.proxy_listen.iter().map(|a| (*a, false, true)));
+    wanted.extend(c.proxy_tls_listen.iter().map(|a| (*a, true, true)));
+    bind_listeners(wanted)
 }
 
 /// Bind every `listen` and `tls_listen` address.
@@ -42,18 +67,25 @@ pub struct Bound {
 /// unless `net.ipv6.bindv6only` is set, and then already receives IPv4 connections, so the
 /// IPv4 wildcard failing with EADDRINUSE is expected and tolerated.
 pub fn bind(plain: &[SocketAddr], tls: &[SocketAddr]) -> Result<Vec<Bound>, String> {
-    let mut wanted: Vec<(SocketAddr, bool)> = plain
+    let wanted = plain
         .iter()
-        .map(|a| (*a, false))
-        .chain(tls.iter().map(|a| (*a, true)))
+        .map(|a| (*a, false, false))
+        .chain(tls.iter().map(|a| (*a, true, false)))
         .collect();
+    bind_listeners(wanted)
+}
+
+/// Bind `(address, tls, proxy)` triples.
+fn bind_listeners(mut wanted: Vec<(SocketAddr, bool, bool)>) -> Result<Vec<Bound>, String> {
     if wanted.is_empty() {
-        return Err(String::from("no listen or tls_listen address configured"));
+        return Err(String::from(
+            "no listen, tls_listen, proxy_listen or proxy_tls_listen address configured",
+        ));
     }
     // IPv6 wildcards first (stable sort keeps the configured order otherwise).
-    wanted.sort_by_key(|(a, _)| !(a.is_ipv6() && a.ip().is_unspecified()));
+    wanted.sort_by_key(|(a, _, _)| !(a.is_ipv6() && a.ip().is_unspecified()));
     let mut bound: Vec<Bound> = Vec::new();
-    for (addr, is_tls) in wanted {
+    for (addr, is_tls, is_proxy) in wanted {
         match TcpListener::bind(addr) {
             Ok(listener) => {
                 let local = listener.local_addr().unwrap_or(addr);
@@ -61,11 +93,12 @@ pub fn bind(plain: &[SocketAddr], tls: &[SocketAddr]) -> Result<Vec<Bound>, Stri
                     listener,
                     addr: local,
                     tls: is_tls,
+                    proxy: is_proxy,
                 });
             }
             Err(e)
                 if e.kind() == io::ErrorKind::AddrInUse
-                    && covered_by_dual_stack(addr, is_tls, &bound) =>
+                    && covered_by_dual_stack(addr, is_tls, is_proxy, &bound) =>
             {
                 log::debug!(
                     "{addr}: served by the dual-stack [::]:{} socket",
@@ -78,11 +111,12 @@ pub fn bind(plain: &[SocketAddr], tls: &[SocketAddr]) -> Result<Vec<Bound>, Stri
     Ok(bound)
 }
 
-fn covered_by_dual_stack(addr: SocketAddr, is_tls: bool, bound: &[Bound]) -> bool {
+fn covered_by_dual_stack(addr: SocketAddr, is_tls: bool, is_proxy: bool, bound: &[Bound]) -> bool {
     addr.is_ipv4()
         && addr.ip().is_unspecified()
         && bound.iter().any(|b| {
             b.tls == is_tls
+                && b.proxy == is_proxy
                 && b.addr.is_ipv6()
                 && b.addr.ip().is_unspecified()
                 && b.addr.port() == addr.port()
@@ -124,17 +158,28 @@ impl Shared {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Take a connection slot, or refuse when a limit is reached.
-    fn admit(self: &Arc<Self>, ip: IpAddr, stream: &TcpStream) -> Option<(Slot, Arc<LoginWatch>)> {
+    /// Take a connection slot, or refuse when a limit is reached. `client` is `None` while
+    /// the client is not known yet (a PROXY header to come): only the global limit applies
+    /// until [`Slot::assign`] names it.
+    fn admit(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+        stream: &TcpStream,
+    ) -> Option<(Arc<Slot>, Arc<LoginWatch>)> {
         let config = self.runtime().config.clone();
-        let client = client_key(ip, config.client_prefix_ipv4, config.client_prefix_ipv6);
+        let client =
+            ip.map(|ip| client_key(ip, config.client_prefix_ipv4, config.client_prefix_ipv6));
         let mut reg = self.registry();
-        let from_client = reg.per_client.get(&client).copied().unwrap_or(0);
+        let from_client = client
+            .and_then(|c| reg.per_client.get(&c).copied())
+            .unwrap_or(0);
         if reg.total >= config.max_connections || from_client >= config.max_connections_per_ip {
             return None;
         }
         reg.total += 1;
-        *reg.per_client.entry(client).or_insert(0) += 1;
+        if let Some(c) = client {
+            *reg.per_client.entry(c).or_insert(0) += 1;
+        }
         let id = reg.next_id;
         reg.next_id += 1;
         let socket = stream.try_clone().ok();
@@ -149,11 +194,11 @@ impl Shared {
                 login: Arc::clone(&login),
             },
         );
-        let slot = Slot {
+        let slot = Arc::new(Slot {
             shared: Arc::clone(self),
-            client,
+            client: Mutex::new(client),
             id,
-        };
+        });
         Some((slot, login))
     }
 }
@@ -161,19 +206,50 @@ impl Shared {
 /// A held connection slot; dropping it (also while a session thread unwinds) frees it.
 struct Slot {
     shared: Arc<Shared>,
-    client: IpAddr,
+    /// The client it counts for, once known.
+    client: Mutex<Option<IpAddr>>,
     id: u64,
+}
+
+impl Slot {
+    /// Count the slot for the client at `ip` from now on (after a PROXY header or XCLIENT
+    /// named it), or refuse when that client is at its limit.
+    fn assign(&self, ip: IpAddr) -> bool {
+        let config = self.shared.runtime().config.clone();
+        let key = client_key(ip, config.client_prefix_ipv4, config.client_prefix_ipv6);
+        let mut reg = self.shared.registry();
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if *client == Some(key) {
+            return true;
+        }
+        if reg.per_client.get(&key).copied().unwrap_or(0) >= config.max_connections_per_ip {
+            return false;
+        }
+        if let Some(old) = client.take() {
+            release_client(&mut reg, old);
+        }
+        *reg.per_client.entry(key).or_insert(0) += 1;
+        *client = Some(key);
+        true
+    }
+}
+
+fn release_client(reg: &mut Registry, client: IpAddr) {
+    if let Some(n) = reg.per_client.get_mut(&client) {
+        *n -= 1;
+        if *n == 0 {
+            reg.per_client.remove(&client);
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut reg = self.shared.registry();
         reg.total = reg.total.saturating_sub(1);
-        if let Some(n) = reg.per_client.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                reg.per_client.remove(&self.client);
-            }
+        let client = self.client.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(c) = client {
+            release_client(&mut reg, c);
         }
         reg.connections.remove(&self.id);
         drop(reg);
@@ -198,8 +274,9 @@ pub fn run(bound: Vec<Bound>, runtime: Runtime, mut signals: Signals) -> io::Res
     for b in bound {
         let shared = Arc::clone(&shared);
         log::info!(
-            "listening on {}{}",
+            "listening on {}{}{}",
             b.addr,
+            if b.proxy { " (PROXY protocol)" } else { "" },
             if b.tls { " (TLS)" } else { "" }
         );
         thread::Builder::new()
@@ -237,7 +314,7 @@ fn accept_loop(bound: Bound, shared: Arc<Shared>) {
                     // Shutting down: the listener stays open until exit, but serves nobody.
                     continue;
                 }
-                handle_new(stream, addr, bound.tls, &shared);
+                handle_new(stream, addr, &bound, &shared);
             }
             Err(e) => {
                 if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
@@ -252,18 +329,29 @@ fn accept_loop(bound: Bound, shared: Arc<Shared>) {
     }
 }
 
-fn handle_new(stream: TcpStream, addr: SocketAddr, tls: bool, shared: &Arc<Shared>) {
+fn handle_new(stream: TcpStream, addr: SocketAddr, bound: &Bound, shared: &Arc<Shared>) {
     let ip = addr.ip().to_canonical();
-    let Some((slot, login)) = shared.admit(ip, &stream) else {
+    if bound.proxy && !config::trusted(&shared.runtime().config.proxy_trusted_networks, ip) {
+        // Not one of our proxies: whatever it would send as a header is not to be believed.
+        log::warn!(
+            "refused {ip} on {}: not in proxy_trusted_networks",
+            bound.addr
+        );
+        let _ = stream.shutdown(Shutdown::Both);
+        return;
+    }
+    let known = (!bound.proxy).then_some(ip);
+    let Some((slot, login)) = shared.admit(known, &stream) else {
         log::warn!("refused {ip}: too many connections");
         refuse(stream);
         return;
     };
     let shared_for_thread = Arc::clone(shared);
+    let (tls, proxy) = (bound.tls, bound.proxy);
     let spawned = thread::Builder::new()
         .name(String::from("session"))
         .stack_size(SESSION_STACK)
-        .spawn(move || session_thread(stream, addr, tls, slot, login, shared_for_thread));
+        .spawn(move || session_thread(stream, addr, tls, proxy, slot, login, shared_for_thread));
     if let Err(e) = spawned {
         // The closure (with the socket and the slot) was dropped: the slot is free again and
         // the client sees its connection closed.
@@ -278,25 +366,82 @@ fn refuse(mut stream: TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
+/// Read the PROXY header a trusted proxy sends first; the client it names, or `None` after
+/// logging why the connection is closed without a greeting.
+fn read_proxy_header(stream: &mut TcpStream, proxy_addr: SocketAddr) -> Option<SocketAddr> {
+    let deadline = Instant::now() + PROXY_HEADER_TIMEOUT;
+    let result = proxy::read_header(stream, deadline, &mut |s: &TcpStream, left| {
+        s.set_read_timeout(Some(left))
+    });
+    let proxy_ip = proxy_addr.ip().to_canonical();
+    match result {
+        Ok(header) => match header.origin {
+            Origin::Client { source, .. } => {
+                log::debug!(
+                    "PROXY v{} header from {proxy_ip}: client {source}",
+                    header.version
+                );
+                Some(SocketAddr::new(source.ip().to_canonical(), source.port()))
+            }
+            // The proxy's own health check: it is its own client.
+            Origin::Local => Some(proxy_addr),
+        },
+        // A proxy's TCP health check connects and closes: not worth a warning every few
+        // seconds.
+        Err(e @ proxy::ReadHeaderError::Closed) => {
+            log::debug!("connection from proxy {proxy_ip} {e}");
+            None
+        }
+        Err(e) => {
+            log::warn!("closed connection from proxy {proxy_ip}: {e}");
+            let _ = stream.shutdown(Shutdown::Both);
+            None
+        }
+    }
+}
+
 fn session_thread(
-    stream: TcpStream,
-    addr: SocketAddr,
+    mut stream: TcpStream,
+    socket_peer: SocketAddr,
     tls: bool,
-    slot: Slot,
+    proxy: bool,
+    slot: Arc<Slot>,
     login: Arc<LoginWatch>,
     shared: Arc<Shared>,
 ) {
-    // Held until the thread ends, even by a panic.
-    let _slot = slot;
+    let addr = if proxy {
+        let Some(client) = read_proxy_header(&mut stream, socket_peer) else {
+            return;
+        };
+        if !slot.assign(client.ip()) {
+            log::warn!("refused {}: too many connections", client.ip());
+            if tls {
+                let _ = stream.shutdown(Shutdown::Both);
+            } else {
+                refuse(stream);
+            }
+            return;
+        }
+        client
+    } else {
+        socket_peer
+    };
     let _ = stream.set_nodelay(true);
     let runtime = shared.runtime();
-    let services = MboxServices::new(
+    let mut services = MboxServices::new(
         Arc::clone(&runtime),
         PrivilegeMode::Thread,
         Arc::clone(&shared.clients),
         Some(addr),
         login.deadline(),
     );
+    {
+        // XCLIENT moves the connection to the client it names, for the limits too.
+        let slot = Arc::clone(&slot);
+        services.on_client_change(Box::new(move |ip| slot.assign(ip)));
+    }
+    // Held until the thread ends, even by a panic.
+    let _slot = slot;
     if let Err(e) = services.restrict_before_login() {
         log::error!("session for {}: {e}", addr.ip().to_canonical());
         return;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::{self, Account, AuthError, Authenticator};
-use crate::config::{AuthBackend, Config};
+use crate::config::{trusted, AuthBackend, Config};
 use crate::protocol::session::{new_timestamp, SessionParams};
 use crate::protocol::{Maildrop, Services};
 use crate::server::clients::{client_key, CheckTimedOut, ClientTable, Limits};
@@ -76,8 +76,12 @@ impl Runtime {
             None => (*self.config).clone(),
         };
         let old = &self.config;
-        if config.listen != old.listen || config.tls_listen != old.tls_listen {
-            log::warn!("listen/tls_listen changes take effect after a restart");
+        if config.listen != old.listen
+            || config.tls_listen != old.tls_listen
+            || config.proxy_listen != old.proxy_listen
+            || config.proxy_tls_listen != old.proxy_tls_listen
+        {
+            log::warn!("listener address changes take effect after a restart");
         }
         if config.run_user != old.run_user || config.run_group != old.run_group {
             log::warn!("user/group changes take effect after a restart");
@@ -122,6 +126,9 @@ impl Runtime {
             stls_available: self.tls.is_some() && !implicit_tls,
             plaintext_auth: c.plaintext_auth,
             peer_is_loopback: peer.is_none_or(|p| p.ip().to_canonical().is_loopback()),
+            // Only a trusted proxy may name the client; a client behind a PROXY header is
+            // judged by its own address here, so it cannot claim another.
+            xclient: peer.is_some_and(|p| trusted(&c.proxy_trusted_networks, p.ip())),
             peer: match peer {
                 Some(p) => p.ip().to_canonical().to_string(),
                 None => String::from("local"),
@@ -159,6 +166,9 @@ pub enum PrivilegeMode {
     Process,
 }
 
+/// Moves a connection's slot to another client (see [`MboxServices::on_client_change`]).
+pub type ClientChange = Box<dyn Fn(IpAddr) -> bool>;
+
 pub struct MboxServices {
     runtime: Arc<Runtime>,
     mode: PrivilegeMode,
@@ -167,10 +177,13 @@ pub struct MboxServices {
     bound: Cell<bool>,
     /// Failure penalties and password checks in flight, shared by all connections.
     clients: Arc<ClientTable>,
-    /// This connection's client (its address masked to the configured prefix).
-    client: IpAddr,
-    /// The client's own address (PAM_RHOST); None for inetd over pipes.
-    peer: Option<IpAddr>,
+    /// This connection's client (its address masked to the configured prefix); XCLIENT may
+    /// change it.
+    client: Cell<IpAddr>,
+    /// The client's own address (PAM_RHOST); None for inetd over pipes. XCLIENT may change it.
+    peer: Cell<Option<IpAddr>>,
+    /// Told when XCLIENT names another client; refuses when that client is at its limit.
+    client_change: Option<ClientChange>,
     /// No password check starts after this instant.
     login_deadline: Instant,
 }
@@ -192,10 +205,16 @@ impl MboxServices {
             mode,
             bound: Cell::new(false),
             clients,
-            client,
-            peer: peer.map(|p| p.ip()),
+            client: Cell::new(client),
+            peer: Cell::new(peer.map(|p| p.ip())),
+            client_change: None,
             login_deadline,
         }
+    }
+
+    /// Where the connection limits learn that XCLIENT moved the connection to a new client.
+    pub fn on_client_change(&mut self, hook: ClientChange) {
+        self.client_change = Some(hook);
     }
 
     /// The spool group lets the session create dot-locks in a `root:mail 2775` spool.
@@ -223,7 +242,7 @@ impl MboxServices {
     fn checked<T>(&self, check: impl FnOnce() -> Result<T, AuthError>) -> Result<T, AuthError> {
         let _slot = self
             .clients
-            .begin_check(self.client, &self.limits(), self.login_deadline)
+            .begin_check(self.client.get(), &self.limits(), self.login_deadline)
             .map_err(|CheckTimedOut| {
                 AuthError::Temporary(String::from(
                     "no password check slot before the login deadline",
@@ -292,7 +311,11 @@ impl MboxServices {
 
 impl Services for MboxServices {
     fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
-        self.checked(|| self.runtime.auth.verify_from(user, password, self.peer))
+        self.checked(|| {
+            self.runtime
+                .auth
+                .verify_from(user, password, self.peer.get())
+        })
     }
 
     fn plaintext_secret(&self, user: &str) -> Result<Option<(Account, Vec<u8>)>, AuthError> {
@@ -300,12 +323,26 @@ impl Services for MboxServices {
     }
 
     fn auth_outcome(&self, success: bool) {
+        let client = self.client.get();
         if success {
-            self.clients.succeeded(self.client);
+            self.clients.succeeded(client);
         } else {
-            let failures = self.clients.failed(self.client);
-            log::debug!("client {} has {failures} recent failure(s)", self.client);
+            let failures = self.clients.failed(client);
+            log::debug!("client {client} has {failures} recent failure(s)");
         }
+    }
+
+    fn set_client(&self, ip: IpAddr) -> bool {
+        if let Some(hook) = &self.client_change {
+            if !hook(ip) {
+                return false;
+            }
+        }
+        let c = &self.runtime.config;
+        self.client
+            .set(client_key(ip, c.client_prefix_ipv4, c.client_prefix_ipv6));
+        self.peer.set(Some(ip));
+        true
     }
 
     fn bound_to_user(&self) -> bool {

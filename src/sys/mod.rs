@@ -7,3 +7,4 @@ pub mod file_lock;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod terminal;

@@ -1,5 +1,6 @@
-//! Bytes on the wire: bounded line reading and plain/TLS streams.
+//! Bytes on the wire: bounded line reading, the PROXY protocol header, plain/TLS streams.
 
 pub mod line_reader;
+pub mod proxy;
 pub mod stream;
 pub mod tls;

@@ -184,6 +184,14 @@ impl Fixture {
         self
     }
 
+    /// Sets `key = value`, replacing an extra line with the same key set earlier.
+    pub fn set_config(&mut self, key: &str, value: &str) -> &mut Self {
+        self.config
+            .retain(|l| l.split('=').next().unwrap_or("").trim() != key);
+        self.config.push(format!("{key} = {value}"));
+        self
+    }
+
     pub fn mailbox(&self, user: &str) -> PathBuf {
         self.path().join("spool").join(user)
     }
@@ -300,6 +308,34 @@ impl Fixture {
         .checked()
     }
 
+    /// An inetd-mode session over pipes whose input starts with `preamble` (a PROXY header
+    /// for `-P`), written before the greeting is read. Whatever the first line is.
+    pub fn inetd_preamble(&self, flags: &[&str], preamble: &[u8]) -> Conn {
+        let conf = self.write_config("127.0.0.1:1");
+        let n = next_id();
+        let (log, errf) = self.stderr_file(&format!("inetd-{n}.log"));
+        let mut child = Command::new(binary())
+            .arg("-c")
+            .arg(&conf)
+            .arg("-i")
+            .args(flags)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(errf))
+            .spawn()
+            .expect("spawn mboxpopd -i");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(preamble).expect("write preamble");
+        Conn::new(
+            Box::new(stdout),
+            Writer::Pipe(Some(stdin)),
+            Some(child),
+            Some(log),
+        )
+    }
+
     /// One inetd-mode session the way inetd and systemd `Accept=yes` start it: the accepted
     /// TCP socket is the process's stdin and stdout.
     pub fn inetd_socket(&self) -> Conn {
@@ -376,6 +412,29 @@ fn next_id() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A TCP connection to `addr` that sends `preamble` before reading the first line.
+pub fn connect_preamble(addr: &str, preamble: &[u8], log: Option<PathBuf>) -> Conn {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).ok();
+    s.write_all(preamble).expect("write preamble");
+    let r = s.try_clone().expect("clone stream");
+    Conn::new(Box::new(r), Writer::Tcp(s), None, log)
+}
+
+/// Connects to `addr`, sends `preamble`, and returns what arrives before the server closes
+/// the connection (panics if it stays open longer than [`PATIENCE`]).
+pub fn until_closed(addr: &str, preamble: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).ok();
+    let _ = s.write_all(preamble);
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => got,
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => got,
+        Err(e) => panic!("{addr} did not close the connection: {e}; got {got:?}"),
+    }
 }
 
 /// A port nobody listens on right now (bind :0, read it, close).
@@ -490,6 +549,12 @@ impl Server {
 
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A connection to `addr` (e.g. the daemon's proxy listener) that sends `preamble` (a
+    /// PROXY header) first; whatever the greeting. The log is this server's.
+    pub fn connect_preamble(&self, addr: &str, preamble: &[u8]) -> Conn {
+        connect_preamble(addr, preamble, Some(self.log.clone()))
     }
 
     /// `curl pop3://alice:secret@ADDR/PATH` with `extra` options; asserts success and returns
@@ -632,7 +697,11 @@ impl Conn {
             greeting: String::new(),
             transcript: Vec::new(),
         };
-        c.greeting = c.line();
+        // A server that closes without a greeting (a refused PROXY header) leaves it empty.
+        c.greeting = match c.raw_line() {
+            Some(l) => String::from_utf8_lossy(&l).trim_end().to_string(),
+            None => String::new(),
+        };
         c
     }
 
