@@ -15,62 +15,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use crate::auth::AuthBackend;
 pub use crate::protocol::session::PlaintextAuth;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthBackend {
-    /// /etc/passwd + /etc/shadow; sessions take the user's uid/gid.
-    System,
-    /// A Dovecot-style passwd-file of virtual users.
-    PasswdFile,
-    /// The PAM service `pam_service` checks the password and the account; NSS gives the
-    /// uid/gid/home, as for `System`.
-    Pam,
-}
-
-/// How `>From ` lines in message bodies are unquoted on transmission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MboxFormat {
-    /// mboxo / mboxcl: `>From ` quoting is not reversible, bodies are sent as stored.
-    Mboxo,
-    /// mboxrd: one `>` is removed from `>+From ` lines on RETR/TOP (sizes match).
-    Mboxrd,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UidlFormat {
-    /// mboxpopd's own scheme (see mboxpopd.8): digest of the message plus an occurrence
-    /// counter for identical messages.
-    Native,
-    /// popa3d: MD5 over selected raw header lines, 16 hex digits.
-    Popa3d,
-    /// qpopper / mailutils: reuse an `X-UIDL:` header when present and unique.
-    XUidl,
-    /// UW c-client / Dovecot default: `%08x%08x` of X-IMAPbase UIDVALIDITY and X-UID.
-    Imap,
-    /// Dovecot `pop3_uidl_format = %m` (`mbox_md5 = apop3d`): MD5 over the values of the
-    /// same header fields as popa3d, 32 hex digits (not popa3d's output). Config value
-    /// `dovecot-md5`.
-    DovecotMd5,
-    /// Dovecot's default `pop3_uidl_format = %08Xu%08Xv`: X-UID first, then UIDVALIDITY (the
-    /// reverse of UW's order). Config value `dovecot-uid`.
-    DovecotUid,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
-    Tls10,
-    Tls11,
-    Tls12,
-    Tls13,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsConfig {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub min_version: TlsVersion,
-}
+pub use crate::storage::format::{MboxFormat, UidlFormat};
+pub use crate::transport::tls_config::{TlsConfig, TlsVersion};
 
 #[derive(Debug, Clone)]
 pub struct Config {

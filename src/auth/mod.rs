@@ -22,7 +22,19 @@ pub use account::{Account, AuthError};
 
 use std::net::IpAddr;
 
-use crate::config::{AuthBackend, Config};
+use crate::config::Config;
+
+/// Which account backend the daemon uses (`auth` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthBackend {
+    /// /etc/passwd + /etc/shadow; sessions take the user's uid/gid.
+    System,
+    /// A Dovecot-style passwd-file of virtual users.
+    PasswdFile,
+    /// The PAM service `pam_service` checks the password and the account; NSS gives the
+    /// uid/gid/home, as for `System`.
+    Pam,
+}
 
 /// An account backend, shared by all session threads.
 pub trait Authenticator: Send + Sync {

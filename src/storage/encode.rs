@@ -33,7 +33,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::config::MboxFormat;
+use crate::storage::format::MboxFormat;
 
 /// Header fields that belong to the mailbox (flags, IMAP state, mboxcl lengths), not to the
 /// message. Dovecot hides the same list; clients must not see them, and sizes exclude them.

@@ -48,8 +48,8 @@
 
 use std::io::{self, Read};
 
-use crate::config::{MboxFormat, UidlFormat};
 use crate::storage::encode::{is_private_header, Counter, EncodeOptions, Encoder};
+use crate::storage::format::{MboxFormat, UidlFormat};
 use crate::storage::uidl::{self, MessageUidl, UidlFields};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

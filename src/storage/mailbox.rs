@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, MboxFormat, UidlFormat};
+use crate::config::Config;
 use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
+use crate::storage::format::{MboxFormat, UidlFormat};
 use crate::sys::credentials;
 
 use super::commit::{self, io_error};

@@ -8,6 +8,7 @@
 
 pub mod encode;
 pub mod error;
+pub mod format;
 pub mod imapbase;
 pub mod index;
 pub mod path;

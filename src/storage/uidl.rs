@@ -46,7 +46,7 @@ use std::fmt::Write as _;
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
-use crate::config::UidlFormat;
+use crate::storage::format::UidlFormat;
 
 /// RFC 1939: a unique-id is 1 to 70 characters in 0x21..=0x7E.
 pub const MAX_UIDL_LEN: usize = 70;

@@ -4,3 +4,4 @@ pub mod line_reader;
 pub mod proxy;
 pub mod stream;
 pub mod tls;
+pub mod tls_config;

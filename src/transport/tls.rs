@@ -29,7 +29,7 @@ use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use crate::config::{TlsConfig, TlsVersion};
+use crate::transport::tls_config::{TlsConfig, TlsVersion};
 
 /// A TLS stream as the driver sees it: the handshake deadline wrapper stays inside, inert
 /// once the handshake is done.
