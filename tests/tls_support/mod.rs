@@ -28,8 +28,12 @@ Hello over TLS.\n.a line starting with a dot\n";
 pub const MSG2: &str = "From: Carol <carol@example.org>\nTo: alice@example.org\nSubject: two\n\n\
 Second message.\n";
 
+/// The binary under test: `MBOXPOPD_BIN` when set (README), else this build's.
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mboxpopd"))
+    match std::env::var_os("MBOXPOPD_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_mboxpopd")),
+    }
 }
 
 /// What a client receives for `msg`: CRLF line ends, no dot-stuffing.
