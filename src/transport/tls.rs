@@ -22,7 +22,7 @@ use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslOptions, SslVersio
 type TlsAcceptor = SslAcceptor;
 
 use crate::config::{TlsConfig, TlsVersion};
-use crate::transport::stream::IoTimeout;
+pub use crate::transport::stream::IoTimeout;
 
 mod certs;
 pub use certs::{CertificateInfo, TlsSetupError};
