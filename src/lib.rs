@@ -7,7 +7,8 @@
 //! - [`transport`]: bounded line reading, plain/TLS streams.
 //! - [`server`]: inetd and standalone drivers, privilege dropping, signals, logging.
 //! - [`config`]: the configuration file.
-//! - [`sys`]: the syscall layer (credentials, fcntl locks, poll, signals), the only `unsafe`.
+//! - [`sys`]: the syscall layer (credentials, fcntl locks, poll, the termination flag), the
+//!   only `unsafe`.
 
 #![deny(unsafe_code)]
 
