@@ -8,7 +8,8 @@
 //! - [`server`]: inetd and standalone drivers, privilege dropping, signals, logging.
 //! - [`config`]: the configuration file.
 //! - [`admin`]: `mboxpopd user` and `mboxpopd pw`, passwd-file accounts from the command line.
-//! - [`sys`]: the syscall layer (credentials, fcntl locks, poll, signals), the only `unsafe`.
+//! - [`sys`]: the syscall layer (credentials, fcntl locks, poll, the termination flag), the
+//!   only `unsafe`.
 
 #![deny(unsafe_code)]
 

@@ -630,16 +630,17 @@ fn connection_limits_count_clients_by_prefix() {
     f.config("max_connections_per_ip = 2");
     f.config("client_prefix_ipv4 = 24");
     let server = f.standalone();
-    let _a = server.connect_from("127.0.0.2");
-    let _b = server.connect_from("127.0.0.3");
+    // Clients in a /24 of their own: the harness' readiness probe came from 127.0.0.1.
+    let _a = server.connect_from("127.0.5.2");
+    let _b = server.connect_from("127.0.5.3");
     // Same /24: the third is refused, whatever its last octet.
-    let s = tcp_from("127.0.0.4", &format!("{}:{}", server.host(), server.port()));
+    let s = tcp_from("127.0.5.4", &format!("{}:{}", server.host(), server.port()));
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).expect("reply");
     assert!(line.starts_with("-ERR [SYS/TEMP]"), "{line}");
     // Another /24 is another client.
-    let mut c = server.connect_from("127.0.1.2");
+    let mut c = server.connect_from("127.0.6.2");
     c.login("alice", "secret");
     c.quit();
 }

@@ -12,12 +12,16 @@
 //! Traditional DES crypt (13 characters) is refused on purpose: it ignores everything after the
 //! 8th password byte and is brute-forced in minutes.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+#[cfg(test)]
+pub(crate) use super::dummy::timing;
+pub use super::dummy::DummyVerifier;
+use super::gate::HASH_GATE;
 
 /// The crypt(3) family a hash belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -201,6 +205,9 @@ struct YescryptCost {
 
 /// Mirror of `decode64_uint32` in the reference implementation (yescrypt-common.c): a
 /// variable-length little-endian number in the crypt alphabet, offset by `min`.
+///
+/// Kept on purpose: `yescrypt::Params` parses the same field but exposes only `n`, `r` and `p`,
+/// not `t`, which the cost bound needs.
 fn decode64_uint32(src: &[u8], pos: &mut usize, min: u32) -> Option<u32> {
     fn atoi64(c: u8) -> Option<u32> {
         const ALPHABET: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -253,21 +260,10 @@ fn decode_plain(encoding: Option<&str>, value: &str) -> Result<Vec<u8>, HashErro
         Some(e) if e == "b64" || e == "base64" => base64::engine::general_purpose::STANDARD
             .decode(value)
             .map_err(|_| HashError::Malformed("bad base64 in {PLAIN.b64}")),
-        Some(e) if e == "hex" => {
-            decode_hex(value).ok_or(HashError::Malformed("bad hex in {PLAIN.hex}"))
-        }
+        Some(e) if e == "hex" => base16ct::mixed::decode_vec(value)
+            .map_err(|_| HashError::Malformed("bad hex in {PLAIN.hex}")),
         Some(_) => Err(HashError::Malformed("unknown encoding suffix")),
     }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 impl Secret {
@@ -374,7 +370,7 @@ impl Secret {
 
     /// A secret of the same kind and cost that no password verifies against in practice; used
     /// to make unknown users and disabled accounts cost what a wrong password costs.
-    fn dummy(&self) -> Secret {
+    pub(super) fn dummy(&self) -> Secret {
         match self {
             Secret::Plain(_) | Secret::Disabled => Secret::Plain(DUMMY_PASSWORD.to_vec()),
             Secret::Crypt {
@@ -392,60 +388,6 @@ impl Secret {
         }
     }
 }
-
-/// Bounds how many hash verifications run at once. They are CPU-bound, so running more than
-/// there are cores only adds latency, and each yescrypt verification at Debian's default cost
-/// allocates 16 MiB: 200 connections sending PASS together would otherwise want 3 GiB.
-struct Gate {
-    busy: Mutex<usize>,
-    freed: Condvar,
-}
-
-struct GateSlot<'a>(&'a Gate);
-
-impl Gate {
-    const fn new() -> Gate {
-        Gate {
-            busy: Mutex::new(0),
-            freed: Condvar::new(),
-        }
-    }
-
-    fn limit() -> usize {
-        static LIMIT: OnceLock<usize> = OnceLock::new();
-        *LIMIT.get_or_init(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .max(2)
-        })
-    }
-
-    fn enter(&self) -> GateSlot<'_> {
-        let limit = Gate::limit();
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        while *busy >= limit {
-            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
-        }
-        *busy += 1;
-        GateSlot(self)
-    }
-
-    #[cfg(test)]
-    fn in_use(&self) -> usize {
-        *self.busy.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for GateSlot<'_> {
-    fn drop(&mut self) {
-        let mut busy = self.0.busy.lock().unwrap_or_else(|p| p.into_inner());
-        *busy -= 1;
-        self.0.freed.notify_one();
-    }
-}
-
-static HASH_GATE: Gate = Gate::new();
 
 /// The password behind every dummy hash. Its value does not matter: results of dummy
 /// verifications are always discarded.
@@ -473,104 +415,10 @@ fn dummy_yescrypt(hash: &str) -> Option<Secret> {
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let da = Sha256::digest(a);
     let db = Sha256::digest(b);
-    let diff = da
-        .iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let same = bool::from(da.as_slice().ct_eq(db.as_slice()));
     // Digest equality implies input equality except with negligible probability; the length
     // check only decides ties and runs after the constant-time part.
-    std::hint::black_box(diff) == 0 && a.len() == b.len()
-}
-
-/// Spends the time of a failed verification when there is nothing real to verify against
-/// (unknown user, disabled account), so login failures cannot be told apart by timing.
-///
-/// Dummies are built once per cost class (building one costs a hash computation) and cached.
-#[derive(Default)]
-pub struct DummyVerifier {
-    cache: Mutex<HashMap<String, Arc<Secret>>>,
-}
-
-impl DummyVerifier {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Verify `password` against a dummy of the same kind and cost as `like` and throw the
-    /// result away. `None` means "no template known": the Debian default (yescrypt) is used.
-    pub fn burn(&self, like: Option<&Secret>, password: &[u8]) {
-        let fallback;
-        let like = match like {
-            Some(s) => s,
-            None => {
-                fallback = default_template();
-                &fallback
-            }
-        };
-        let key = like.cost_key();
-        let cached = self
-            .cache
-            .lock()
-            .map(|m| m.get(&key).cloned())
-            .unwrap_or(None);
-        let dummy = match cached {
-            Some(d) => d,
-            None => {
-                let d = Arc::new(like.dummy());
-                if let Ok(mut m) = self.cache.lock() {
-                    m.insert(key, Arc::clone(&d));
-                }
-                d
-            }
-        };
-        std::hint::black_box(dummy.verify(password));
-    }
-}
-
-/// A yescrypt hash with Debian's default parameters (`$y$j9T$`, as `mkpasswd -m yescrypt`
-/// and `chpasswd` write), the template when a backend has no real hash to imitate.
-fn default_template() -> Secret {
-    Secret::Crypt {
-        kind: CryptKind::Yescrypt,
-        hash: "$y$j9T$yCPnPvLO3.I2hp4XJwa/T.$gmEzyZm0a/6dX8ZgBEDOqFVqgzTj7GDP.L0XURqBC83".into(),
-    }
-}
-
-/// Timing helpers for the "unknown users cost the same" tests of the backends.
-#[cfg(test)]
-pub(crate) mod timing {
-    use std::time::Duration;
-
-    fn thread_cpu_time() -> Duration {
-        crate::sys::credentials::thread_cpu_time().unwrap()
-    }
-
-    /// The cheapest of `rounds` interleaved runs of each closure, in thread CPU time. Noise
-    /// only ever adds (cache misses, interrupts), so the minimum measures the work itself.
-    pub fn min_times(rounds: usize, runs: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
-        let mut best = vec![Duration::MAX; runs.len()];
-        for _ in 0..rounds {
-            for (run, best) in runs.iter_mut().zip(best.iter_mut()) {
-                let start = thread_cpu_time();
-                run();
-                *best = (*best).min(thread_cpu_time().saturating_sub(start));
-            }
-        }
-        best
-    }
-
-    /// Panics unless every duration is within a factor of 3 of the first.
-    pub fn assert_similar(times: &[Duration], labels: &[&str]) {
-        for (t, label) in times.iter().zip(labels).skip(1) {
-            let ratio = t.as_secs_f64() / times[0].as_secs_f64();
-            assert!(
-                (1.0 / 3.0..3.0).contains(&ratio),
-                "{}: {:?} vs {label}: {t:?}",
-                labels[0],
-                times[0]
-            );
-        }
-    }
+    same && a.len() == b.len()
 }
 
 #[cfg(test)]
@@ -771,44 +619,6 @@ mod tests {
         let rounds = Secret::parse("$6$rounds=1000$saltsalt$xyz").unwrap();
         assert_eq!(rounds.cost_key(), "6$rounds=1000");
         assert_eq!(rounds.dummy().cost_key(), "6$rounds=1000");
-    }
-
-    #[test]
-    fn dummy_verifier_caches_per_cost_class() {
-        let dv = DummyVerifier::new();
-        let s = Secret::parse(BCRYPT_2B).unwrap();
-        dv.burn(Some(&s), b"x");
-        dv.burn(Some(&s), b"y");
-        dv.burn(None, b"z");
-        dv.burn(Some(&Secret::Plain(b"p".to_vec())), b"z");
-        let keys = dv.cache.lock().unwrap().len();
-        assert_eq!(keys, 3);
-    }
-
-    #[test]
-    fn concurrent_verifications_are_bounded() {
-        let limit = Gate::limit();
-        let gate = std::sync::Arc::new(Gate::new());
-        let peak = std::sync::Arc::new(Mutex::new(0usize));
-        let threads: Vec<_> = (0..limit * 3)
-            .map(|_| {
-                let (gate, peak) = (gate.clone(), peak.clone());
-                std::thread::spawn(move || {
-                    let _slot = gate.enter();
-                    let now = gate.in_use();
-                    let mut p = peak.lock().unwrap();
-                    *p = (*p).max(now);
-                    drop(p);
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let peak = *peak.lock().unwrap();
-        assert!(peak <= limit && peak >= 1, "peak {peak}, limit {limit}");
-        assert_eq!(gate.in_use(), 0);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! - [`username`]: validation every client-supplied name passes before any lookup or path.
 //! - [`hash`]: stored secrets (crypt(3), yescrypt, Dovecot `{SCHEME}` prefixes) and their
-//!   constant-time verification.
+//!   constant-time verification; behind it `gate` (how many hash verifications run at once) and
+//!   `dummy` (the work spent when there is no real hash, so failures take the same time).
 //! - [`passwd_file`]: Dovecot-style passwd-file of virtual users, reloaded when it changes.
 //! - [`system`]: the passwd and shadow databases through NSS, hashes verified here.
 //! - [`pam`]: the system's PAM stack, accounts through NSS.
@@ -12,6 +13,8 @@
 //! its timing tells a client which names exist.
 
 mod account;
+mod dummy;
+mod gate;
 pub mod hash;
 pub mod pam;
 pub mod passwd_file;

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
+use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
@@ -100,8 +101,11 @@ pub fn verify_cram_md5(secret: &[u8], challenge: &[u8], hex_digest: &[u8]) -> bo
         return false;
     };
     mac.update(challenge);
-    let expected = hex(&mac.finalize().into_bytes());
-    constant_time_eq(expected.as_bytes(), &hex_digest.to_ascii_lowercase())
+    let mut digest = [0u8; 16];
+    match base16ct::mixed::decode(hex_digest, &mut digest) {
+        Ok(d) => mac.verify_slice(d).is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// APOP: `digest = lowercase-hex(MD5(timestamp || secret))`.
@@ -109,19 +113,12 @@ pub fn verify_apop(timestamp: &str, secret: &[u8], hex_digest: &[u8]) -> bool {
     let mut md5 = Md5::new();
     md5.update(timestamp.as_bytes());
     md5.update(secret);
-    let expected = hex(&md5.finalize());
-    constant_time_eq(expected.as_bytes(), &hex_digest.to_ascii_lowercase())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+    let expected = md5.finalize();
+    let mut digest = [0u8; 16];
+    match base16ct::mixed::decode(hex_digest, &mut digest) {
+        Ok(d) => bool::from(expected.as_slice().ct_eq(d)),
+        Err(_) => false,
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -10,7 +10,27 @@ use std::time::{Duration, Instant};
 
 use crate::sys::poll;
 use crate::sys::signal as signals;
-use crate::transport::tls::{HandshakeFailure, IoTimeout, TlsContext, TlsStream};
+use crate::transport::tls::{HandshakeFailure, TlsContext, TlsStream};
+
+/// Streams whose blocking reads and writes can be bounded. TCP sockets use SO_RCVTIMEO /
+/// SO_SNDTIMEO; a stdio transport (inetd mode) implements it with poll(2) in the driver.
+pub trait IoTimeout {
+    /// Bound each following blocking read and write to `timeout` (`None`: no bound).
+    fn set_io_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl IoTimeout for TcpStream {
+    fn set_io_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+}
+
+impl<T: IoTimeout + ?Sized> IoTimeout for &T {
+    fn set_io_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_io_timeout(timeout)
+    }
+}
 
 /// inetd's connection: fd 0 to read, fd 1 to write (duplicated, so the process's own standard
 /// streams stay untouched). Pipes cannot carry socket timeouts, so reads wait with poll(2).
