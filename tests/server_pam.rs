@@ -11,20 +11,13 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::SystemAccount as Account;
 use common::*;
-
-fn tool(name: &str) -> bool {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(name).is_file())
-}
 
 /// Where the distribution keeps PAM modules, if `module` is installed.
 fn pam_module(module: &str) -> Option<PathBuf> {
@@ -41,61 +34,6 @@ fn pam_module(module: &str) -> Option<PathBuf> {
     .iter()
     .map(|d| Path::new(d).join(module))
     .find(|p| p.is_file())
-}
-
-/// useradd, chpasswd, userdel and the PAM files share one lock each; the tests of this file
-/// run in parallel threads and must take turns.
-static SHADOW_TOOLS: Mutex<()> = Mutex::new(());
-
-/// A throwaway system account, deleted on drop.
-struct Account {
-    name: String,
-    uid: u32,
-}
-
-impl Account {
-    fn create(tag: &str, password: &str) -> Account {
-        let _one_at_a_time = SHADOW_TOOLS.lock().unwrap_or_else(|e| e.into_inner());
-        let name = format!("mbxp{}{}", tag, std::process::id() % 100_000);
-        let ok = Command::new("useradd")
-            .args(["-M", "-s", "/usr/sbin/nologin", "-d", "/nonexistent", &name])
-            .status()
-            .expect("useradd")
-            .success();
-        assert!(ok, "useradd {name}");
-        let mut chpasswd = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("chpasswd");
-        chpasswd
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{name}:{password}\n").as_bytes())
-            .expect("write");
-        assert!(chpasswd.wait().expect("wait").success(), "chpasswd");
-        let line = fs::read_to_string("/etc/passwd")
-            .expect("passwd")
-            .lines()
-            .find(|l| l.starts_with(&format!("{name}:")))
-            .expect("account in /etc/passwd")
-            .to_string();
-        let uid = line.split(':').nth(2).expect("uid").parse().expect("uid");
-        Account { name, uid }
-    }
-}
-
-impl Drop for Account {
-    fn drop(&mut self) {
-        let _one_at_a_time = SHADOW_TOOLS.lock().unwrap_or_else(|e| e.into_inner());
-        for _ in 0..20 {
-            match Command::new("userdel").arg(&self.name).status() {
-                Ok(st) if st.success() => return,
-                // Exit 10: /etc/passwd is locked by a concurrent useradd; try again.
-                _ => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
 }
 
 /// A PAM service file in /etc/pam.d, removed on drop.

@@ -11,80 +11,8 @@ use std::fs;
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::process::Command;
 
+use common::SystemAccount as Account;
 use common::*;
-
-fn tool(name: &str) -> bool {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .any(|d| std::path::Path::new(d).join(name).is_file())
-}
-
-/// A throwaway system account, deleted on drop.
-struct Account {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl Account {
-    fn create(tag: &str, password: &str) -> Account {
-        // useradd and chpasswd fail rather than wait when another holds /etc/passwd's lock.
-        static SHADOW_TOOLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one_at_a_time = SHADOW_TOOLS.lock().unwrap_or_else(|e| e.into_inner());
-        let name = format!("mbxt{}{}", tag, std::process::id() % 100_000);
-        let ok = Command::new("useradd")
-            .args(["-M", "-s", "/usr/sbin/nologin", "-d", "/nonexistent", &name])
-            .status()
-            .expect("useradd")
-            .success();
-        assert!(ok, "useradd {name}");
-        let mut chpasswd = Command::new("chpasswd")
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("chpasswd");
-        use std::io::Write;
-        chpasswd
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{name}:{password}\n").as_bytes())
-            .expect("write");
-        assert!(chpasswd.wait().expect("wait").success(), "chpasswd");
-        let line = fs::read_to_string("/etc/passwd")
-            .expect("passwd")
-            .lines()
-            .find(|l| l.starts_with(&format!("{name}:")))
-            .expect("account in /etc/passwd")
-            .to_string();
-        let f: Vec<&str> = line.split(':').collect();
-        Account {
-            name,
-            uid: f[2].parse().expect("uid"),
-            gid: f[3].parse().expect("gid"),
-        }
-    }
-
-    fn shadow_hash(&self) -> String {
-        fs::read_to_string("/etc/shadow")
-            .expect("shadow")
-            .lines()
-            .find(|l| l.starts_with(&format!("{}:", self.name)))
-            .and_then(|l| l.split(':').nth(1).map(str::to_string))
-            .expect("shadow entry")
-    }
-}
-
-impl Drop for Account {
-    fn drop(&mut self) {
-        for _ in 0..20 {
-            match Command::new("userdel").arg(&self.name).status() {
-                Ok(st) if st.success() => return,
-                // Exit 10: /etc/passwd is locked by a concurrent useradd; try again.
-                _ => std::thread::sleep(std::time::Duration::from_millis(100)),
-            }
-        }
-    }
-}
 
 fn mail_gid() -> Option<u32> {
     fs::read_to_string("/etc/group")

@@ -1092,3 +1092,81 @@ pub fn tcp_from(source: &str, addr: &str) -> TcpStream {
     socket.connect(&target.into()).expect("connect to daemon");
     socket.into()
 }
+
+/// Whether a system tool is installed in one of the usual directories.
+pub fn tool(name: &str) -> bool {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(name).is_file())
+}
+
+/// useradd, chpasswd and userdel fail rather than wait when another holds /etc/passwd's lock:
+/// the tests of one crate run in parallel threads and take turns.
+pub static SHADOW_TOOLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A throwaway system account made with useradd and chpasswd (the distribution's default
+/// hash), deleted on drop.
+pub struct SystemAccount {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl SystemAccount {
+    pub fn create(tag: &str, password: &str) -> SystemAccount {
+        let _one_at_a_time = SHADOW_TOOLS.lock().unwrap_or_else(|e| e.into_inner());
+        let name = format!("mbxt{}{}", tag, std::process::id() % 100_000);
+        let ok = Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", "-d", "/nonexistent", &name])
+            .status()
+            .expect("useradd")
+            .success();
+        assert!(ok, "useradd {name}");
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
+        chpasswd
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{name}:{password}\n").as_bytes())
+            .expect("write");
+        assert!(chpasswd.wait().expect("wait").success(), "chpasswd");
+        let line = fs::read_to_string("/etc/passwd")
+            .expect("passwd")
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .expect("account in /etc/passwd")
+            .to_string();
+        let f: Vec<&str> = line.split(':').collect();
+        SystemAccount {
+            name,
+            uid: f[2].parse().expect("uid"),
+            gid: f[3].parse().expect("gid"),
+        }
+    }
+
+    /// The account's hash in /etc/shadow.
+    pub fn shadow_hash(&self) -> String {
+        fs::read_to_string("/etc/shadow")
+            .expect("shadow")
+            .lines()
+            .find(|l| l.starts_with(&format!("{}:", self.name)))
+            .and_then(|l| l.split(':').nth(1).map(str::to_string))
+            .expect("shadow entry")
+    }
+}
+
+impl Drop for SystemAccount {
+    fn drop(&mut self) {
+        let _one_at_a_time = SHADOW_TOOLS.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..20 {
+            match Command::new("userdel").arg(&self.name).status() {
+                Ok(st) if st.success() => return,
+                // Exit 10: /etc/passwd is locked by a concurrent useradd; try again.
+                _ => thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
