@@ -183,6 +183,36 @@ impl Encoder {
         self.done
     }
 
+    /// At the start of a body line with nothing held back and no TOP limit: the state in which
+    /// [`Encoder::count_body_lines`] applies.
+    pub fn at_body_line_start(&self) -> bool {
+        !self.in_headers
+            && self.line == Line::Visible
+            && !self.pending_cr
+            && !self.done
+            && self.opts.top.is_none()
+    }
+
+    /// Count the transmit size of whole body lines (`block` ends with LF) in one pass, exactly
+    /// as [`Encoder::feed_into`] with a [`Counter`] would, without visiting each line: every
+    /// line end becomes CRLF, stuffing dots are not counted, and with mboxrd a `>+From ` line
+    /// loses one `>`. Only valid when [`Encoder::at_body_line_start`]; the state is unchanged.
+    pub fn count_body_lines(&mut self, block: &[u8], counter: &mut Counter) {
+        debug_assert!(self.at_body_line_start() && block.last() == Some(&b'\n'));
+        let lf = memchr::memchr_iter(b'\n', block).count() as u64;
+        let crlf = if memchr::memchr(b'\r', block).is_some() {
+            memchr::memmem::find_iter(block, b"\r\n").count() as u64
+        } else {
+            0
+        };
+        let mut size = block.len() as u64 + lf - crlf;
+        if self.opts.format == MboxFormat::Mboxrd {
+            size -= quoted_from_lines(block);
+        }
+        counter.0 += size;
+        self.body_lines += lf;
+    }
+
     /// [`Encoder::feed`] into any sink (a [`Counter`] for sizes).
     pub fn feed_into<S: Sink + ?Sized>(&mut self, mut input: &[u8], sink: &mut S) {
         while !input.is_empty() && !self.done {
@@ -404,6 +434,19 @@ impl Encoder {
         self.line = if hidden { Line::Skip } else { Line::Visible };
         true
     }
+}
+
+/// How many lines of `block` (which starts at a line start) match `>+From `.
+fn quoted_from_lines(block: &[u8]) -> u64 {
+    let is_quoted = |line: &[u8]| {
+        let gts = line.iter().take_while(|&&b| b == b'>').count();
+        gts > 0 && line[gts..].starts_with(b"From ")
+    };
+    let mut n = u64::from(is_quoted(block));
+    for p in memchr::memmem::find_iter(block, b"\n>") {
+        n += u64::from(is_quoted(&block[p + 1..]));
+    }
+    n
 }
 
 /// Encode a stored message read from `src` into `out`; returns the octets written (for RETR

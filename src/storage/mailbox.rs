@@ -91,7 +91,6 @@ fn journal_writers(config: &Config) -> Vec<u32> {
 pub struct Mailbox {
     path: PathBuf,
     opts: MailboxOptions,
-    infos: Vec<MessageInfo>,
     state: State,
 }
 
@@ -112,8 +111,9 @@ struct Opened {
     /// mtime moved was rewritten in place (an append would have made it longer).
     mtime: (i64, i64),
     index: Index,
-    /// `infos[i]` describes `index.messages[visible[i]]`.
-    visible: Vec<usize>,
+    /// Visible message `i` is `index.messages[first_visible + i]`: only the first message can
+    /// be the hidden pseudo message.
+    first_visible: usize,
     /// Held for the whole session only with `hold_mda_locks`. Dropped before `_session`.
     held: Option<MdaLocks>,
     _session: SessionLock,
@@ -123,7 +123,7 @@ impl std::fmt::Debug for Mailbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mailbox")
             .field("path", &self.path)
-            .field("messages", &self.infos.len())
+            .field("messages", &self.count())
             .finish()
     }
 }
@@ -241,7 +241,6 @@ impl Mailbox {
             return Ok(Mailbox {
                 path: path.to_owned(),
                 opts: opts.clone(),
-                infos: Vec::new(),
                 state: State::Missing,
             });
         };
@@ -289,25 +288,11 @@ impl Mailbox {
             commit::recover_logged(&file, path, &opts.journal_writers)?;
         }
 
-        let mut index = index_file(&file, path, opts)?;
+        let index = index_file(&file, path, opts)?;
         let meta = file
             .metadata()
             .map_err(|e| StoreError::Temporary(format!("cannot stat {}: {e}", path.display())))?;
-        let visible: Vec<usize> = index
-            .messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !m.hidden)
-            .map(|(i, _)| i)
-            .collect();
-        // The UIDLs move to the protocol's view: one copy per message, not two.
-        let infos = visible
-            .iter()
-            .map(|&i| MessageInfo {
-                size: index.messages[i].size,
-                uidl: std::mem::take(&mut index.messages[i].uidl),
-            })
-            .collect();
+        let first_visible = usize::from(index.messages.first().is_some_and(|m| m.hidden));
         let held = if opts.hold_mda_locks {
             Some(locks)
         } else {
@@ -317,7 +302,6 @@ impl Mailbox {
         Ok(Mailbox {
             path: path.to_owned(),
             opts: opts.clone(),
-            infos,
             state: State::Open(Box::new(Opened {
                 file,
                 read_only,
@@ -325,7 +309,7 @@ impl Mailbox {
                 ino: meta.ino(),
                 mtime: (meta.mtime(), meta.mtime_nsec()),
                 index,
-                visible,
+                first_visible,
                 held,
                 _session: session,
             })),
@@ -392,7 +376,7 @@ impl Mailbox {
         let mut buf = Vec::new();
         for &i in messages {
             let m: &IndexedMessage = &o.index.messages[i];
-            let line_len = ((m.header_offset - m.from_offset) as usize).min(FROM_LINE_CAP);
+            let line_len = ((m.header_offset() - m.from_offset) as usize).min(FROM_LINE_CAP);
             buf.resize(line_len, 0);
             o.file
                 .read_exact_at(&mut buf, m.from_offset)
@@ -439,9 +423,40 @@ fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, 
     })
 }
 
+impl Opened {
+    /// The index (into `index.messages`) of visible message `index`.
+    fn visible(&self, index: usize) -> Option<usize> {
+        let i = self.first_visible.checked_add(index)?;
+        (i < self.index.messages.len()).then_some(i)
+    }
+}
+
 impl Maildrop for Mailbox {
-    fn messages(&self) -> &[MessageInfo] {
-        &self.infos
+    fn count(&self) -> usize {
+        match &self.state {
+            State::Open(o) => o.index.messages.len() - o.first_visible,
+            _ => 0,
+        }
+    }
+
+    fn size(&self, index: usize) -> u64 {
+        match &self.state {
+            State::Open(o) => o.visible(index).map_or(0, |i| o.index.messages[i].size),
+            _ => 0,
+        }
+    }
+
+    fn info(&self, index: usize) -> MessageInfo {
+        match &self.state {
+            State::Open(o) => o.visible(index).map_or_else(MessageInfo::default, |i| {
+                let m = &o.index.messages[i];
+                MessageInfo {
+                    size: m.size,
+                    uidl: m.uidl.to_string(),
+                }
+            }),
+            _ => MessageInfo::default(),
+        }
     }
 
     fn write_message(
@@ -451,9 +466,8 @@ impl Maildrop for Mailbox {
         out: &mut dyn Write,
     ) -> Result<(), StoreError> {
         let o = self.opened()?;
-        let &i = o
-            .visible
-            .get(index)
+        let i = o
+            .visible(index)
             .ok_or_else(|| StoreError::Temporary(format!("no message {}", index + 1)))?;
         if let Err(e) = self.verify(o, &[i], o.held.is_some()) {
             if matches!(e, StoreError::Changed(_)) {
@@ -466,8 +480,8 @@ impl Maildrop for Mailbox {
             READ_BUFFER,
             ReadAt {
                 file: &o.file,
-                pos: m.header_offset,
-                end: m.end_offset,
+                pos: m.header_offset(),
+                end: m.end_offset(),
             },
         );
         let mut w = ClientWriter { out, failed: false };
@@ -498,9 +512,8 @@ impl Maildrop for Mailbox {
         };
         let mut targets = Vec::with_capacity(deleted.len());
         for &d in deleted {
-            let &i = o
-                .visible
-                .get(d)
+            let i = o
+                .visible(d)
                 .ok_or_else(|| StoreError::Temporary(format!("no message {}", d + 1)))?;
             targets.push(i);
         }
