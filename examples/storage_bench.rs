@@ -99,6 +99,25 @@ fn main() {
         println!("generated {n} messages, {:.1} MiB", mib(size));
         return;
     }
+    // `--index PATH [ROUNDS]`: only index an existing spool, warm cache (for profiling).
+    if args.get(1).map(String::as_str) == Some("--index") {
+        let path = PathBuf::from(args.get(2).expect("PATH"));
+        let rounds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
+        let size = fs::metadata(&path).expect("stat").len();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let mb = Mailbox::open(&path, &options()).expect("open");
+            let d = t.elapsed();
+            println!(
+                "index {} messages: {:.3} s, {:.0} MiB/s, peak RSS {:.1} MiB",
+                mb.count(),
+                d.as_secs_f64(),
+                mib(size) / d.as_secs_f64(),
+                peak_rss_kib() as f64 / 1024.0
+            );
+        }
+        return;
+    }
     let dir = args.get(1).map(PathBuf::from).unwrap_or_else(|| {
         let d = std::env::temp_dir().join(format!("mboxpopd-bench-{}", std::process::id()));
         fs::create_dir_all(&d).expect("bench dir");
@@ -135,7 +154,7 @@ fn main() {
     let t = Instant::now();
     let mb = Mailbox::open(&path, &opts).expect("open");
     let d = t.elapsed();
-    let count = mb.messages().len();
+    let count = mb.count();
     report(
         "index (cold cache)",
         d,
@@ -155,7 +174,7 @@ fn main() {
     // Commits: last, middle, first (each on the spool the previous one left).
     for (label, pick) in [("last", 2u8), ("middle", 1), ("first", 0)] {
         let mut mb = Mailbox::open(&path, &opts).expect("open");
-        let len = mb.messages().len();
+        let len = mb.count();
         let victim = match pick {
             0 => 0,
             1 => len / 2,

@@ -32,6 +32,7 @@
 //! ```
 
 use std::io::{self, Read, Write};
+use std::sync::LazyLock;
 
 use crate::config::MboxFormat;
 
@@ -201,7 +202,9 @@ impl Encoder {
         debug_assert!(self.at_body_line_start() && block.last() == Some(&b'\n'));
         let lf = memchr::memchr_iter(b'\n', block).count() as u64;
         let crlf = if memchr::memchr(b'\r', block).is_some() {
-            memchr::memmem::find_iter(block, b"\r\n").count() as u64
+            memchr::memchr_iter(b'\r', block)
+                .filter(|&i| block.get(i + 1) == Some(&b'\n'))
+                .count() as u64
         } else {
             0
         };
@@ -443,7 +446,9 @@ fn quoted_from_lines(block: &[u8]) -> u64 {
         gts > 0 && line[gts..].starts_with(b"From ")
     };
     let mut n = u64::from(is_quoted(block));
-    for p in memchr::memmem::find_iter(block, b"\n>") {
+    static QUOTE: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\n>"));
+    for p in QUOTE.find_iter(block) {
         n += u64::from(is_quoted(&block[p + 1..]));
     }
     n

@@ -47,6 +47,7 @@
 //! end, where we keep it. Sizes and splits otherwise agree (see tests/fixtures/README.md).
 
 use std::io::{self, Read};
+use std::sync::LazyLock;
 
 use crate::config::{MboxFormat, UidlFormat};
 use crate::storage::encode::{is_private_header, Counter, EncodeOptions, Encoder};
@@ -894,7 +895,9 @@ pub fn body_run_len(s: &[u8]) -> usize {
     if let Some(start) = empty_line_ending_at(s, last) {
         end = start;
     }
-    for p in memchr::memmem::find_iter(&s[..end], b"\nFrom ") {
+    static FROM: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\nFrom "));
+    for p in FROM.find_iter(&s[..end]) {
         if let Some(start) = empty_line_ending_at(s, p) {
             end = start;
             break;

@@ -399,6 +399,7 @@ impl Mailbox {
 }
 
 fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, StoreError> {
+    crate::sys::memory::tune_allocator();
     let reader = BufReader::with_capacity(
         READ_BUFFER,
         ReadAt {

@@ -3,7 +3,7 @@
 //! Every scheme's inputs are gathered during the single index pass ([`MessageUidl`] is fed the
 //! message's lines by the indexer); [`assign`] then turns them into the final, unique UIDLs.
 //!
-//! - `native` (default): the first 16 bytes of SHA-256 over the From_ line and the message
+//! - `native` (default): the 128-bit XXH3 hash (big-endian, as 32 hex digits) over the From_ line and the message
 //!   content as stored, minus mailbox-private header lines (`Status`, `X-Status`, `X-UID`, …,
 //!   which other programs rewrite) and minus the separator line, with every CRLF read as LF
 //!   (Dovecot, for one, rewrites a CRLF header terminator as LF); 32 lowercase hex digits.
@@ -43,7 +43,7 @@
 use std::collections::{HashMap, HashSet};
 
 use md5::{Digest as _, Md5};
-use sha2::Sha256;
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::UidlFormat;
 
@@ -385,9 +385,11 @@ fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
 }
 
 /// Per-message UIDL inputs, fed during the index pass.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MessageUidl {
-    native: Sha256,
+    /// XXH3-128: one fast pass over the bytes (a cryptographic digest cost most of the index
+    /// time); collisions only add an occurrence suffix.
+    native: Box<Xxh3>,
     /// A CR ended the last hashed fragment: dropped if the next one starts with LF.
     native_cr: bool,
     popa3d: Option<Popa3dHasher>,
@@ -397,7 +399,7 @@ pub struct MessageUidl {
 impl MessageUidl {
     pub fn new(scheme: UidlFormat) -> Self {
         MessageUidl {
-            native: Sha256::new(),
+            native: Box::default(),
             native_cr: false,
             popa3d: (scheme == UidlFormat::Popa3d).then(Popa3dHasher::default),
             dovecot: (scheme == UidlFormat::DovecotMd5).then(DovecotMd5Hasher::default),
@@ -437,9 +439,17 @@ impl MessageUidl {
                 self.native.update(b"\r");
             }
         }
-        while let Some(i) = memchr::memmem::find(bytes, b"\r\n") {
-            self.native.update(&bytes[..i]);
-            bytes = &bytes[i + 1..];
+        // Skip every CR that precedes an LF (memchr for CR first: most files have none).
+        while let Some(i) = memchr::memchr(b'\r', bytes) {
+            if bytes.get(i + 1) == Some(&b'\n') {
+                self.native.update(&bytes[..i]);
+                bytes = &bytes[i + 1..];
+            } else if i + 1 == bytes.len() {
+                break;
+            } else {
+                self.native.update(&bytes[..=i]);
+                bytes = &bytes[i + 1..];
+            }
         }
         match bytes.strip_suffix(b"\r") {
             Some(rest) => {
@@ -455,11 +465,8 @@ impl MessageUidl {
         if self.native_cr {
             self.native.update(b"\r");
         }
-        let digest = self.native.finalize();
-        let mut native = [0u8; 16];
-        native.copy_from_slice(&digest[..16]);
         UidlInput {
-            native: Uidl::Hex16(native, 0),
+            native: Uidl::Hex16(self.native.digest128().to_be_bytes(), 0),
             popa3d: self.popa3d.map(Popa3dHasher::finish),
             dovecot_md5: self.dovecot.map(DovecotMd5Hasher::finish),
             x_uidl: fields
@@ -469,6 +476,16 @@ impl MessageUidl {
             x_uid: fields.x_uid,
             uidvalidity: fields.uidvalidity,
         }
+    }
+}
+
+impl std::fmt::Debug for MessageUidl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageUidl")
+            .field("native_cr", &self.native_cr)
+            .field("popa3d", &self.popa3d)
+            .field("dovecot", &self.dovecot)
+            .finish_non_exhaustive()
     }
 }
 
