@@ -18,12 +18,13 @@ use crate::config::{Config, MboxFormat, UidlFormat};
 use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
 use crate::sys::credentials;
 
+use super::cache;
 use super::commit::{self, io_error};
 use super::encode::{encode_to, EncodeOptions};
 use super::imapbase;
 use super::index::{
-    from_line_fingerprint, index_mbox, Index, IndexError, IndexOptions, IndexedMessage,
-    FROM_LINE_CAP,
+    from_line_fingerprint, index_mbox, index_mbox_from, Index, IndexError, IndexOptions,
+    IndexedMessage, FROM_LINE_CAP,
 };
 use super::journal::{self, Recovery};
 use super::lock::{self, DotLock, DotLockOptions, MdaLocks, SessionLock};
@@ -110,7 +111,8 @@ struct Opened {
     /// mtime when indexed (seconds, nanoseconds): a file of exactly the indexed length whose
     /// mtime moved was rewritten in place (an append would have made it longer).
     mtime: (i64, i64),
-    index: Index,
+    /// Shared with the index cache.
+    index: Arc<Index>,
     /// Visible message `i` is `index.messages[first_visible + i]`: only the first message can
     /// be the hidden pseudo message.
     first_visible: usize,
@@ -288,10 +290,10 @@ impl Mailbox {
             commit::recover_logged(&file, path, &opts.journal_writers)?;
         }
 
-        let index = index_file(&file, path, opts)?;
         let meta = file
             .metadata()
             .map_err(|e| StoreError::Temporary(format!("cannot stat {}: {e}", path.display())))?;
+        let index = load_index(&file, path, opts, &cache::Stamp::of(&meta))?;
         let first_visible = usize::from(index.messages.first().is_some_and(|m| m.hidden));
         let held = if opts.hold_mda_locks {
             Some(locks)
@@ -373,15 +375,11 @@ impl Mailbox {
                 "the mailbox was modified in place (same length, new mtime)",
             )));
         }
-        let mut buf = Vec::new();
         for &i in messages {
             let m: &IndexedMessage = &o.index.messages[i];
-            let line_len = ((m.header_offset() - m.from_offset) as usize).min(FROM_LINE_CAP);
-            buf.resize(line_len, 0);
-            o.file
-                .read_exact_at(&mut buf, m.from_offset)
+            let same = from_line_matches(&o.file, m)
                 .map_err(|e| io_error("cannot read", &self.path, &e))?;
-            if from_line_fingerprint(&buf) != m.from_line {
+            if !same {
                 return Err(changed(format!(
                     "message {} no longer starts at offset {}",
                     i + 1,
@@ -396,6 +394,77 @@ impl Mailbox {
     fn close(&mut self) {
         self.state = State::Closed;
     }
+}
+
+/// Whether the From_ line of `m` is still where it was indexed (fingerprint of its start).
+fn from_line_matches(file: &File, m: &IndexedMessage) -> io::Result<bool> {
+    let mut buf = [0u8; FROM_LINE_CAP];
+    let line_len = ((m.header_offset() - m.from_offset) as usize).min(FROM_LINE_CAP);
+    match file.read_exact_at(&mut buf[..line_len], m.from_offset) {
+        Ok(()) => Ok(from_line_fingerprint(&buf[..line_len]) == m.from_line),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// How many From_ lines are re-read before a cached index is reused.
+const CACHE_CHECKS: usize = 64;
+
+/// The index of the file in state `stamp` (MDA locks held): the cached one when the file is
+/// unchanged, the cached one continued when it only grew, else a fresh one; cached for the
+/// next session either way.
+fn load_index(
+    file: &File,
+    path: &Path,
+    opts: &MailboxOptions,
+    stamp: &cache::Stamp,
+) -> Result<Arc<Index>, StoreError> {
+    let (format, uidl) = (opts.format, opts.uidl);
+    let checked = |ix: &Index, extra: Option<usize>| -> Result<bool, StoreError> {
+        let mut picks = cache::sample(ix.messages.len(), CACHE_CHECKS);
+        picks.extend(extra);
+        for i in picks {
+            if !from_line_matches(file, &ix.messages[i])
+                .map_err(|e| io_error("cannot read", path, &e))?
+            {
+                log::info!("{}: rewritten since it was last indexed", path.display());
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let index = match cache::lookup(path, format, uidl, stamp) {
+        cache::Lookup::Unchanged(ix) if checked(&ix, None)? => {
+            log::debug!("{}: unchanged, index reused", path.display());
+            cache::count_hit(false);
+            return Ok(ix);
+        }
+        cache::Lookup::Grown(ix) if checked(&ix, None)? => {
+            let from = ix.resume_offset().unwrap_or(0);
+            log::debug!("{}: grew, indexing from offset {from}", path.display());
+            let reader = BufReader::with_capacity(
+                READ_BUFFER,
+                ReadAt {
+                    file,
+                    pos: from,
+                    end: u64::MAX,
+                },
+            );
+            let iopts = IndexOptions { format, uidl };
+            match index_mbox_from(reader, &iopts, &ix) {
+                Ok(new) => {
+                    cache::count_hit(true);
+                    new
+                }
+                Err(IndexError::Io(e)) => return Err(io_error("cannot read", path, &e)),
+                Err(IndexError::NotMbox(_)) => index_file(file, path, opts)?,
+            }
+        }
+        _ => index_file(file, path, opts)?,
+    };
+    let index = Arc::new(index);
+    cache::store(path, format, uidl, *stamp, &index);
+    Ok(index)
 }
 
 fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, StoreError> {
