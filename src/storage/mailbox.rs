@@ -546,14 +546,12 @@ impl Maildrop for Mailbox {
             return Err(e);
         }
         let m = &o.index.messages[i];
-        let src = BufReader::with_capacity(
-            READ_BUFFER,
-            ReadAt {
-                file: &o.file,
-                pos: m.header_offset(),
-                end: m.end_offset(),
-            },
-        );
+        // encode_to reads in large blocks itself: no buffer in between.
+        let src = ReadAt {
+            file: &o.file,
+            pos: m.header_offset(),
+            end: m.end_offset(),
+        };
         let mut w = ClientWriter { out, failed: false };
         let opts = EncodeOptions {
             format: self.opts.format,
