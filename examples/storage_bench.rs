@@ -43,8 +43,8 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Write a realistic spool: typical headers and 72-column body lines, `n` messages of about
-/// `total / n` bytes each.
+/// Write a realistic spool: typical headers and 72-column body lines (one `>From ` line each),
+/// `n` messages of about `total / n` bytes each, one in twenty header-only.
 fn generate(path: &Path, n: u64, total: u64) -> std::io::Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let per = total / n;
@@ -64,9 +64,18 @@ fn generate(path: &Path, n: u64, total: u64) -> std::io::Result<u64> {
         );
         w.write_all(head.as_bytes())?;
         let mut size = head.len() as u64;
-        while size + (line.len() as u64) < per - 1 {
-            w.write_all(line.as_bytes())?;
-            size += line.len() as u64;
+        // One message in twenty is header-only; the others carry a quoted `>From ` line.
+        let body_limit = if i % 20 == 19 { size + 1 } else { per - 1 };
+        let mut k = 0u64;
+        while size + (line.len() as u64) < body_limit {
+            let l = if k == 3 {
+                ">From the archive: quoted so that it does not start a new message.....\n"
+            } else {
+                line
+            };
+            w.write_all(l.as_bytes())?;
+            size += l.len() as u64;
+            k += 1;
         }
         w.write_all(b"\n")?;
         written += size + 1;
