@@ -189,11 +189,11 @@ def big_mbox(path, messages, mib):
 # ---------------------------------------------------------------- servers
 
 
-def start_servers(popa3d):
+def start_servers(popa3d, binary):
     procs = {}
     env = dict(os.environ, RUST_LOG="warn")
     procs["mboxpopd"] = subprocess.Popen(
-        [os.path.join(ROOT, "target/release/mboxpopd"), "-f", "-d", "-c", os.path.join(WORK, "mboxpopd.conf")],
+        [binary, "-f", "-d", "-c", os.path.join(WORK, "mboxpopd.conf")],
         env=env, stderr=open(os.path.join(WORK, "mboxpopd.log"), "ab"))
     procs["dovecot"] = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c", os.path.join(WORK, "dovecot.conf")])
     procs["popa3d"] = subprocess.Popen(
@@ -414,11 +414,13 @@ def dele(server, pid, user, which):
 async def short_session(port, user, lat, errors):
     t = time.monotonic()
     try:
-        r, w = await asyncio.open_connection("127.0.0.1", port)
+        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
         async def cmd(c):
             if c:
                 w.write(c.encode() + b"\r\n")
-            line = await r.readline()
+            # A connection the server never completed (SYN cookies after a queue overflow)
+            # would wait forever: it counts as an error after 30 s.
+            line = await asyncio.wait_for(r.readline(), 30)
             if not line.startswith(b"+OK"):
                 raise RuntimeError(line)
         await cmd(None)
@@ -465,7 +467,11 @@ def main():
     ap.add_argument("--users", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--json", default=os.path.join(WORK, "results.json"))
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/mboxpopd"),
+                    help="the mboxpopd binary (e.g. an older build, for before/after)")
+    ap.add_argument("--servers", default=",".join(SERVERS), help="a subset to measure")
     a = ap.parse_args()
+    measured = [s for s in SERVERS if s in a.servers.split(",")]
     if os.geteuid() != 0:
         sys.exit("run as root")
     levels = [int(x) for x in a.levels.split(",") if x]
@@ -482,7 +488,7 @@ def main():
     for s in SERVERS:
         for u in names[1:]:
             place(s, u, small)
-    procs = start_servers(popa3d)
+    procs = start_servers(popa3d, a.bin)
     pids = {s: procs[s].pid for s in SERVERS}
     res = {s: {} for s in SERVERS}
 
@@ -491,7 +497,7 @@ def main():
 
     try:
         for r in range(a.rounds):
-            order = SERVERS[r % 3:] + SERVERS[:r % 3]
+            order = measured[r % len(measured):] + measured[:r % len(measured)]
             for s in order:
                 pid = pids[s]
                 place(s, BIG, master)
@@ -520,7 +526,7 @@ def main():
                 print(f"round {r + 1} {s}: " + ", ".join(
                     f"{k}={v[-1]:.4g}" for k, v in res[s].items()), flush=True)
         for level in levels:
-            for s in SERVERS:
+            for s in measured:
                 rate, p99, err = asyncio.run(concurrent(PORTS[s], level, names[1:], a.seconds))
                 add(s, f"c{level}_sessions_s", rate)
                 add(s, f"c{level}_p99_s", p99)

@@ -56,6 +56,9 @@ pub fn bind(plain: &[SocketAddr], tls: &[SocketAddr]) -> Result<Vec<Bound>, Stri
     for (addr, is_tls) in wanted {
         match TcpListener::bind(addr) {
             Ok(listener) => {
+                if let Err(e) = crate::sys::socket::raise_backlog(&listener, 4096) {
+                    log::warn!("{addr}: cannot raise the listen backlog: {e}");
+                }
                 let local = listener.local_addr().unwrap_or(addr);
                 bound.push(Bound {
                     listener,

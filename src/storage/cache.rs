@@ -132,18 +132,18 @@ pub fn lookup(path: &Path, format: MboxFormat, uidl: UidlFormat, now: &Stamp) ->
             return Lookup::Miss;
         };
         e.used = clock;
-        if (e.format, e.uidl) != (format, uidl) {
-            return Lookup::Miss;
-        }
-        let s = &e.stamp;
-        if (s.dev, s.ino) != (now.dev, now.ino) {
-            return Lookup::Miss;
-        }
-        if s == now && e.index.length == now.len {
+        let same_file = (e.format, e.uidl) == (format, uidl)
+            && (e.stamp.dev, e.stamp.ino) == (now.dev, now.ino);
+        if same_file && e.stamp == *now && e.index.length == now.len {
             return Lookup::Unchanged(Arc::clone(&e.index));
         }
-        if now.len > e.index.length && e.index.resume_offset().is_some() {
-            return Lookup::Grown(Arc::clone(&e.index));
+        // Anything else replaces the entry: let it go now, before the new index is built.
+        let Some(e) = c.entries.remove(path) else {
+            return Lookup::Miss;
+        };
+        c.total -= e.bytes;
+        if same_file && now.len > e.index.length && e.index.resume_offset().is_some() {
+            return Lookup::Grown(e.index);
         }
         Lookup::Miss
     })

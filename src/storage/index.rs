@@ -926,20 +926,21 @@ pub fn index_mbox<R: Read>(reader: R, opts: &IndexOptions) -> Result<Index, Inde
 /// [`Index::resume_offset`] on. The result equals [`index_mbox`] over the whole file when the
 /// bytes below `prefix.length` are unchanged (the caller's check) and `opts` are the same.
 /// Without a resume offset, `reader` must start at offset 0.
+///
+/// The prefix's message list is reused in place (its later messages are dropped and the new
+/// ones appended), so continuing costs no copy of the index.
 pub fn index_mbox_from<R: Read>(
     reader: R,
     opts: &IndexOptions,
-    prefix: &Index,
+    prefix: Index,
 ) -> Result<Index, IndexError> {
     let mut indexer = Indexer::new(opts);
     let Some(r) = prefix.resume else {
         return run(reader, indexer, 0);
     };
     let start = prefix.messages[r.message].from_offset;
-    indexer.done = Vec::with_capacity(prefix.messages.len() + prefix.messages.len() / 8);
-    indexer
-        .done
-        .extend_from_slice(&prefix.messages[..r.message]);
+    indexer.done = prefix.messages;
+    indexer.done.truncate(r.message);
     indexer.kept = r.message;
     if r.message > 0 {
         indexer.uidvalidity = prefix.uidvalidity;
@@ -1530,7 +1531,7 @@ This text is part of the internal format of your mail folder.\n\n"
         let at = prefix.resume_offset().expect("resumable");
         assert_eq!(at, prefix.messages[1].from_offset);
         let new = format!("{old}more\n\n{F1}\nA: 3\n\nz\n");
-        let grown = index_mbox_from(&new.as_bytes()[at as usize..], &o, &prefix).expect("ok");
+        let grown = index_mbox_from(&new.as_bytes()[at as usize..], &o, prefix).expect("ok");
         assert_eq!(grown, index(new.as_bytes()));
         assert_eq!(grown.messages.len(), 3);
         // Ending inside a line: from scratch.
@@ -1641,7 +1642,7 @@ This text is part of the internal format of your mail folder.\n\n"
                 if let Ok(prefix) = index_mbox(&data[..cut], &o) {
                     let from = prefix.resume_offset().unwrap_or(0) as usize;
                     prop_assert!(from <= cut);
-                    let grown = index_mbox_from(&data[from..], &o, &prefix).expect("indexes");
+                    let grown = index_mbox_from(&data[from..], &o, prefix).expect("indexes");
                     prop_assert_eq!(grown, full);
                 }
             }

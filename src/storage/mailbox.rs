@@ -209,6 +209,57 @@ impl Read for ReadAt<'_> {
     }
 }
 
+/// The message's From_ line is not where the index says (the file was rewritten).
+#[derive(Debug)]
+struct Moved;
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the From_ line moved")
+    }
+}
+
+impl std::error::Error for Moved {}
+
+/// Reads a message from its From_ line: the line (`skip` bytes) is not passed on but its
+/// fingerprint is checked first, so serving a message costs one read, not two, and nothing is
+/// sent from a rewritten file.
+struct FromChecked<'a> {
+    inner: ReadAt<'a>,
+    skip: usize,
+    seen: usize,
+    head: [u8; FROM_LINE_CAP],
+    expect: u64,
+}
+
+impl Read for FromChecked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.seen < self.skip {
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                return Err(io::Error::other(Moved));
+            }
+            let take = n.min(self.skip - self.seen);
+            if self.seen < FROM_LINE_CAP {
+                let k = take.min(FROM_LINE_CAP - self.seen);
+                self.head[self.seen..self.seen + k].copy_from_slice(&buf[..k]);
+            }
+            self.seen += take;
+            if self.seen == self.skip {
+                let line = &self.head[..self.skip.min(FROM_LINE_CAP)];
+                if from_line_fingerprint(line) != self.expect {
+                    return Err(io::Error::other(Moved));
+                }
+            }
+            if take < n {
+                buf.copy_within(take..n, 0);
+                return Ok(n - take);
+            }
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// Remembers whether an error came from the client side of a copy, so a failed socket write
 /// (`Client`) is not mistaken for a failed disk read (`Temporary`).
 struct ClientWriter<'a> {
@@ -451,7 +502,9 @@ fn load_index(
                 },
             );
             let iopts = IndexOptions { format, uidl };
-            match index_mbox_from(reader, &iopts, &ix) {
+            // Sole owner (the cache let go of it): continued in place; else a copy.
+            let prefix = Arc::try_unwrap(ix).unwrap_or_else(|shared| (*shared).clone());
+            match index_mbox_from(reader, &iopts, prefix) {
                 Ok(new) => {
                     cache::count_hit(true);
                     new
@@ -539,7 +592,8 @@ impl Maildrop for Mailbox {
         let i = o
             .visible(index)
             .ok_or_else(|| StoreError::Temporary(format!("no message {}", index + 1)))?;
-        if let Err(e) = self.verify(o, &[i], o.held.is_some()) {
+        // The From_ line is checked from the same read that starts the message (below).
+        if let Err(e) = self.verify(o, &[], o.held.is_some()) {
             if matches!(e, StoreError::Changed(_)) {
                 self.close();
             }
@@ -547,10 +601,16 @@ impl Maildrop for Mailbox {
         }
         let m = &o.index.messages[i];
         // encode_to reads in large blocks itself: no buffer in between.
-        let src = ReadAt {
-            file: &o.file,
-            pos: m.header_offset(),
-            end: m.end_offset(),
+        let src = FromChecked {
+            inner: ReadAt {
+                file: &o.file,
+                pos: m.from_offset,
+                end: m.end_offset(),
+            },
+            skip: (m.header_offset() - m.from_offset) as usize,
+            seen: 0,
+            head: [0; FROM_LINE_CAP],
+            expect: m.from_line,
         };
         let mut w = ClientWriter { out, failed: false };
         let opts = EncodeOptions {
@@ -560,6 +620,19 @@ impl Maildrop for Mailbox {
         match encode_to(src, opts, &mut w) {
             Ok(_) => Ok(()),
             Err(e) if w.failed => Err(StoreError::Client(e)),
+            Err(e) if e.get_ref().is_some_and(|r| r.is::<Moved>()) => {
+                let what = format!(
+                    "message {} no longer starts at offset {}",
+                    i + 1,
+                    m.from_offset
+                );
+                log::error!(
+                    "{}: changed by another program during the session: {what}",
+                    self.path.display()
+                );
+                self.close();
+                Err(StoreError::Changed(what))
+            }
             Err(e) => Err(io_error("cannot read", &self.path, &e)),
         }
     }
@@ -667,6 +740,8 @@ impl Maildrop for Mailbox {
                 self.path.display()
             );
         }
+        // The cached index describes the old file: free it now.
+        cache::forget(&self.path);
         let report = result.map(|stats| CommitReport {
             deleted_messages: targets.len(),
             deleted_octets: targets.iter().map(|&i| o.index.messages[i].size).sum(),

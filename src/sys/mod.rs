@@ -8,3 +8,4 @@ pub mod memory;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod socket;
