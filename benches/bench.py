@@ -475,7 +475,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("run as root")
     levels = [int(x) for x in a.levels.split(",") if x]
-    users = max([a.users] + levels)
+    users = max([a.users] + levels) + 1  # mbb0 holds the big spool
     os.makedirs(WORK, exist_ok=True)
     ensure_users(users)
     popa3d = ensure_popa3d()

@@ -98,6 +98,8 @@ fn mib(b: u64) -> f64 {
 }
 
 fn main() {
+    // Measure the indexer, not the daemon's index cache.
+    mboxpopd::storage::cache::set_limit(0);
     let args: Vec<String> = std::env::args().collect();
     // `--generate PATH MESSAGES TOTAL_MIB`: only write the spool (for the Dovecot comparison).
     if args.get(1).map(String::as_str) == Some("--generate") {

@@ -7,7 +7,7 @@
 //! it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -279,8 +279,6 @@ impl Write for ClientWriter<'_> {
     }
 }
 
-const READ_BUFFER: usize = 256 * 1024;
-
 impl Mailbox {
     /// Open, lock, recover an interrupted commit, and index the maildrop at `path`.
     pub fn open(path: &Path, opts: &MailboxOptions) -> Result<Mailbox, StoreError> {
@@ -493,14 +491,12 @@ fn load_index(
         cache::Lookup::Grown(ix) if checked(&ix, None)? => {
             let from = ix.resume_offset().unwrap_or(0);
             log::debug!("{}: grew, indexing from offset {from}", path.display());
-            let reader = BufReader::with_capacity(
-                READ_BUFFER,
-                ReadAt {
-                    file,
-                    pos: from,
-                    end: u64::MAX,
-                },
-            );
+            // The indexer reads in large blocks itself: no buffer in between.
+            let reader = ReadAt {
+                file,
+                pos: from,
+                end: u64::MAX,
+            };
             let iopts = IndexOptions { format, uidl };
             // Sole owner (the cache let go of it): continued in place; else a copy.
             let prefix = Arc::try_unwrap(ix).unwrap_or_else(|shared| (*shared).clone());
@@ -522,14 +518,12 @@ fn load_index(
 
 fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, StoreError> {
     crate::sys::memory::tune_allocator();
-    let reader = BufReader::with_capacity(
-        READ_BUFFER,
-        ReadAt {
-            file,
-            pos: 0,
-            end: u64::MAX,
-        },
-    );
+    // The indexer reads in large blocks itself: no buffer in between.
+    let reader = ReadAt {
+        file,
+        pos: 0,
+        end: u64::MAX,
+    };
     let iopts = IndexOptions {
         format: opts.format,
         uidl: opts.uidl,
