@@ -518,6 +518,9 @@ def main():
                 add(s, "retr_cpu_s_per_gb", c / (total / 1e9))
                 for which in ["last", "middle", "first"]:
                     dt, wb = dele(s, pid, BIG, which)
+                    # The session after a commit (clients that keep mail for N days delete
+                    # the oldest every time): does the server have to read the file again?
+                    add(s, f"login_after_dele_{which}_s", login_session(s, BIG))
                     add(s, f"dele_{which}_s", dt)
                     # /proc/PID/io of the daemon; the others commit in a process that is gone
                     # by the time QUIT is answered, so their bytes are not measurable this way.
@@ -547,6 +550,7 @@ def report(m, a):
         ("later login session (USER, PASS, STAT, QUIT), p50 ms", "login_s", 1000, "lower"),
         ("server CPU per later login, ms", "login_cpu_s", 1000, "lower"),
         ("LIST+UIDL session, p50 ms", "list_uidl_s", 1000, "lower"),
+        ("login session right after a DELE first commit, ms", "login_after_dele_first_s", 1000, "lower"),
         ("RETR one at a time, MB/s", "retr_mb_s", 1, "higher"),
         ("server CPU per GB sent, s", "retr_cpu_s_per_gb", 1, "lower"),
         ("DELE last + QUIT: commit ms", "dele_last_s", 1000, "lower"),

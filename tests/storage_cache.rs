@@ -163,6 +163,25 @@ fn unchanged_and_grown_files_are_served_from_the_cache() {
 }
 
 #[test]
+fn the_index_after_our_own_commit_is_reused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("u");
+    write_file(&path, &mbox(&messages(6, 5)));
+    settle();
+    for deleted in [vec![5], vec![1, 3], vec![0]] {
+        let mut mb = Mailbox::open(&path, &options()).expect("open");
+        mb.commit(&deleted).expect("commit");
+        drop(mb);
+        let (reused, _) = mboxpopd::storage::cache::stats();
+        let view = session_view(&path);
+        assert_eq!(view, full_view(&path), "after deleting {deleted:?}");
+        // Deleting the first message is the one case indexed again.
+        let hit = mboxpopd::storage::cache::stats().0 > reused;
+        assert!(hit || deleted == [0], "after deleting {deleted:?}");
+    }
+}
+
+#[test]
 fn other_options_are_not_served_from_the_cache() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("u");

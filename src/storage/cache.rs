@@ -58,6 +58,8 @@ impl Stamp {
 type Key = PathBuf;
 
 struct Entry {
+    /// Fingerprint of the last bytes below the indexed length ([`Lookup`]).
+    tail: u64,
     /// The options the index was made with.
     format: MboxFormat,
     uidl: UidlFormat,
@@ -114,13 +116,15 @@ pub fn set_limit(bytes: usize) {
     });
 }
 
-/// What the cache holds for a file in the state `now`.
+/// What the cache holds for a file in the state `now`. Either way the caller checks, before
+/// reusing anything, the sampled From_ lines and the fingerprint (the `u64`) of the last bytes
+/// below the indexed length, which an edit that moved anything changes.
 #[derive(Debug, Clone)]
 pub enum Lookup {
     /// Indexed in exactly this state.
-    Unchanged(Arc<Index>),
-    /// Indexed when shorter, same inode: continue it if the From_ lines check out.
-    Grown(Arc<Index>),
+    Unchanged(Arc<Index>, u64),
+    /// Indexed when shorter, same inode: continue it if the checks pass.
+    Grown(Arc<Index>, u64),
     Miss,
 }
 
@@ -135,7 +139,7 @@ pub fn lookup(path: &Path, format: MboxFormat, uidl: UidlFormat, now: &Stamp) ->
         let same_file = (e.format, e.uidl) == (format, uidl)
             && (e.stamp.dev, e.stamp.ino) == (now.dev, now.ino);
         if same_file && e.stamp == *now && e.index.length == now.len {
-            return Lookup::Unchanged(Arc::clone(&e.index));
+            return Lookup::Unchanged(Arc::clone(&e.index), e.tail);
         }
         // Anything else replaces the entry: let it go now, before the new index is built.
         let Some(e) = c.entries.remove(path) else {
@@ -143,7 +147,7 @@ pub fn lookup(path: &Path, format: MboxFormat, uidl: UidlFormat, now: &Stamp) ->
         };
         c.total -= e.bytes;
         if same_file && now.len > e.index.length && e.index.resume_offset().is_some() {
-            return Lookup::Grown(e.index);
+            return Lookup::Grown(e.index, e.tail);
         }
         Lookup::Miss
     })
@@ -168,14 +172,48 @@ fn racy(stamp: &Stamp) -> bool {
 
 /// Remember `index`, made from the file in state `stamp` (taken under the MDA locks). A state
 /// younger than [`RACY`] is not remembered.
-pub fn store(path: &Path, format: MboxFormat, uidl: UidlFormat, stamp: Stamp, index: &Arc<Index>) {
+pub fn store(
+    path: &Path,
+    format: MboxFormat,
+    uidl: UidlFormat,
+    stamp: Stamp,
+    tail: u64,
+    index: &Arc<Index>,
+) {
+    insert(path, format, uidl, stamp, tail, index, true);
+}
+
+/// Remember the index of a file this process has just rewritten, in state `stamp` taken
+/// before the MDA locks are released. The racy-state rule does not apply: the change is our
+/// own, made under the locks; a later append changes the length, and a program that rewrote
+/// the file in place within the same clock tick after we let go is the one case not seen.
+pub fn store_own(
+    path: &Path,
+    format: MboxFormat,
+    uidl: UidlFormat,
+    stamp: Stamp,
+    tail: u64,
+    index: &Arc<Index>,
+) {
+    insert(path, format, uidl, stamp, tail, index, false);
+}
+
+fn insert(
+    path: &Path,
+    format: MboxFormat,
+    uidl: UidlFormat,
+    stamp: Stamp,
+    tail: u64,
+    index: &Arc<Index>,
+    racy_check: bool,
+) {
     let key = path.to_owned();
     let bytes = index.heap_bytes() + path.as_os_str().len() + 128;
     with(|c| {
         if let Some(old) = c.entries.remove(&key) {
             c.total -= old.bytes;
         }
-        if bytes > c.limit || stamp.len != index.length || racy(&stamp) {
+        if bytes > c.limit || stamp.len != index.length || (racy_check && racy(&stamp)) {
             return;
         }
         c.clock += 1;
@@ -184,6 +222,7 @@ pub fn store(path: &Path, format: MboxFormat, uidl: UidlFormat, stamp: Stamp, in
         c.entries.insert(
             key,
             Entry {
+                tail,
                 format,
                 uidl,
                 stamp,

@@ -125,6 +125,10 @@ pub struct Index {
     resume: Option<Resume>,
     /// UIDVALIDITY of the first message (the IMAP schemes).
     uidvalidity: Option<u32>,
+    /// Some UIDLs got an occurrence suffix.
+    renamed: bool,
+    /// Some message has a `Content-Length:` header (its split may depend on what follows).
+    content_length: bool,
 }
 
 /// The first message whose interpretation may depend on bytes past the indexed length: the
@@ -144,6 +148,46 @@ impl Index {
     pub fn resume_offset(&self) -> Option<u64> {
         let r = self.resume?;
         self.messages.get(r.message).map(|m| m.from_offset)
+    }
+
+    /// The index of the file after a commit removed `deleted` (sorted message indexes) and
+    /// nothing else, when that is exactly what indexing the new file would give: not when the
+    /// first message goes (the pseudo message and the UIDVALIDITY belong to it), when UIDLs had
+    /// occurrence suffixes (they may move), or when any message has a Content-Length (its
+    /// split depends on the bytes that follow). `None` otherwise: index the file again.
+    pub fn without(&self, deleted: &[usize]) -> Option<Index> {
+        if deleted.first().is_none_or(|&d| d == 0) || self.renamed || self.content_length {
+            return None;
+        }
+        let last = self.messages.len().checked_sub(1)?;
+        let mut messages = Vec::with_capacity(self.messages.len() - deleted.len());
+        let mut removed = 0u64;
+        let mut next = deleted.iter().peekable();
+        for (i, m) in self.messages.iter().enumerate() {
+            if next.peek() == Some(&&i) {
+                next.next();
+                removed += m.next_offset - m.from_offset;
+                continue;
+            }
+            messages.push(m.shifted_back(removed));
+        }
+        if next.next().is_some() {
+            return None;
+        }
+        // Without Content-Length headers the resume point is the last message. A file that
+        // ended inside a line still does, unless that last message was deleted.
+        let resume = (self.resume.is_some() || deleted.last() == Some(&last)).then(|| Resume {
+            message: messages.len() - 1,
+            cl_allowed: true,
+        });
+        Some(Index {
+            length: self.length - removed,
+            messages,
+            resume,
+            uidvalidity: self.uidvalidity,
+            renamed: false,
+            content_length: false,
+        })
     }
 
     /// Heap bytes this index holds (for cache accounting).
@@ -483,6 +527,7 @@ impl MessageParser {
         debug_assert!(self.header_offset - self.from_offset <= FROM_LINE_MAX as u64);
         debug_assert!(next_offset - end_offset <= 2);
         Finished {
+            content_length: c.content_length.is_some(),
             message: IndexedMessage {
                 from_offset: self.from_offset,
                 next_offset,
@@ -505,6 +550,8 @@ impl MessageParser {
 /// is the indexer's largest allocation.
 #[derive(Debug)]
 struct Finished {
+    /// The message has a Content-Length header.
+    content_length: bool,
     message: IndexedMessage,
     x_uid: Option<u32>,
     uidvalidity: Option<u32>,
@@ -663,6 +710,8 @@ struct Indexer {
     cl: Option<ClRegion>,
     /// Whether the first message's Content-Length may be trusted.
     first_cl_allowed: bool,
+    /// Some message has a Content-Length header.
+    content_length: bool,
 }
 
 impl Indexer {
@@ -676,6 +725,7 @@ impl Indexer {
             scan: None,
             cl: None,
             first_cl_allowed: true,
+            content_length: false,
         }
     }
 
@@ -684,6 +734,7 @@ impl Indexer {
     }
 
     fn push_done(&mut self, f: Finished) {
+        self.content_length |= f.content_length;
         if self.done.is_empty() {
             self.uidvalidity = f.uidvalidity;
         }
@@ -879,6 +930,8 @@ impl Indexer {
             length,
             resume,
             uidvalidity,
+            renamed,
+            content_length: self.content_length,
         }
     }
 }
@@ -950,6 +1003,7 @@ pub fn index_mbox_from<R: Read>(
         }
     }
     indexer.first_cl_allowed = r.cl_allowed;
+    indexer.content_length = prefix.content_length;
     run(reader, indexer, start)
 }
 
@@ -1621,6 +1675,34 @@ This text is part of the internal format of your mail folder.\n\n"
                 prop_assert_eq!(idx.messages[0].from_offset, 0);
                 let chunked = Chunked { data: &data, sizes, n: 0 };
                 prop_assert_eq!(index_mbox(chunked, &o).expect("indexes"), idx);
+            }
+
+            #[test]
+            fn an_index_without_deleted_messages_equals_the_full_index(
+                data in mbox_bytes(),
+                picks in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
+                uidl in prop_oneof![
+                    Just(UidlFormat::Native),
+                    Just(UidlFormat::Popa3d),
+                    Just(UidlFormat::XUidl),
+                    Just(UidlFormat::Imap),
+                ],
+            ) {
+                let o = opts(format, uidl);
+                let idx = index_mbox(&data[..], &o).expect("indexes");
+                let mut del: Vec<usize> = picks.iter().map(|p| p.index(idx.messages.len())).collect();
+                del.sort_unstable();
+                del.dedup();
+                let mut kept = Vec::new();
+                for (i, m) in idx.messages.iter().enumerate() {
+                    if del.binary_search(&i).is_err() {
+                        kept.extend_from_slice(&data[m.from_offset as usize..m.next_offset as usize]);
+                    }
+                }
+                if let Some(d) = idx.without(&del) {
+                    prop_assert_eq!(d, index_mbox(&kept[..], &o).expect("indexes"));
+                }
             }
 
             #[test]

@@ -456,6 +456,20 @@ fn from_line_matches(file: &File, m: &IndexedMessage) -> io::Result<bool> {
     }
 }
 
+/// Fingerprint of the (at most) 4 KiB of the file that end at `len`: a cached index is reused
+/// only if these bytes are still the same (with the From_ lines, this catches rewrites that
+/// moved anything, even when every From_ line looks alike).
+fn tail_fingerprint(file: &File, len: u64) -> io::Result<u64> {
+    let mut buf = [0u8; 4096];
+    let n = len.min(buf.len() as u64) as usize;
+    match file.read_exact_at(&mut buf[..n], len - n as u64) {
+        Ok(()) => Ok(xxhash_rust::xxh3::xxh3_64(&buf[..n])),
+        // Shorter than that now: no match possible.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
 /// How many From_ lines are re-read before a cached index is reused.
 const CACHE_CHECKS: usize = 64;
 
@@ -469,10 +483,13 @@ fn load_index(
     stamp: &cache::Stamp,
 ) -> Result<Arc<Index>, StoreError> {
     let (format, uidl) = (opts.format, opts.uidl);
-    let checked = |ix: &Index, extra: Option<usize>| -> Result<bool, StoreError> {
-        let mut picks = cache::sample(ix.messages.len(), CACHE_CHECKS);
-        picks.extend(extra);
-        for i in picks {
+    let read_error = |e: io::Error| io_error("cannot read", path, &e);
+    let checked = |ix: &Index, tail: u64| -> Result<bool, StoreError> {
+        if tail_fingerprint(file, ix.length).map_err(read_error)? != tail {
+            log::info!("{}: rewritten since it was last indexed", path.display());
+            return Ok(false);
+        }
+        for i in cache::sample(ix.messages.len(), CACHE_CHECKS) {
             if !from_line_matches(file, &ix.messages[i])
                 .map_err(|e| io_error("cannot read", path, &e))?
             {
@@ -483,12 +500,12 @@ fn load_index(
         Ok(true)
     };
     let index = match cache::lookup(path, format, uidl, stamp) {
-        cache::Lookup::Unchanged(ix) if checked(&ix, None)? => {
+        cache::Lookup::Unchanged(ix, tail) if checked(&ix, tail)? => {
             log::debug!("{}: unchanged, index reused", path.display());
             cache::count_hit(false);
             return Ok(ix);
         }
-        cache::Lookup::Grown(ix) if checked(&ix, None)? => {
+        cache::Lookup::Grown(ix, tail) if checked(&ix, tail)? => {
             let from = ix.resume_offset().unwrap_or(0);
             log::debug!("{}: grew, indexing from offset {from}", path.display());
             // The indexer reads in large blocks itself: no buffer in between.
@@ -512,7 +529,8 @@ fn load_index(
         _ => index_file(file, path, opts)?,
     };
     let index = Arc::new(index);
-    cache::store(path, format, uidl, *stamp, &index);
+    let tail = tail_fingerprint(file, index.length).map_err(read_error)?;
+    cache::store(path, format, uidl, *stamp, tail, &index);
     Ok(index)
 }
 
@@ -734,8 +752,19 @@ impl Maildrop for Mailbox {
                 self.path.display()
             );
         }
-        // The cached index describes the old file: free it now.
+        // The cached index describes the old file: free it now. When the new file's index
+        // follows from the old one exactly (and nothing else moved), the next session gets it.
         cache::forget(&self.path);
+        if result.is_ok() && carry.is_none() {
+            if let (Some(next), Ok(meta)) = (o.index.without(&targets), o.file.metadata()) {
+                if let Ok(tail) = tail_fingerprint(&o.file, next.length) {
+                    let stamp = cache::Stamp::of(&meta);
+                    let next = Arc::new(next);
+                    let (format, uidl) = (self.opts.format, self.opts.uidl);
+                    cache::store_own(&self.path, format, uidl, stamp, tail, &next);
+                }
+            }
+        }
         let report = result.map(|stats| CommitReport {
             deleted_messages: targets.len(),
             deleted_octets: targets.iter().map(|&i| o.index.messages[i].size).sum(),
