@@ -175,9 +175,10 @@ fn the_index_after_our_own_commit_is_reused() {
         let (reused, _) = mboxpopd::storage::cache::stats();
         let view = session_view(&path);
         assert_eq!(view, full_view(&path), "after deleting {deleted:?}");
-        // Deleting the first message is the one case indexed again.
-        let hit = mboxpopd::storage::cache::stats().0 > reused;
-        assert!(hit || deleted == [0], "after deleting {deleted:?}");
+        assert!(
+            mboxpopd::storage::cache::stats().0 > reused,
+            "after deleting {deleted:?}"
+        );
     }
 }
 

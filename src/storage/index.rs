@@ -79,6 +79,8 @@ pub struct IndexedMessage {
     end_gap: u16,
     /// The c-client/Dovecot pseudo message: never listed, kept on commit.
     pub hidden: bool,
+    /// Looks like the pseudo message (it is one only as the first message).
+    pseudo: bool,
 }
 
 impl IndexedMessage {
@@ -129,6 +131,8 @@ pub struct Index {
     renamed: bool,
     /// Some message has a `Content-Length:` header (its split may depend on what follows).
     content_length: bool,
+    /// Made for an IMAP scheme (UIDLs depend on the first message's UIDVALIDITY).
+    imap: bool,
 }
 
 /// The first message whose interpretation may depend on bytes past the indexed length: the
@@ -151,12 +155,15 @@ impl Index {
     }
 
     /// The index of the file after a commit removed `deleted` (sorted message indexes) and
-    /// nothing else, when that is exactly what indexing the new file would give: not when the
-    /// first message goes (the pseudo message and the UIDVALIDITY belong to it), when UIDLs had
-    /// occurrence suffixes (they may move), or when any message has a Content-Length (its
-    /// split depends on the bytes that follow). `None` otherwise: index the file again.
+    /// nothing else, when that is exactly what indexing the new file would give: not for the
+    /// IMAP schemes when the first message goes (the UIDVALIDITY is read from the first
+    /// message), when UIDLs had occurrence suffixes (they may move), or when any message has
+    /// a Content-Length (its split depends on the bytes that follow). `None` otherwise: index
+    /// the file again. (A commit that moves an X-IMAPbase header is not such a commit either:
+    /// the caller does not ask.)
     pub fn without(&self, deleted: &[usize]) -> Option<Index> {
-        if deleted.first().is_none_or(|&d| d == 0) || self.renamed || self.content_length {
+        let first = deleted.first()?;
+        if (*first == 0 && self.imap) || self.renamed || self.content_length {
             return None;
         }
         let last = self.messages.len().checked_sub(1)?;
@@ -169,9 +176,12 @@ impl Index {
                 removed += m.next_offset - m.from_offset;
                 continue;
             }
-            messages.push(m.shifted_back(removed));
+            let mut m = m.shifted_back(removed);
+            // Only the first message can be the pseudo message.
+            m.hidden = m.pseudo && messages.is_empty();
+            messages.push(m);
         }
-        if next.next().is_some() {
+        if next.next().is_some() || messages.is_empty() {
             return None;
         }
         // Without Content-Length headers the resume point is the last message. A file that
@@ -187,6 +197,7 @@ impl Index {
             uidvalidity: self.uidvalidity,
             renamed: false,
             content_length: false,
+            imap: self.imap,
         })
     }
 
@@ -539,6 +550,7 @@ impl MessageParser {
                     .unwrap_or(u16::MAX),
                 end_gap: u16::try_from(next_offset - end_offset).unwrap_or(u16::MAX),
                 hidden,
+                pseudo: hidden,
             },
             x_uid: choice.x_uid,
             uidvalidity: choice.uidvalidity,
@@ -925,13 +937,16 @@ impl Indexer {
         if renamed || !line_end {
             resume = None;
         }
+        let imap = matches!(scheme, UidlFormat::Imap | UidlFormat::DovecotUid);
         Index {
             messages,
             length,
             resume,
-            uidvalidity,
+            // Kept for continuing an IMAP-scheme index only.
+            uidvalidity: uidvalidity.filter(|_| imap),
             renamed,
             content_length: self.content_length,
+            imap,
         }
     }
 }
@@ -1437,6 +1452,20 @@ This text is part of the internal format of your mail folder.\n\n"
     }
 
     #[test]
+    fn deleting_the_first_message_can_uncover_a_pseudo_message() {
+        let pseudo = format!(
+            "{F1}\nSubject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1700000000 0000000003\n\ntext\n\n"
+        );
+        let first = format!("{F2}\nA: 1\n\nx\n\n");
+        let last = format!("{F2}\nA: 3\n\nz\n");
+        let idx = index(format!("{first}{pseudo}{last}").as_bytes());
+        assert!(!idx.messages[1].hidden);
+        let d = idx.without(&[0]).expect("derivable");
+        assert_eq!(d, index(format!("{pseudo}{last}").as_bytes()));
+        assert!(d.messages[0].hidden);
+    }
+
+    #[test]
     fn pseudo_message_look_alikes_stay_visible() {
         // The subject alone, an X-IMAP header alone, or an X-IMAP that does not parse: any
         // sender can write these, so they must not hide a real message.
@@ -1687,6 +1716,7 @@ This text is part of the internal format of your mail folder.\n\n"
                     Just(UidlFormat::Popa3d),
                     Just(UidlFormat::XUidl),
                     Just(UidlFormat::Imap),
+                    Just(UidlFormat::DovecotUid),
                 ],
             ) {
                 let o = opts(format, uidl);
