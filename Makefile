@@ -16,7 +16,7 @@ INSTALL ?= install
 
 BIN := target/release/mboxpopd
 
-.PHONY: all build debug test lint run install uninstall clean man-check fuzz fuzz-build fuzz-check
+.PHONY: all build debug test lint run install uninstall clean man-check fuzz fuzz-build fuzz-check bench
 
 all: build
 
@@ -31,6 +31,15 @@ debug:
 test:
 	$(CARGO) test --locked --all-targets --no-fail-fast
 	@$(MAKE) --no-print-directory man-check
+
+# Benchmark against Dovecot and popa3d over TCP on loopback (root; see BENCHMARKS.md).
+# MIB/MESSAGES size the generated spool; the table in BENCHMARKS.md is MIB=1024 MESSAGES=100000.
+MIB      ?= 128
+MESSAGES ?= 12500
+ROUNDS   ?= 2
+bench:
+	$(CARGO) build --release --locked --bin mboxpopd --example storage_bench
+	MIB=$(MIB) MESSAGES=$(MESSAGES) ROUNDS=$(ROUNDS) python3 benches/bench.py
 
 lint:
 	$(CARGO) fmt --all -- --check

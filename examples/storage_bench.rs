@@ -43,8 +43,8 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Write a realistic spool: typical headers and 72-column body lines, `n` messages of about
-/// `total / n` bytes each.
+/// Write a realistic spool: typical headers and 72-column body lines (one `>From ` line each),
+/// `n` messages of about `total / n` bytes each, one in twenty header-only.
 fn generate(path: &Path, n: u64, total: u64) -> std::io::Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let per = total / n;
@@ -64,9 +64,18 @@ fn generate(path: &Path, n: u64, total: u64) -> std::io::Result<u64> {
         );
         w.write_all(head.as_bytes())?;
         let mut size = head.len() as u64;
-        while size + (line.len() as u64) < per - 1 {
-            w.write_all(line.as_bytes())?;
-            size += line.len() as u64;
+        // One message in twenty is header-only; the others carry a quoted `>From ` line.
+        let body_limit = if i % 20 == 19 { size + 1 } else { per - 1 };
+        let mut k = 0u64;
+        while size + (line.len() as u64) < body_limit {
+            let l = if k == 3 {
+                ">From the archive: quoted so that it does not start a new message.....\n"
+            } else {
+                line
+            };
+            w.write_all(l.as_bytes())?;
+            size += l.len() as u64;
+            k += 1;
         }
         w.write_all(b"\n")?;
         written += size + 1;
@@ -89,6 +98,8 @@ fn mib(b: u64) -> f64 {
 }
 
 fn main() {
+    // Measure the indexer, not the daemon's index cache.
+    mboxpopd::storage::cache::set_limit(0);
     let args: Vec<String> = std::env::args().collect();
     // `--generate PATH MESSAGES TOTAL_MIB`: only write the spool (for the Dovecot comparison).
     if args.get(1).map(String::as_str) == Some("--generate") {
@@ -97,6 +108,25 @@ fn main() {
         let mib_total: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1024);
         let size = generate(&path, n, mib_total * 1024 * 1024).expect("generate");
         println!("generated {n} messages, {:.1} MiB", mib(size));
+        return;
+    }
+    // `--index PATH [ROUNDS]`: only index an existing spool, warm cache (for profiling).
+    if args.get(1).map(String::as_str) == Some("--index") {
+        let path = PathBuf::from(args.get(2).expect("PATH"));
+        let rounds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
+        let size = fs::metadata(&path).expect("stat").len();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let mb = Mailbox::open(&path, &options()).expect("open");
+            let d = t.elapsed();
+            println!(
+                "index {} messages: {:.3} s, {:.0} MiB/s, peak RSS {:.1} MiB",
+                mb.count(),
+                d.as_secs_f64(),
+                mib(size) / d.as_secs_f64(),
+                peak_rss_kib() as f64 / 1024.0
+            );
+        }
         return;
     }
     let dir = args.get(1).map(PathBuf::from).unwrap_or_else(|| {
@@ -135,7 +165,7 @@ fn main() {
     let t = Instant::now();
     let mb = Mailbox::open(&path, &opts).expect("open");
     let d = t.elapsed();
-    let count = mb.messages().len();
+    let count = mb.count();
     report(
         "index (cold cache)",
         d,
@@ -155,7 +185,7 @@ fn main() {
     // Commits: last, middle, first (each on the spool the previous one left).
     for (label, pick) in [("last", 2u8), ("middle", 1), ("first", 0)] {
         let mut mb = Mailbox::open(&path, &opts).expect("open");
-        let len = mb.messages().len();
+        let len = mb.count();
         let victim = match pick {
             0 => 0,
             1 => len / 2,

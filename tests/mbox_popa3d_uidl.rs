@@ -21,7 +21,7 @@ fn index(mbox: &[u8], uidl: UidlFormat) -> Vec<(String, u64)> {
     index
         .messages
         .into_iter()
-        .map(|m| (m.uidl, m.size))
+        .map(|m| (m.uidl.to_string(), m.size))
         .collect()
 }
 
@@ -44,7 +44,7 @@ fn popa3d_preset_matches_real_popa3d() {
             uidl: UidlFormat::Popa3d,
         };
         let index = index_mbox(MBOX, &opts).expect("fixture indexes");
-        let got: Vec<&str> = index.messages.iter().map(|m| m.uidl.as_str()).collect();
+        let got: Vec<String> = index.messages.iter().map(|m| m.uidl.to_string()).collect();
         let mut want = listing(POPA3D);
         assert_eq!(got.len(), want.len(), "message count");
         // popa3d gives the three identical copies (6, 7, 8) one UIDL; ours stay unique.
@@ -63,7 +63,7 @@ fn dovecot_md5_preset_matches_real_dovecot() {
         uidl: UidlFormat::DovecotMd5,
     };
     let index = index_mbox(MBOX, &opts).expect("fixture indexes");
-    let got: Vec<&str> = index.messages.iter().map(|m| m.uidl.as_str()).collect();
+    let got: Vec<String> = index.messages.iter().map(|m| m.uidl.to_string()).collect();
     let mut want = listing(DOVECOT);
     assert_eq!(want[5], want[6]);
     assert_eq!(want[6], want[7]);
@@ -130,7 +130,7 @@ fn other_presets_stay_unique_on_the_fixture() {
             uidl,
         };
         let index = index_mbox(MBOX, &opts).expect("fixture indexes");
-        let mut all: Vec<&str> = index.messages.iter().map(|m| m.uidl.as_str()).collect();
+        let mut all: Vec<String> = index.messages.iter().map(|m| m.uidl.to_string()).collect();
         assert_eq!(all.len(), 14);
         all.sort_unstable();
         all.dedup();

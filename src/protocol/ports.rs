@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use crate::protocol::error::{Account, AuthError, StoreError};
 
 /// What a client may learn about one visible message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageInfo {
     /// The message size as RFC 1939 §11 defines it: line ends counted as CRLF, the dots added
     /// by byte-stuffing NOT counted. It equals the octets a client holds after un-stuffing the
@@ -33,8 +33,20 @@ pub struct CommitReport {
 ///
 /// Message indexes are 0-based here; the protocol core converts from POP3's 1-based numbers.
 pub trait Maildrop {
-    /// The visible messages in maildrop order (hidden pseudo-messages are not listed).
-    fn messages(&self) -> &[MessageInfo];
+    /// How many visible messages there are (hidden pseudo-messages are not listed).
+    fn count(&self) -> usize;
+
+    /// The size of visible message `index` (0 when out of range).
+    fn size(&self, index: usize) -> u64;
+
+    /// Size and unique-id of visible message `index` (the UIDL rendered on demand: the
+    /// storage keeps it compact).
+    fn info(&self, index: usize) -> MessageInfo;
+
+    /// Every visible message in maildrop order (a copy; for tests and tools).
+    fn messages(&self) -> Vec<MessageInfo> {
+        (0..self.count()).map(|i| self.info(i)).collect()
+    }
 
     /// Stream message `index` transmit-encoded (CRLF line ends, dot-stuffed), *without* the
     /// terminating ".\r\n". `top = Some(k)` sends the headers, the blank line and `k` body lines.

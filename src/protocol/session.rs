@@ -116,12 +116,11 @@ struct Transaction {
 
 impl Transaction {
     fn totals(&self) -> (usize, u64) {
-        self.maildrop
-            .messages()
+        self.deleted
             .iter()
-            .zip(&self.deleted)
+            .enumerate()
             .filter(|(_, &d)| !d)
-            .fold((0, 0), |(n, o), (m, _)| (n + 1, o + m.size))
+            .fold((0, 0), |(n, o), (i, _)| (n + 1, o + self.maildrop.size(i)))
     }
 
     /// Resolve a 1-based message number to an index of a message that is not deleted.
@@ -597,7 +596,7 @@ impl<'a> Session<'a> {
         self.authorization_capabilities = self.authorization_capability_list();
         match self.services.open_maildrop(&account) {
             Ok(maildrop) => {
-                let deleted = vec![false; maildrop.messages().len()];
+                let deleted = vec![false; maildrop.count()];
                 let tx = Transaction { maildrop, deleted };
                 let (n, octets) = tx.totals();
                 self.summary.user = Some(account.name.clone());
@@ -741,39 +740,40 @@ impl<'a> Session<'a> {
             Command::List(None) => {
                 let (n, octets) = tx.totals();
                 response::ok(out, &format!("{n} messages ({octets} octets)"))?;
-                for (i, m) in tx.maildrop.messages().iter().enumerate() {
+                for i in 0..tx.maildrop.count() {
                     if !tx.deleted[i] {
-                        response::data_line(out, &format!("{} {}", i + 1, m.size))?;
+                        response::data_line(out, &format!("{} {}", i + 1, tx.maildrop.size(i)))?;
                     }
                 }
                 response::end_multiline(out)?;
             }
             Command::List(Some(n)) => match tx.resolve(n) {
                 Ok(i) => {
-                    let size = tx.maildrop.messages()[i].size;
+                    let size = tx.maildrop.size(i);
                     response::ok(out, &format!("{} {size}", i + 1))?;
                 }
                 Err(e) => response::err(out, &e)?,
             },
             Command::Uidl(None) => {
                 response::ok(out, "Unique-ID listing follows")?;
-                for (i, m) in tx.maildrop.messages().iter().enumerate() {
+                for i in 0..tx.maildrop.count() {
                     if !tx.deleted[i] {
-                        response::data_line(out, &format!("{} {}", i + 1, m.uidl))?;
+                        let uidl = tx.maildrop.info(i).uidl;
+                        response::data_line(out, &format!("{} {uidl}", i + 1))?;
                     }
                 }
                 response::end_multiline(out)?;
             }
             Command::Uidl(Some(n)) => match tx.resolve(n) {
                 Ok(i) => {
-                    let uidl = &tx.maildrop.messages()[i].uidl;
+                    let uidl = tx.maildrop.info(i).uidl;
                     response::ok(out, &format!("{} {uidl}", i + 1))?;
                 }
                 Err(e) => response::err(out, &e)?,
             },
             Command::Retr(n) => match tx.resolve(n) {
                 Ok(i) => {
-                    let size = tx.maildrop.messages()[i].size;
+                    let size = tx.maildrop.size(i);
                     let header = format!("+OK {size} octets\r\n");
                     let step = send_message(tx.maildrop.as_mut(), i, None, header, out)?;
                     if step.flow == Flow::Continue {

@@ -17,8 +17,16 @@ struct MemoryMaildrop {
 }
 
 impl Maildrop for MemoryMaildrop {
-    fn messages(&self) -> &[MessageInfo] {
-        &self.infos
+    fn count(&self) -> usize {
+        self.infos.len()
+    }
+
+    fn size(&self, index: usize) -> u64 {
+        self.infos.get(index).map_or(0, |m| m.size)
+    }
+
+    fn info(&self, index: usize) -> MessageInfo {
+        self.infos.get(index).cloned().unwrap_or_default()
     }
 
     fn write_message(

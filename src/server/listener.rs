@@ -88,6 +88,9 @@ fn bind_listeners(mut wanted: Vec<(SocketAddr, bool, bool)>) -> Result<Vec<Bound
     for (addr, is_tls, is_proxy) in wanted {
         match TcpListener::bind(addr) {
             Ok(listener) => {
+                if let Err(e) = crate::sys::socket::raise_backlog(&listener, 4096) {
+                    log::warn!("{addr}: cannot raise the listen backlog: {e}");
+                }
                 let local = listener.local_addr().unwrap_or(addr);
                 bound.push(Bound {
                     listener,

@@ -32,6 +32,7 @@
 //! ```
 
 use std::io::{self, Read, Write};
+use std::sync::LazyLock;
 
 use crate::storage::format::MboxFormat;
 
@@ -168,9 +169,49 @@ impl Encoder {
         }
     }
 
-    /// Encode `input` (the next bytes of the stored message) into `out`.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        self.feed_into(input, out);
+    /// Encode `input` (the next bytes of the stored message) into `out`. Runs of whole body
+    /// lines are encoded in one tight loop ([`Encoder::encode_body_lines`]).
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        while !input.is_empty() && !self.done {
+            if self.at_body_line_start() {
+                let n = self.encode_body_lines(input, out);
+                if n > 0 {
+                    input = &input[n..];
+                    continue;
+                }
+            }
+            let used = self.step(input, out);
+            input = &input[used..];
+        }
+    }
+
+    /// Encode the whole lines at the start of `input` into `out` (at a body line start):
+    /// CRLF line ends, stuffing dots; stops before an mboxrd `>` line, which the state machine
+    /// unquotes. Returns the bytes consumed. Same output as the state machine, line by line.
+    fn encode_body_lines(&mut self, input: &[u8], out: &mut Vec<u8>) -> usize {
+        let Some(last) = memchr::memrchr(b'\n', input) else {
+            return 0;
+        };
+        let block = &input[..=last];
+        let rd = self.opts.format == MboxFormat::Mboxrd;
+        out.reserve(block.len() + block.len() / 16 + 64);
+        let mut start = 0;
+        let mut lines = 0;
+        for nl in memchr::memchr_iter(b'\n', block) {
+            let line = &block[start..nl];
+            match line.first() {
+                Some(b'.') => out.push(b'.'),
+                Some(b'>') if rd => break,
+                _ => {}
+            }
+            out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            out.extend_from_slice(b"\r\n");
+            start = nl + 1;
+            lines += 1;
+        }
+        self.body_lines += lines;
+        self.mid_line = false;
+        start
     }
 
     /// Finish the message: flush held bytes and make sure the output ends with CRLF.
@@ -181,6 +222,38 @@ impl Encoder {
     /// The TOP limit has been reached: nothing more will be output, stop reading.
     pub fn done(&self) -> bool {
         self.done
+    }
+
+    /// At the start of a body line with nothing held back and no TOP limit: the state in which
+    /// [`Encoder::count_body_lines`] applies.
+    pub fn at_body_line_start(&self) -> bool {
+        !self.in_headers
+            && self.line == Line::Visible
+            && !self.pending_cr
+            && !self.done
+            && self.opts.top.is_none()
+    }
+
+    /// Count the transmit size of whole body lines (`block` ends with LF) in one pass, exactly
+    /// as [`Encoder::feed_into`] with a [`Counter`] would, without visiting each line: every
+    /// line end becomes CRLF, stuffing dots are not counted, and with mboxrd a `>+From ` line
+    /// loses one `>`. Only valid when [`Encoder::at_body_line_start`]; the state is unchanged.
+    pub fn count_body_lines(&mut self, block: &[u8], counter: &mut Counter) {
+        debug_assert!(self.at_body_line_start() && block.last() == Some(&b'\n'));
+        let lf = memchr::memchr_iter(b'\n', block).count() as u64;
+        let crlf = if memchr::memchr(b'\r', block).is_some() {
+            memchr::memchr_iter(b'\r', block)
+                .filter(|&i| block.get(i + 1) == Some(&b'\n'))
+                .count() as u64
+        } else {
+            0
+        };
+        let mut size = block.len() as u64 + lf - crlf;
+        if self.opts.format == MboxFormat::Mboxrd {
+            size -= quoted_from_lines(block);
+        }
+        counter.0 += size;
+        self.body_lines += lf;
     }
 
     /// [`Encoder::feed`] into any sink (a [`Counter`] for sizes).
@@ -407,36 +480,74 @@ impl Encoder {
     }
 }
 
+/// How many lines of `block` (which starts at a line start) match `>+From `.
+fn quoted_from_lines(block: &[u8]) -> u64 {
+    let is_quoted = |line: &[u8]| {
+        let gts = line.iter().take_while(|&&b| b == b'>').count();
+        gts > 0 && line[gts..].starts_with(b"From ")
+    };
+    let mut n = u64::from(is_quoted(block));
+    static QUOTE: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\n>"));
+    for p in QUOTE.find_iter(block) {
+        n += u64::from(is_quoted(&block[p + 1..]));
+    }
+    n
+}
+
 /// Encode a stored message read from `src` into `out`; returns the octets written (for RETR
 /// this equals the indexed size). Stops reading early once a TOP limit is reached. Output is
 /// written in large blocks so a response leaves in few writes.
 pub fn encode_to<R: Read, W: Write + ?Sized>(
-    mut src: R,
+    src: R,
     opts: EncodeOptions,
     out: &mut W,
 ) -> io::Result<u64> {
+    thread_local! {
+        /// Input and output buffers, kept per thread: a RETR allocates nothing.
+        static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+            const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+    BUFFERS.with(|b| match b.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let (input, output) = &mut *bufs;
+            encode_with(src, opts, out, input, output)
+        }
+        // Re-entered (a writer that encodes): fresh buffers.
+        Err(_) => encode_with(src, opts, out, &mut Vec::new(), &mut Vec::new()),
+    })
+}
+
+fn encode_with<R: Read, W: Write + ?Sized>(
+    mut src: R,
+    opts: EncodeOptions,
+    out: &mut W,
+    input: &mut Vec<u8>,
+    output: &mut Vec<u8>,
+) -> io::Result<u64> {
     const CHUNK: usize = 64 * 1024;
     let mut enc = Encoder::new(opts);
-    let mut input = vec![0u8; CHUNK];
+    input.resize(CHUNK, 0);
+    output.clear();
     // Worst case the output is twice the input (".\n" → "..\r\n") plus a few held bytes.
-    let mut output = Vec::with_capacity(2 * CHUNK + 2 * NAME_PROBE + 64);
+    output.reserve(2 * CHUNK + 2 * NAME_PROBE + 64);
     let mut total = 0u64;
     while !enc.done() {
-        let n = match src.read(&mut input) {
+        let n = match src.read(input) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        enc.feed(&input[..n], &mut output);
+        enc.feed(&input[..n], output);
         if output.len() >= CHUNK {
-            out.write_all(&output)?;
+            out.write_all(output)?;
             total += output.len() as u64;
             output.clear();
         }
     }
-    enc.finish(&mut output);
-    out.write_all(&output)?;
+    enc.finish(output);
+    out.write_all(output)?;
     total += output.len() as u64;
     Ok(total)
 }
@@ -710,6 +821,26 @@ X-IMAP: 1 2\nX-IMAPbase: 1 2\ncontent-length: 5\nX-Other: o\n\tcont\nStatus : RO
                 }
                 enc.finish(&mut out);
                 prop_assert_eq!(&out, &encode_bytes(&msg, opts));
+            }
+
+            #[test]
+            fn block_encoding_equals_the_state_machine(
+                msg in message_bytes(),
+                cut in any::<prop::sample::Index>(),
+                opts in opts(),
+            ) {
+                let cut = cut.index(msg.len() + 1);
+                let mut fast = Encoder::new(opts);
+                let mut a = Vec::new();
+                fast.feed(&msg[..cut], &mut a);
+                fast.feed(&msg[cut..], &mut a);
+                fast.finish(&mut a);
+                let mut slow = Encoder::new(opts);
+                let mut b = Vec::new();
+                slow.feed_into(&msg[..cut], &mut b);
+                slow.feed_into(&msg[cut..], &mut b);
+                slow.finish_into(&mut b);
+                prop_assert_eq!(a, b);
             }
 
             #[test]

@@ -275,7 +275,7 @@ pub fn plan_for_commit(
     if first.hidden || deleted.first() != Some(&0) {
         return Ok(None);
     }
-    let carrier = scan_file(file, first.header_offset, first.end_offset)?;
+    let carrier = scan_file(file, first.header_offset(), first.end_offset())?;
     if carrier.field.is_none() {
         return Ok(None);
     }
@@ -283,7 +283,7 @@ pub fn plan_for_commit(
     let (from_offset, header_offset, end) = match kept {
         Some(i) => {
             let m = &messages[i];
-            (m.from_offset, m.header_offset, m.end_offset)
+            (m.from_offset, m.header_offset(), m.end_offset())
         }
         None if old_len > indexed_len => {
             // Mail delivered during the session: its From_ line starts right at the indexed

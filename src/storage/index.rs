@@ -47,10 +47,11 @@
 //! end, where we keep it. Sizes and splits otherwise agree (see tests/fixtures/README.md).
 
 use std::io::{self, Read};
+use std::sync::LazyLock;
 
 use crate::storage::encode::{is_private_header, Counter, EncodeOptions, Encoder};
 use crate::storage::format::{MboxFormat, UidlFormat};
-use crate::storage::uidl::{self, MessageUidl, UidlFields};
+use crate::storage::uidl::{self, MessageUidl, Uidl, UidlFields};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexOptions {
@@ -58,25 +59,50 @@ pub struct IndexOptions {
     pub uidl: UidlFormat,
 }
 
+/// One message of the index: 64 bytes, whatever the scheme (an `X-UIDL` value longer than a
+/// digest adds its own heap string).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedMessage {
     /// First byte of the "From " line.
     pub from_offset: u64,
-    /// First byte after the From_ line's line end.
-    pub header_offset: u64,
-    /// End of the message content (the separator line before the next From_ is excluded).
-    pub end_offset: u64,
     /// `from_offset` of the next message, or the indexed length.
     pub next_offset: u64,
     /// The RFC 1939 size: octets RETR sends before ".\r\n", byte-stuffing dots not counted.
     pub size: u64,
-    pub uidl: String,
+    /// [`from_line_fingerprint`] of the From_ line's first bytes (line end included, capped
+    /// at [`FROM_LINE_CAP`]), to notice that another program rewrote the file.
+    pub from_line: u64,
+    pub uidl: Uidl,
+    /// Length of the From_ line with its line end (at most [`FROM_LINE_MAX`]).
+    header_len: u16,
+    /// `next_offset - end_offset`: the separator line (0, 1 or 2 bytes).
+    end_gap: u16,
     /// The c-client/Dovecot pseudo message: never listed, kept on commit.
     pub hidden: bool,
-    /// [`from_line_fingerprint`] of the From_ line's first bytes (line end included, capped
-    /// at [`FROM_LINE_CAP`]): 8 bytes per message instead of the line itself, which at
-    /// 100,000 messages is the difference between 1 MB and 10 MB of index.
-    pub from_line: u64,
+    /// Looks like the pseudo message (it is one only as the first message).
+    pseudo: bool,
+}
+
+impl IndexedMessage {
+    /// First byte after the From_ line's line end.
+    pub fn header_offset(&self) -> u64 {
+        self.from_offset + u64::from(self.header_len)
+    }
+
+    /// End of the message content (the separator line before the next From_ is excluded).
+    pub fn end_offset(&self) -> u64 {
+        self.next_offset - u64::from(self.end_gap)
+    }
+
+    /// The same message `delta` bytes earlier in the file (after a commit removed bytes
+    /// before it).
+    pub fn shifted_back(&self, delta: u64) -> IndexedMessage {
+        IndexedMessage {
+            from_offset: self.from_offset - delta,
+            next_offset: self.next_offset - delta,
+            ..self.clone()
+        }
+    }
 }
 
 /// A 64-bit FNV-1a fingerprint of `bytes[..FROM_LINE_CAP]`. The mailbox re-reads a message's
@@ -97,6 +123,96 @@ pub struct Index {
     pub messages: Vec<IndexedMessage>,
     /// Bytes read (the file length at indexing time).
     pub length: u64,
+    /// Where [`index_mbox_from`] continues when the file has only grown; `None`: from scratch.
+    resume: Option<Resume>,
+    /// UIDVALIDITY of the first message (the IMAP schemes).
+    uidvalidity: Option<u32>,
+    /// Some UIDLs got an occurrence suffix.
+    renamed: bool,
+    /// Some message has a `Content-Length:` header (its split may depend on what follows).
+    content_length: bool,
+    /// Made for an IMAP scheme (UIDLs depend on the first message's UIDVALIDITY).
+    imap: bool,
+}
+
+/// The first message whose interpretation may depend on bytes past the indexed length: the
+/// last one (its end, its Content-Length, a pending separator), or the owner of a
+/// Content-Length that reached past the end of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resume {
+    message: usize,
+    /// Whether that message's Content-Length may be trusted.
+    cl_allowed: bool,
+}
+
+impl Index {
+    /// The offset from which [`index_mbox_from`] continues this index over a file that only
+    /// grew (bytes below [`Index::length`] unchanged), or `None` when it must be indexed from
+    /// scratch (no message yet, the file ended inside a line, or UIDLs had to be made unique).
+    pub fn resume_offset(&self) -> Option<u64> {
+        let r = self.resume?;
+        self.messages.get(r.message).map(|m| m.from_offset)
+    }
+
+    /// The index of the file after a commit removed `deleted` (sorted message indexes) and
+    /// nothing else, when that is exactly what indexing the new file would give: not for the
+    /// IMAP schemes when the first message goes (the UIDVALIDITY is read from the first
+    /// message), when UIDLs had occurrence suffixes (they may move), or when any message has
+    /// a Content-Length (its split depends on the bytes that follow). `None` otherwise: index
+    /// the file again. (A commit that moves an X-IMAPbase header is not such a commit either:
+    /// the caller does not ask.)
+    pub fn without(&self, deleted: &[usize]) -> Option<Index> {
+        let first = deleted.first()?;
+        if (*first == 0 && self.imap) || self.renamed || self.content_length {
+            return None;
+        }
+        let last = self.messages.len().checked_sub(1)?;
+        let mut messages = Vec::with_capacity(self.messages.len() - deleted.len());
+        let mut removed = 0u64;
+        let mut next = deleted.iter().peekable();
+        for (i, m) in self.messages.iter().enumerate() {
+            if next.peek() == Some(&&i) {
+                next.next();
+                removed += m.next_offset - m.from_offset;
+                continue;
+            }
+            let mut m = m.shifted_back(removed);
+            // Only the first message can be the pseudo message.
+            m.hidden = m.pseudo && messages.is_empty();
+            messages.push(m);
+        }
+        if next.next().is_some() || messages.is_empty() {
+            return None;
+        }
+        // Without Content-Length headers the resume point is the last message. A file that
+        // ended inside a line still does, unless that last message was deleted.
+        let resume = (self.resume.is_some() || deleted.last() == Some(&last)).then(|| Resume {
+            message: messages.len() - 1,
+            cl_allowed: true,
+        });
+        Some(Index {
+            length: self.length - removed,
+            messages,
+            resume,
+            uidvalidity: self.uidvalidity,
+            renamed: false,
+            content_length: false,
+            imap: self.imap,
+        })
+    }
+
+    /// Heap bytes this index holds (for cache accounting).
+    pub fn heap_bytes(&self) -> usize {
+        let texts: usize = self
+            .messages
+            .iter()
+            .map(|m| match &m.uidl {
+                Uidl::Text(t) => t.len(),
+                _ => 0,
+            })
+            .sum();
+        self.messages.capacity() * std::mem::size_of::<IndexedMessage>() + texts
+    }
 }
 
 #[derive(Debug)]
@@ -127,8 +243,9 @@ impl From<io::Error> for IndexError {
 pub const FROM_LINE_CAP: usize = 256;
 /// A longer line is never taken for a From_ line (real ones are well under 1 KiB).
 const FROM_LINE_MAX: usize = 4096;
-/// Read block size; also the longest line handled in one piece.
-const BLOCK: usize = 1 << 20;
+/// Read block size; also the longest line handled in one piece. 256 KiB reads already run
+/// at memory speed; a bigger buffer would only add to the peak RSS of a login.
+const BLOCK: usize = 256 << 10;
 /// Longest header value captured for UIDL schemes and pseudo-message detection.
 const CAPTURE_MAX: usize = 1024;
 /// The c-client/Dovecot pseudo message's subject.
@@ -377,6 +494,18 @@ impl MessageParser {
         std::str::from_utf8(v).ok()?.parse().ok()
     }
 
+    /// Whether the next whole lines may go to [`MessageParser::feed_body`] in one block.
+    fn body_fast_ok(&self) -> bool {
+        !self.in_headers && self.encoder.at_body_line_start() && self.uidl.body_only()
+    }
+
+    /// Feed complete body lines at `offset` in one go (see [`body_run_len`]).
+    fn feed_body(&mut self, offset: u64, block: &[u8]) {
+        self.encoder.count_body_lines(block, &mut self.size);
+        self.uidl.content(block, true, true);
+        self.end = offset + block.len() as u64;
+    }
+
     /// Close the message: its content ends at `end_offset`, the next one starts at `next`.
     fn finish(mut self, end_offset: u64, next_offset: u64) -> Finished {
         self.encoder.finish_into(&mut self.size);
@@ -406,17 +535,22 @@ impl MessageParser {
             });
         let hidden = subject_pseudo && x_imap_parses;
         let choice = self.uidl.finish(fields).choose(self.scheme);
+        debug_assert!(self.header_offset - self.from_offset <= FROM_LINE_MAX as u64);
+        debug_assert!(next_offset - end_offset <= 2);
         Finished {
+            content_length: c.content_length.is_some(),
             message: IndexedMessage {
                 from_offset: self.from_offset,
-                header_offset: self.header_offset,
-                end_offset,
                 next_offset,
                 size: self.size.0,
+                from_line: self.from_line,
                 // The scheme's value; IMAP schemes combine it with the numbers below at the end.
                 uidl: choice.value,
+                header_len: u16::try_from(self.header_offset - self.from_offset)
+                    .unwrap_or(u16::MAX),
+                end_gap: u16::try_from(next_offset - end_offset).unwrap_or(u16::MAX),
                 hidden,
-                from_line: self.from_line,
+                pseudo: hidden,
             },
             x_uid: choice.x_uid,
             uidvalidity: choice.uidvalidity,
@@ -428,6 +562,8 @@ impl MessageParser {
 /// is the indexer's largest allocation.
 #[derive(Debug)]
 struct Finished {
+    /// The message has a Content-Length header.
+    content_length: bool,
     message: IndexedMessage,
     x_uid: Option<u32>,
     uidvalidity: Option<u32>,
@@ -576,12 +712,69 @@ impl ClRegion {
 
 struct Indexer {
     opts: IndexOptions,
-    done: Vec<Finished>,
+    done: Vec<IndexedMessage>,
+    /// X-UID per message of `done`, for the IMAP schemes only (empty otherwise).
+    x_uids: Vec<Option<u32>>,
+    /// Messages of `done` taken from an earlier index: their UIDLs are final.
+    kept: usize,
+    uidvalidity: Option<u32>,
     scan: Option<Scan>,
     cl: Option<ClRegion>,
+    /// Whether the first message's Content-Length may be trusted.
+    first_cl_allowed: bool,
+    /// Some message has a Content-Length header.
+    content_length: bool,
 }
 
 impl Indexer {
+    fn new(opts: &IndexOptions) -> Self {
+        Indexer {
+            opts: *opts,
+            done: Vec::new(),
+            x_uids: Vec::new(),
+            kept: 0,
+            uidvalidity: None,
+            scan: None,
+            cl: None,
+            first_cl_allowed: true,
+            content_length: false,
+        }
+    }
+
+    fn imap_scheme(&self) -> bool {
+        matches!(self.opts.uidl, UidlFormat::Imap | UidlFormat::DovecotUid)
+    }
+
+    fn push_done(&mut self, f: Finished) {
+        self.content_length |= f.content_length;
+        if self.done.is_empty() {
+            self.uidvalidity = f.uidvalidity;
+        }
+        if self.imap_scheme() {
+            self.x_uids.push(f.x_uid);
+        }
+        self.done.push(f.message);
+    }
+
+    /// Feed the longest run of whole body lines at the start of `s` in one block, when the
+    /// current message is in its body with nothing pending. Returns the bytes consumed.
+    fn body_run(&mut self, offset: u64, s: &[u8]) -> usize {
+        if self.cl.is_some() {
+            return 0;
+        }
+        let Some(scan) = self.scan.as_mut() else {
+            return 0;
+        };
+        if scan.blank.is_some() || !scan.current.body_fast_ok() {
+            return 0;
+        }
+        let n = body_run_len(s);
+        if n > 0 {
+            scan.current.feed_body(offset, &s[..n]);
+        }
+        n
+    }
+
     fn fragment(
         &mut self,
         offset: u64,
@@ -628,7 +821,7 @@ impl Indexer {
             return Ok(());
         };
         if let Some(f) = scan.release_blank(&self.opts, offset, frag, whole_line, true) {
-            self.done.push(f);
+            self.push_done(f);
             return Ok(());
         }
         scan.push(offset, frag, start, whole_line);
@@ -648,7 +841,7 @@ impl Indexer {
             )));
         }
         self.scan = Some(Scan {
-            current: MessageParser::new(&self.opts, offset, frag, true),
+            current: MessageParser::new(&self.opts, offset, frag, self.first_cl_allowed),
             blank: None,
         });
         Ok(())
@@ -693,59 +886,160 @@ impl Indexer {
     /// The Content-Length was wrong: continue with the scanning interpretation.
     fn fall_back(&mut self) {
         if let Some(cl) = self.cl.take() {
-            self.done.extend(cl.shadow_done);
+            for f in cl.shadow_done {
+                self.push_done(f);
+            }
             self.scan = Some(cl.shadow);
         }
     }
 
-    fn finish(mut self, length: u64) -> Index {
+    /// `line_end`: the input ended with a complete line.
+    fn finish(mut self, length: u64, line_end: bool) -> Index {
+        let mut resume = None;
         if let Some(cl) = self.cl.take() {
             // EOF confirms the region unless the announced body is longer than the file.
             if cl.phase == ClPhase::Body {
+                resume = Some(Resume {
+                    message: self.done.len(),
+                    cl_allowed: true,
+                });
                 self.cl = Some(cl);
                 self.fall_back();
             }
         }
         if let Some(scan) = self.scan.take() {
-            self.done.push(scan.finish(length));
+            let last = Resume {
+                message: self.done.len(),
+                cl_allowed: scan.current.content_length_allowed,
+            };
+            resume.get_or_insert(last);
+            let f = scan.finish(length);
+            self.push_done(f);
         }
-        let uidvalidity = self.done.first().and_then(|f| f.uidvalidity);
+        let uidvalidity = self.uidvalidity;
         let scheme = self.opts.uidl;
-        let mut messages: Vec<IndexedMessage> = self
-            .done
-            .into_iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let mut m = f.message;
-                if let Some(v) = uidl::imap_uidl(scheme, uidvalidity, f.x_uid) {
-                    m.uidl = v;
-                }
-                // Only the first message can be the folder's pseudo message.
-                m.hidden &= i == 0;
-                m
-            })
-            .collect();
-        uidl::make_unique(&mut messages, |m| &mut m.uidl);
-        Index { messages, length }
+        let kept = self.kept;
+        let mut messages = self.done;
+        for (i, m) in messages.iter_mut().enumerate().skip(kept) {
+            if let Some(v) =
+                uidl::imap_uidl(scheme, uidvalidity, self.x_uids.get(i).copied().flatten())
+            {
+                m.uidl = v;
+            }
+            // Only the first message can be the folder's pseudo message.
+            m.hidden &= i == 0;
+        }
+        let renamed = uidl::make_unique(&mut messages, |m| &m.uidl, |m| &mut m.uidl);
+        messages.shrink_to_fit();
+        // A file ending inside a line may end inside a From_ line that the rest of the line
+        // would invalidate; renamed UIDLs are not base values any more. Either way a grown
+        // file is indexed from scratch.
+        if renamed || !line_end {
+            resume = None;
+        }
+        let imap = matches!(scheme, UidlFormat::Imap | UidlFormat::DovecotUid);
+        Index {
+            messages,
+            length,
+            resume,
+            // Kept for continuing an IMAP-scheme index only.
+            uidvalidity: uidvalidity.filter(|_| imap),
+            renamed,
+            content_length: self.content_length,
+            imap,
+        }
     }
 }
 
-/// Index an mbox in one pass; see the module documentation for the rules.
-pub fn index_mbox<R: Read>(mut reader: R, opts: &IndexOptions) -> Result<Index, IndexError> {
-    let mut indexer = Indexer {
-        opts: *opts,
-        done: Vec::new(),
-        scan: None,
-        cl: None,
+/// The length of the longest prefix of `s` (which starts at a line start, inside a message
+/// body) made of whole lines that can be fed as body content in one block: it ends at a line
+/// end and holds no empty line that might separate messages, i.e. one followed by a line
+/// starting with "From " or one that is the prefix's last line (the next line decides).
+/// Lines are not judged further: the line-by-line path decides the rest exactly.
+pub fn body_run_len(s: &[u8]) -> usize {
+    let Some(last) = memchr::memrchr(b'\n', s) else {
+        return 0;
     };
+    let mut end = last + 1;
+    if let Some(start) = empty_line_ending_at(s, last) {
+        end = start;
+    }
+    static FROM: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\nFrom "));
+    for p in FROM.find_iter(&s[..end]) {
+        if let Some(start) = empty_line_ending_at(s, p) {
+            end = start;
+            break;
+        }
+    }
+    end
+}
+
+/// If the line ending with the LF at `s[p]` is empty (`s` starts at a line start), its start.
+fn empty_line_ending_at(s: &[u8], p: usize) -> Option<usize> {
+    if p == 0 || s[p - 1] == b'\n' {
+        return Some(p);
+    }
+    if s[p - 1] == b'\r' && (p == 1 || s[p - 2] == b'\n') {
+        return Some(p - 1);
+    }
+    None
+}
+
+/// Index an mbox in one pass; see the module documentation for the rules.
+pub fn index_mbox<R: Read>(reader: R, opts: &IndexOptions) -> Result<Index, IndexError> {
+    run(reader, Indexer::new(opts), 0)
+}
+
+/// Continue `prefix` over the same file after it grew: `reader` yields the file's bytes from
+/// [`Index::resume_offset`] on. The result equals [`index_mbox`] over the whole file when the
+/// bytes below `prefix.length` are unchanged (the caller's check) and `opts` are the same.
+/// Without a resume offset, `reader` must start at offset 0.
+///
+/// The prefix's message list is reused in place (its later messages are dropped and the new
+/// ones appended), so continuing costs no copy of the index.
+pub fn index_mbox_from<R: Read>(
+    reader: R,
+    opts: &IndexOptions,
+    prefix: Index,
+) -> Result<Index, IndexError> {
+    let mut indexer = Indexer::new(opts);
+    let Some(r) = prefix.resume else {
+        return run(reader, indexer, 0);
+    };
+    let start = prefix.messages[r.message].from_offset;
+    indexer.done = prefix.messages;
+    indexer.done.truncate(r.message);
+    indexer.kept = r.message;
+    if r.message > 0 {
+        indexer.uidvalidity = prefix.uidvalidity;
+        if indexer.imap_scheme() {
+            indexer.x_uids = vec![None; r.message];
+        }
+    }
+    indexer.first_cl_allowed = r.cl_allowed;
+    indexer.content_length = prefix.content_length;
+    run(reader, indexer, start)
+}
+
+fn run<R: Read>(mut reader: R, mut indexer: Indexer, start: u64) -> Result<Index, IndexError> {
     let mut buf = vec![0u8; BLOCK];
     let (mut lo, mut hi) = (0usize, 0usize); // unprocessed bytes are buf[lo..hi]
-    let mut base = 0u64; // file offset of buf[lo]
+    let mut base = start; // file offset of buf[lo]
     let mut line_start = true;
     let mut eof = false;
+    let mut line_end = true;
     loop {
-        // Hand out every complete line in the buffer.
+        // Hand out every complete line in the buffer; whole runs of body lines in one block.
         while lo < hi {
+            if line_start {
+                let n = indexer.body_run(base, &buf[lo..hi]);
+                if n > 0 {
+                    lo += n;
+                    base += n as u64;
+                    continue;
+                }
+            }
             let Some(i) = memchr::memchr(b'\n', &buf[lo..hi]) else {
                 break;
             };
@@ -760,6 +1054,9 @@ pub fn index_mbox<R: Read>(mut reader: R, opts: &IndexOptions) -> Result<Index, 
                 // The last line has no newline.
                 indexer.fragment(base, &buf[lo..hi], line_start, true)?;
                 base += (hi - lo) as u64;
+                line_end = false;
+            } else if !line_start {
+                line_end = false;
             }
             break;
         }
@@ -782,7 +1079,7 @@ pub fn index_mbox<R: Read>(mut reader: R, opts: &IndexOptions) -> Result<Index, 
             Err(e) => return Err(IndexError::Io(e)),
         }
     }
-    Ok(indexer.finish(base))
+    Ok(indexer.finish(base, line_end))
 }
 
 #[cfg(test)]
@@ -812,15 +1109,15 @@ mod tests {
     }
 
     fn content<'a>(bytes: &'a [u8], m: &IndexedMessage) -> &'a [u8] {
-        &bytes[m.header_offset as usize..m.end_offset as usize]
+        &bytes[m.header_offset() as usize..m.end_offset() as usize]
     }
 
     pub(crate) fn check_invariants(idx: &Index, bytes: &[u8], format: MboxFormat) {
         assert_eq!(idx.length, bytes.len() as u64);
         for (i, m) in idx.messages.iter().enumerate() {
-            assert!(m.from_offset < m.header_offset);
-            assert!(m.header_offset <= m.end_offset);
-            assert!(m.end_offset <= m.next_offset);
+            assert!(m.from_offset < m.header_offset());
+            assert!(m.header_offset() <= m.end_offset());
+            assert!(m.end_offset() <= m.next_offset);
             let next = idx
                 .messages
                 .get(i + 1)
@@ -831,10 +1128,10 @@ mod tests {
             );
             let from = &bytes[m.from_offset as usize..];
             assert!(from.starts_with(b"From "));
-            let line_len = (m.header_offset - m.from_offset) as usize;
+            let line_len = (m.header_offset() - m.from_offset) as usize;
             assert_eq!(m.from_line, from_line_fingerprint(&from[..line_len]));
             // Only an empty line may lie between the content and the next message.
-            let gap = &bytes[m.end_offset as usize..m.next_offset as usize];
+            let gap = &bytes[m.end_offset() as usize..m.next_offset as usize];
             assert!(
                 gap.is_empty() || gap == b"\n" || gap == b"\r\n",
                 "gap {gap:?}"
@@ -844,9 +1141,11 @@ mod tests {
                 transmit_size(content(bytes, m), format),
                 "message {i} size"
             );
-            assert!(crate::storage::uidl::is_valid_uidl(m.uidl.as_bytes()));
+            assert!(crate::storage::uidl::is_valid_uidl(
+                m.uidl.to_string().as_bytes()
+            ));
         }
-        let mut uidls: Vec<&str> = idx.messages.iter().map(|m| m.uidl.as_str()).collect();
+        let mut uidls: Vec<String> = idx.messages.iter().map(|m| m.uidl.to_string()).collect();
         uidls.sort_unstable();
         uidls.dedup();
         assert_eq!(uidls.len(), idx.messages.len(), "UIDLs are unique");
@@ -1153,6 +1452,20 @@ This text is part of the internal format of your mail folder.\n\n"
     }
 
     #[test]
+    fn deleting_the_first_message_can_uncover_a_pseudo_message() {
+        let pseudo = format!(
+            "{F1}\nSubject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1700000000 0000000003\n\ntext\n\n"
+        );
+        let first = format!("{F2}\nA: 1\n\nx\n\n");
+        let last = format!("{F2}\nA: 3\n\nz\n");
+        let idx = index(format!("{first}{pseudo}{last}").as_bytes());
+        assert!(!idx.messages[1].hidden);
+        let d = idx.without(&[0]).expect("derivable");
+        assert_eq!(d, index(format!("{pseudo}{last}").as_bytes()));
+        assert!(d.messages[0].hidden);
+    }
+
+    #[test]
     fn pseudo_message_look_alikes_stay_visible() {
         // The subject alone, an X-IMAP header alone, or an X-IMAP that does not parse: any
         // sender can write these, so they must not hide a real message.
@@ -1204,7 +1517,7 @@ This text is part of the internal format of your mail folder.\n\n"
             "{F1}\nX-UIDL: abc123\n\na\n\n{F2}\nX-UIDL:   abc123  \n\nforged copy\n\n{F2}\nX-UIDL: bad value\n\nc\n\n{F1}\nx-uidl: 0123456789\n\t\n\nd\n"
         );
         let idx = index_with(mbox.as_bytes(), opts(MboxFormat::Mboxo, UidlFormat::XUidl));
-        let u: Vec<&str> = idx.messages.iter().map(|m| m.uidl.as_str()).collect();
+        let u: Vec<String> = idx.messages.iter().map(|m| m.uidl.to_string()).collect();
         assert_eq!(u[0], "abc123");
         assert_eq!(u[1], "abc123-2");
         assert_eq!(u[2].len(), 32);
@@ -1220,7 +1533,7 @@ This text is part of the internal format of your mail folder.\n\n"
             index_with(s.as_bytes(), o)
                 .messages
                 .into_iter()
-                .map(|m| m.uidl)
+                .map(|m| m.uidl.to_string())
                 .collect()
         };
         let base = uidls(&format!("{m1}\n{m2}\n{m1}\n"));
@@ -1264,6 +1577,50 @@ This text is part of the internal format of your mail folder.\n\n"
         let rd = index_with(b, opts(MboxFormat::Mboxrd, UidlFormat::Native));
         let o = index_with(b, opts(MboxFormat::Mboxo, UidlFormat::Native));
         assert_eq!(rd.messages[0].size + 2, o.messages[0].size);
+    }
+
+    #[test]
+    fn a_message_costs_64_bytes() {
+        assert_eq!(std::mem::size_of::<IndexedMessage>(), 64);
+        assert_eq!(std::mem::size_of::<Uidl>(), 24);
+    }
+
+    #[test]
+    fn body_runs_stop_before_possible_separators() {
+        assert_eq!(body_run_len(b"a\nb\n"), 4);
+        assert_eq!(body_run_len(b"a\nb"), 2, "whole lines only");
+        assert_eq!(body_run_len(b"a\n\n"), 2, "a final empty line waits");
+        assert_eq!(body_run_len(b"a\n\r\n"), 2);
+        assert_eq!(
+            body_run_len(b"a\n\nb\n"),
+            5,
+            "an empty line before an ordinary one"
+        );
+        assert_eq!(body_run_len(b"a\n\nFrom x\n"), 2);
+        assert_eq!(body_run_len(b"a\n\r\nFrom x\n"), 2);
+        assert_eq!(body_run_len(b"\nFrom x\n"), 0);
+        assert_eq!(
+            body_run_len(b"a\nFrom x\nb\n"),
+            11,
+            "no empty line before it"
+        );
+        assert_eq!(body_run_len(b""), 0);
+    }
+
+    #[test]
+    fn growth_resumes_at_the_last_message() {
+        let o = opts(MboxFormat::Mboxo, UidlFormat::Native);
+        let old = format!("{F1}\nA: 1\n\nx\n\n{F2}\nA: 2\n\ny\n");
+        let prefix = index(old.as_bytes());
+        let at = prefix.resume_offset().expect("resumable");
+        assert_eq!(at, prefix.messages[1].from_offset);
+        let new = format!("{old}more\n\n{F1}\nA: 3\n\nz\n");
+        let grown = index_mbox_from(&new.as_bytes()[at as usize..], &o, prefix).expect("ok");
+        assert_eq!(grown, index(new.as_bytes()));
+        assert_eq!(grown.messages.len(), 3);
+        // Ending inside a line: from scratch.
+        let cut = index(&new.as_bytes()[..new.len() - 1]);
+        assert_eq!(cut.resume_offset(), None);
     }
 
     #[test]
@@ -1347,6 +1704,60 @@ This text is part of the internal format of your mail folder.\n\n"
                 prop_assert_eq!(idx.messages[0].from_offset, 0);
                 let chunked = Chunked { data: &data, sizes, n: 0 };
                 prop_assert_eq!(index_mbox(chunked, &o).expect("indexes"), idx);
+            }
+
+            #[test]
+            fn an_index_without_deleted_messages_equals_the_full_index(
+                data in mbox_bytes(),
+                picks in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
+                uidl in prop_oneof![
+                    Just(UidlFormat::Native),
+                    Just(UidlFormat::Popa3d),
+                    Just(UidlFormat::XUidl),
+                    Just(UidlFormat::Imap),
+                    Just(UidlFormat::DovecotUid),
+                ],
+            ) {
+                let o = opts(format, uidl);
+                let idx = index_mbox(&data[..], &o).expect("indexes");
+                let mut del: Vec<usize> = picks.iter().map(|p| p.index(idx.messages.len())).collect();
+                del.sort_unstable();
+                del.dedup();
+                let mut kept = Vec::new();
+                for (i, m) in idx.messages.iter().enumerate() {
+                    if del.binary_search(&i).is_err() {
+                        kept.extend_from_slice(&data[m.from_offset as usize..m.next_offset as usize]);
+                    }
+                }
+                if let Some(d) = idx.without(&del) {
+                    prop_assert_eq!(d, index_mbox(&kept[..], &o).expect("indexes"));
+                }
+            }
+
+            #[test]
+            fn a_grown_file_continues_to_the_full_index(
+                data in mbox_bytes(),
+                cut in any::<prop::sample::Index>(),
+                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
+                uidl in prop_oneof![
+                    Just(UidlFormat::Native),
+                    Just(UidlFormat::Popa3d),
+                    Just(UidlFormat::DovecotMd5),
+                    Just(UidlFormat::XUidl),
+                    Just(UidlFormat::Imap),
+                    Just(UidlFormat::DovecotUid),
+                ],
+            ) {
+                let o = opts(format, uidl);
+                let full = index_mbox(&data[..], &o).expect("indexes");
+                let cut = cut.index(data.len() + 1);
+                if let Ok(prefix) = index_mbox(&data[..cut], &o) {
+                    let from = prefix.resume_offset().unwrap_or(0) as usize;
+                    prop_assert!(from <= cut);
+                    let grown = index_mbox_from(&data[from..], &o, prefix).expect("indexes");
+                    prop_assert_eq!(grown, full);
+                }
             }
         }
     }

@@ -7,7 +7,7 @@
 //! it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -19,12 +19,13 @@ use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
 use crate::storage::format::{MboxFormat, UidlFormat};
 use crate::sys::credentials;
 
+use super::cache;
 use super::commit::{self, io_error};
 use super::encode::{encode_to, EncodeOptions};
 use super::imapbase;
 use super::index::{
-    from_line_fingerprint, index_mbox, Index, IndexError, IndexOptions, IndexedMessage,
-    FROM_LINE_CAP,
+    from_line_fingerprint, index_mbox, index_mbox_from, Index, IndexError, IndexOptions,
+    IndexedMessage, FROM_LINE_CAP,
 };
 use super::journal::{self, Recovery};
 use super::lock::{self, DotLock, DotLockOptions, MdaLocks, SessionLock};
@@ -92,7 +93,6 @@ fn journal_writers(config: &Config) -> Vec<u32> {
 pub struct Mailbox {
     path: PathBuf,
     opts: MailboxOptions,
-    infos: Vec<MessageInfo>,
     state: State,
 }
 
@@ -112,9 +112,11 @@ struct Opened {
     /// mtime when indexed (seconds, nanoseconds): a file of exactly the indexed length whose
     /// mtime moved was rewritten in place (an append would have made it longer).
     mtime: (i64, i64),
-    index: Index,
-    /// `infos[i]` describes `index.messages[visible[i]]`.
-    visible: Vec<usize>,
+    /// Shared with the index cache.
+    index: Arc<Index>,
+    /// Visible message `i` is `index.messages[first_visible + i]`: only the first message can
+    /// be the hidden pseudo message.
+    first_visible: usize,
     /// Held for the whole session only with `hold_mda_locks`. Dropped before `_session`.
     held: Option<MdaLocks>,
     _session: SessionLock,
@@ -124,7 +126,7 @@ impl std::fmt::Debug for Mailbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mailbox")
             .field("path", &self.path)
-            .field("messages", &self.infos.len())
+            .field("messages", &self.count())
             .finish()
     }
 }
@@ -208,6 +210,57 @@ impl Read for ReadAt<'_> {
     }
 }
 
+/// The message's From_ line is not where the index says (the file was rewritten).
+#[derive(Debug)]
+struct Moved;
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the From_ line moved")
+    }
+}
+
+impl std::error::Error for Moved {}
+
+/// Reads a message from its From_ line: the line (`skip` bytes) is not passed on but its
+/// fingerprint is checked first, so serving a message costs one read, not two, and nothing is
+/// sent from a rewritten file.
+struct FromChecked<'a> {
+    inner: ReadAt<'a>,
+    skip: usize,
+    seen: usize,
+    head: [u8; FROM_LINE_CAP],
+    expect: u64,
+}
+
+impl Read for FromChecked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.seen < self.skip {
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                return Err(io::Error::other(Moved));
+            }
+            let take = n.min(self.skip - self.seen);
+            if self.seen < FROM_LINE_CAP {
+                let k = take.min(FROM_LINE_CAP - self.seen);
+                self.head[self.seen..self.seen + k].copy_from_slice(&buf[..k]);
+            }
+            self.seen += take;
+            if self.seen == self.skip {
+                let line = &self.head[..self.skip.min(FROM_LINE_CAP)];
+                if from_line_fingerprint(line) != self.expect {
+                    return Err(io::Error::other(Moved));
+                }
+            }
+            if take < n {
+                buf.copy_within(take..n, 0);
+                return Ok(n - take);
+            }
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// Remembers whether an error came from the client side of a copy, so a failed socket write
 /// (`Client`) is not mistaken for a failed disk read (`Temporary`).
 struct ClientWriter<'a> {
@@ -227,8 +280,6 @@ impl Write for ClientWriter<'_> {
     }
 }
 
-const READ_BUFFER: usize = 256 * 1024;
-
 impl Mailbox {
     /// Open, lock, recover an interrupted commit, and index the maildrop at `path`.
     pub fn open(path: &Path, opts: &MailboxOptions) -> Result<Mailbox, StoreError> {
@@ -242,7 +293,6 @@ impl Mailbox {
             return Ok(Mailbox {
                 path: path.to_owned(),
                 opts: opts.clone(),
-                infos: Vec::new(),
                 state: State::Missing,
             });
         };
@@ -290,25 +340,11 @@ impl Mailbox {
             commit::recover_logged(&file, path, &opts.journal_writers)?;
         }
 
-        let mut index = index_file(&file, path, opts)?;
         let meta = file
             .metadata()
             .map_err(|e| StoreError::Temporary(format!("cannot stat {}: {e}", path.display())))?;
-        let visible: Vec<usize> = index
-            .messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !m.hidden)
-            .map(|(i, _)| i)
-            .collect();
-        // The UIDLs move to the protocol's view: one copy per message, not two.
-        let infos = visible
-            .iter()
-            .map(|&i| MessageInfo {
-                size: index.messages[i].size,
-                uidl: std::mem::take(&mut index.messages[i].uidl),
-            })
-            .collect();
+        let index = load_index(&file, path, opts, &cache::Stamp::of(&meta))?;
+        let first_visible = usize::from(index.messages.first().is_some_and(|m| m.hidden));
         let held = if opts.hold_mda_locks {
             Some(locks)
         } else {
@@ -318,7 +354,6 @@ impl Mailbox {
         Ok(Mailbox {
             path: path.to_owned(),
             opts: opts.clone(),
-            infos,
             state: State::Open(Box::new(Opened {
                 file,
                 read_only,
@@ -326,7 +361,7 @@ impl Mailbox {
                 ino: meta.ino(),
                 mtime: (meta.mtime(), meta.mtime_nsec()),
                 index,
-                visible,
+                first_visible,
                 held,
                 _session: session,
             })),
@@ -390,15 +425,11 @@ impl Mailbox {
                 "the mailbox was modified in place (same length, new mtime)",
             )));
         }
-        let mut buf = Vec::new();
         for &i in messages {
             let m: &IndexedMessage = &o.index.messages[i];
-            let line_len = ((m.header_offset - m.from_offset) as usize).min(FROM_LINE_CAP);
-            buf.resize(line_len, 0);
-            o.file
-                .read_exact_at(&mut buf, m.from_offset)
+            let same = from_line_matches(&o.file, m)
                 .map_err(|e| io_error("cannot read", &self.path, &e))?;
-            if from_line_fingerprint(&buf) != m.from_line {
+            if !same {
                 return Err(changed(format!(
                     "message {} no longer starts at offset {}",
                     i + 1,
@@ -415,15 +446,103 @@ impl Mailbox {
     }
 }
 
+/// Whether the From_ line of `m` is still where it was indexed (fingerprint of its start).
+fn from_line_matches(file: &File, m: &IndexedMessage) -> io::Result<bool> {
+    let mut buf = [0u8; FROM_LINE_CAP];
+    let line_len = ((m.header_offset() - m.from_offset) as usize).min(FROM_LINE_CAP);
+    match file.read_exact_at(&mut buf[..line_len], m.from_offset) {
+        Ok(()) => Ok(from_line_fingerprint(&buf[..line_len]) == m.from_line),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Fingerprint of the (at most) 4 KiB of the file that end at `len`: a cached index is reused
+/// only if these bytes are still the same (with the From_ lines, this catches rewrites that
+/// moved anything, even when every From_ line looks alike).
+fn tail_fingerprint(file: &File, len: u64) -> io::Result<u64> {
+    let mut buf = [0u8; 4096];
+    let n = len.min(buf.len() as u64) as usize;
+    match file.read_exact_at(&mut buf[..n], len - n as u64) {
+        Ok(()) => Ok(xxhash_rust::xxh3::xxh3_64(&buf[..n])),
+        // Shorter than that now: no match possible.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// How many From_ lines are re-read before a cached index is reused.
+const CACHE_CHECKS: usize = 64;
+
+/// The index of the file in state `stamp` (MDA locks held): the cached one when the file is
+/// unchanged, the cached one continued when it only grew, else a fresh one; cached for the
+/// next session either way.
+fn load_index(
+    file: &File,
+    path: &Path,
+    opts: &MailboxOptions,
+    stamp: &cache::Stamp,
+) -> Result<Arc<Index>, StoreError> {
+    let (format, uidl) = (opts.format, opts.uidl);
+    let read_error = |e: io::Error| io_error("cannot read", path, &e);
+    let checked = |ix: &Index, tail: u64| -> Result<bool, StoreError> {
+        if tail_fingerprint(file, ix.length).map_err(read_error)? != tail {
+            log::info!("{}: rewritten since it was last indexed", path.display());
+            return Ok(false);
+        }
+        for i in cache::sample(ix.messages.len(), CACHE_CHECKS) {
+            if !from_line_matches(file, &ix.messages[i])
+                .map_err(|e| io_error("cannot read", path, &e))?
+            {
+                log::info!("{}: rewritten since it was last indexed", path.display());
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let index = match cache::lookup(path, format, uidl, stamp) {
+        cache::Lookup::Unchanged(ix, tail) if checked(&ix, tail)? => {
+            log::debug!("{}: unchanged, index reused", path.display());
+            cache::count_hit(false);
+            return Ok(ix);
+        }
+        cache::Lookup::Grown(ix, tail) if checked(&ix, tail)? => {
+            let from = ix.resume_offset().unwrap_or(0);
+            log::debug!("{}: grew, indexing from offset {from}", path.display());
+            // The indexer reads in large blocks itself: no buffer in between.
+            let reader = ReadAt {
+                file,
+                pos: from,
+                end: u64::MAX,
+            };
+            let iopts = IndexOptions { format, uidl };
+            // Sole owner (the cache let go of it): continued in place; else a copy.
+            let prefix = Arc::try_unwrap(ix).unwrap_or_else(|shared| (*shared).clone());
+            match index_mbox_from(reader, &iopts, prefix) {
+                Ok(new) => {
+                    cache::count_hit(true);
+                    new
+                }
+                Err(IndexError::Io(e)) => return Err(io_error("cannot read", path, &e)),
+                Err(IndexError::NotMbox(_)) => index_file(file, path, opts)?,
+            }
+        }
+        _ => index_file(file, path, opts)?,
+    };
+    let index = Arc::new(index);
+    let tail = tail_fingerprint(file, index.length).map_err(read_error)?;
+    cache::store(path, format, uidl, *stamp, tail, &index);
+    Ok(index)
+}
+
 fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, StoreError> {
-    let reader = BufReader::with_capacity(
-        READ_BUFFER,
-        ReadAt {
-            file,
-            pos: 0,
-            end: u64::MAX,
-        },
-    );
+    crate::sys::memory::tune_allocator();
+    // The indexer reads in large blocks itself: no buffer in between.
+    let reader = ReadAt {
+        file,
+        pos: 0,
+        end: u64::MAX,
+    };
     let iopts = IndexOptions {
         format: opts.format,
         uidl: opts.uidl,
@@ -440,9 +559,40 @@ fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, 
     })
 }
 
+impl Opened {
+    /// The index (into `index.messages`) of visible message `index`.
+    fn visible(&self, index: usize) -> Option<usize> {
+        let i = self.first_visible.checked_add(index)?;
+        (i < self.index.messages.len()).then_some(i)
+    }
+}
+
 impl Maildrop for Mailbox {
-    fn messages(&self) -> &[MessageInfo] {
-        &self.infos
+    fn count(&self) -> usize {
+        match &self.state {
+            State::Open(o) => o.index.messages.len() - o.first_visible,
+            _ => 0,
+        }
+    }
+
+    fn size(&self, index: usize) -> u64 {
+        match &self.state {
+            State::Open(o) => o.visible(index).map_or(0, |i| o.index.messages[i].size),
+            _ => 0,
+        }
+    }
+
+    fn info(&self, index: usize) -> MessageInfo {
+        match &self.state {
+            State::Open(o) => o.visible(index).map_or_else(MessageInfo::default, |i| {
+                let m = &o.index.messages[i];
+                MessageInfo {
+                    size: m.size,
+                    uidl: m.uidl.to_string(),
+                }
+            }),
+            _ => MessageInfo::default(),
+        }
     }
 
     fn write_message(
@@ -452,25 +602,29 @@ impl Maildrop for Mailbox {
         out: &mut dyn Write,
     ) -> Result<(), StoreError> {
         let o = self.opened()?;
-        let &i = o
-            .visible
-            .get(index)
+        let i = o
+            .visible(index)
             .ok_or_else(|| StoreError::Temporary(format!("no message {}", index + 1)))?;
-        if let Err(e) = self.verify(o, &[i], o.held.is_some()) {
+        // The From_ line is checked from the same read that starts the message (below).
+        if let Err(e) = self.verify(o, &[], o.held.is_some()) {
             if matches!(e, StoreError::Changed(_)) {
                 self.close();
             }
             return Err(e);
         }
         let m = &o.index.messages[i];
-        let src = BufReader::with_capacity(
-            READ_BUFFER,
-            ReadAt {
+        // encode_to reads in large blocks itself: no buffer in between.
+        let src = FromChecked {
+            inner: ReadAt {
                 file: &o.file,
-                pos: m.header_offset,
-                end: m.end_offset,
+                pos: m.from_offset,
+                end: m.end_offset(),
             },
-        );
+            skip: (m.header_offset() - m.from_offset) as usize,
+            seen: 0,
+            head: [0; FROM_LINE_CAP],
+            expect: m.from_line,
+        };
         let mut w = ClientWriter { out, failed: false };
         let opts = EncodeOptions {
             format: self.opts.format,
@@ -479,6 +633,19 @@ impl Maildrop for Mailbox {
         match encode_to(src, opts, &mut w) {
             Ok(_) => Ok(()),
             Err(e) if w.failed => Err(StoreError::Client(e)),
+            Err(e) if e.get_ref().is_some_and(|r| r.is::<Moved>()) => {
+                let what = format!(
+                    "message {} no longer starts at offset {}",
+                    i + 1,
+                    m.from_offset
+                );
+                log::error!(
+                    "{}: changed by another program during the session: {what}",
+                    self.path.display()
+                );
+                self.close();
+                Err(StoreError::Changed(what))
+            }
             Err(e) => Err(io_error("cannot read", &self.path, &e)),
         }
     }
@@ -499,9 +666,8 @@ impl Maildrop for Mailbox {
         };
         let mut targets = Vec::with_capacity(deleted.len());
         for &d in deleted {
-            let &i = o
-                .visible
-                .get(d)
+            let i = o
+                .visible(d)
                 .ok_or_else(|| StoreError::Temporary(format!("no message {}", d + 1)))?;
             targets.push(i);
         }
@@ -586,6 +752,19 @@ impl Maildrop for Mailbox {
                 "{}: moved the UIDVALIDITY header to the new first message",
                 self.path.display()
             );
+        }
+        // The cached index describes the old file: free it now. When the new file's index
+        // follows from the old one exactly (and nothing else moved), the next session gets it.
+        cache::forget(&self.path);
+        if result.is_ok() && carry.is_none() {
+            if let (Some(next), Ok(meta)) = (o.index.without(&targets), o.file.metadata()) {
+                if let Ok(tail) = tail_fingerprint(&o.file, next.length) {
+                    let stamp = cache::Stamp::of(&meta);
+                    let next = Arc::new(next);
+                    let (format, uidl) = (self.opts.format, self.opts.uidl);
+                    cache::store_own(&self.path, format, uidl, stamp, tail, &next);
+                }
+            }
         }
         let report = result.map(|stats| CommitReport {
             deleted_messages: targets.len(),

@@ -14,6 +14,7 @@ pub mod index;
 pub mod path;
 pub mod uidl;
 
+pub mod cache;
 pub mod commit;
 pub mod journal;
 pub mod lock;

@@ -3,7 +3,7 @@
 //! Every scheme's inputs are gathered during the single index pass ([`MessageUidl`] is fed the
 //! message's lines by the indexer); [`assign`] then turns them into the final, unique UIDLs.
 //!
-//! - `native` (default): the first 16 bytes of SHA-256 over the From_ line and the message
+//! - `native` (default): the 128-bit XXH3 hash (big-endian, as 32 hex digits) over the From_ line and the message
 //!   content as stored, minus mailbox-private header lines (`Status`, `X-Status`, `X-UID`, …,
 //!   which other programs rewrite) and minus the separator line, with every CRLF read as LF
 //!   (Dovecot, for one, rewrites a CRLF header terminator as LF); 32 lowercase hex digits.
@@ -41,10 +41,9 @@
 //! message.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 
 use md5::{Digest as _, Md5};
-use sha2::Sha256;
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::storage::format::UidlFormat;
 
@@ -54,6 +53,163 @@ pub const MAX_UIDL_LEN: usize = 70;
 /// Whether `s` is a valid RFC 1939 unique-id.
 pub fn is_valid_uidl(s: &[u8]) -> bool {
     !s.is_empty() && s.len() <= MAX_UIDL_LEN && s.iter().all(|&b| (0x21..=0x7e).contains(&b))
+}
+
+/// A unique-id as the index keeps it: digests stay bytes (rendered to hex only when sent), so a
+/// message costs 24 bytes of UIDL instead of a heap string.
+///
+/// Values are canonical: [`Uidl::parse`] turns a string that *looks* like a digest (32 or 16
+/// lowercase hex digits, optionally `-N` with N ≥ 2 and no leading zero) into the digest form,
+/// so two values are equal exactly when their renderings are, and ordering is cheap.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Uidl {
+    /// 32 hex digits (native, dovecot-md5), then `-N` when the suffix is ≥ 2.
+    Hex16([u8; 16], u32),
+    /// 16 hex digits (popa3d, imap, dovecot-uid), then `-N` when the suffix is ≥ 2.
+    Hex8([u8; 8], u32),
+    /// Anything else (an `X-UIDL:` value), suffix included.
+    Text(Box<str>),
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl Uidl {
+    /// The canonical value of a unique-id string.
+    pub fn parse(s: &str) -> Uidl {
+        let (base, suffix) = match s.rsplit_once('-') {
+            Some((b, n)) => match parse_suffix(n) {
+                Some(n) => (b, n),
+                None => (s, 0),
+            },
+            None => (s, 0),
+        };
+        let hex = |b: &str, out: &mut [u8]| -> bool {
+            let b = b.as_bytes();
+            if b.len() != out.len() * 2 {
+                return false;
+            }
+            for (i, pair) in b.chunks(2).enumerate() {
+                match (hex_digit(pair[0]), hex_digit(pair[1])) {
+                    (Some(h), Some(l)) => out[i] = h << 4 | l,
+                    _ => return false,
+                }
+            }
+            true
+        };
+        let mut b16 = [0u8; 16];
+        if hex(base, &mut b16) {
+            return Uidl::Hex16(b16, suffix);
+        }
+        let mut b8 = [0u8; 8];
+        if hex(base, &mut b8) {
+            return Uidl::Hex8(b8, suffix);
+        }
+        Uidl::Text(s.into())
+    }
+
+    /// The rendered length in characters.
+    pub fn len(&self) -> usize {
+        let suffix_len = |n: u32| {
+            if n >= 2 {
+                1 + n.ilog10() as usize + 1
+            } else {
+                0
+            }
+        };
+        match self {
+            Uidl::Hex16(_, n) => 32 + suffix_len(*n),
+            Uidl::Hex8(_, n) => 16 + suffix_len(*n),
+            Uidl::Text(t) => t.len(),
+        }
+    }
+
+    /// Never true (a unique-id has 1 to 70 characters); for symmetry with `len`.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// This base value with the occurrence suffix `-n` (n ≥ 2), shortened to fit 70 characters.
+    fn with_suffix(&self, n: u32) -> Uidl {
+        match self {
+            Uidl::Hex16(b, 0) => Uidl::Hex16(*b, n),
+            Uidl::Hex8(b, 0) => Uidl::Hex8(*b, n),
+            other => {
+                let base = other.to_string();
+                let suffix = format!("-{n}");
+                let keep = base.len().min(MAX_UIDL_LEN - suffix.len());
+                // Bases are ASCII (validated or generated), so any byte index is a char boundary.
+                Uidl::parse(&format!("{}{}", &base[..keep], suffix))
+            }
+        }
+    }
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// `N` of a `-N` suffix as the uniqueness pass writes it: N ≥ 2, no leading zero.
+fn parse_suffix(n: &str) -> Option<u32> {
+    if n.is_empty() || n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok().filter(|&n| n >= 2)
+}
+
+impl std::fmt::Display for Uidl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buf = [0u8; 32];
+        let (bytes, n): (&[u8], u32) = match self {
+            Uidl::Hex16(b, n) => (b, *n),
+            Uidl::Hex8(b, n) => (b, *n),
+            Uidl::Text(t) => return f.write_str(t),
+        };
+        for (i, b) in bytes.iter().enumerate() {
+            buf[2 * i] = HEX[usize::from(b >> 4)];
+            buf[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&buf[..bytes.len() * 2]).unwrap_or_default())?;
+        if n >= 2 {
+            write!(f, "-{n}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Uidl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+impl From<&str> for Uidl {
+    fn from(s: &str) -> Self {
+        Uidl::parse(s)
+    }
+}
+
+impl PartialEq<str> for Uidl {
+    fn eq(&self, other: &str) -> bool {
+        // Values are canonical: equal renderings are equal values.
+        *self == Uidl::parse(other)
+    }
+}
+
+impl PartialEq<&str> for Uidl {
+    fn eq(&self, other: &&str) -> bool {
+        *self == Uidl::parse(other)
+    }
+}
+
+impl PartialEq<String> for Uidl {
+    fn eq(&self, other: &String) -> bool {
+        *self == Uidl::parse(other)
+    }
 }
 
 /// popa3d's header-line hash, driven by line fragments exactly as popa3d's parser sees them.
@@ -111,13 +267,13 @@ impl Popa3dHasher {
     }
 
     /// The UIDL popa3d shows: digest bytes 3,2,1,0,7,6,5,4 as lowercase hex.
-    pub fn finish(self) -> String {
+    pub fn finish(self) -> Uidl {
         let h = self.md5.finalize();
-        let mut s = String::with_capacity(16);
-        for i in [3, 2, 1, 0, 7, 6, 5, 4] {
-            let _ = write!(s, "{:02x}", h[i]);
+        let mut b = [0u8; 8];
+        for (o, i) in b.iter_mut().zip([3, 2, 1, 0, 7, 6, 5, 4]) {
+            *o = h[i];
         }
-        s
+        Uidl::Hex8(b, 0)
     }
 }
 
@@ -212,12 +368,8 @@ impl DovecotMd5Hasher {
     }
 
     /// The UIDL Dovecot shows: the whole digest in lowercase hex.
-    pub fn finish(self) -> String {
-        let mut s = String::with_capacity(32);
-        for b in self.md5.finalize() {
-            let _ = write!(s, "{b:02x}");
-        }
-        s
+    pub fn finish(self) -> Uidl {
+        Uidl::Hex16(self.md5.finalize().into(), 0)
     }
 }
 
@@ -233,9 +385,11 @@ fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
 }
 
 /// Per-message UIDL inputs, fed during the index pass.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MessageUidl {
-    native: Sha256,
+    /// XXH3-128: one fast pass over the bytes (a cryptographic digest cost most of the index
+    /// time); collisions only add an occurrence suffix.
+    native: Box<Xxh3>,
     /// A CR ended the last hashed fragment: dropped if the next one starts with LF.
     native_cr: bool,
     popa3d: Option<Popa3dHasher>,
@@ -245,11 +399,18 @@ pub struct MessageUidl {
 impl MessageUidl {
     pub fn new(scheme: UidlFormat) -> Self {
         MessageUidl {
-            native: Sha256::new(),
+            native: Box::default(),
             native_cr: false,
             popa3d: (scheme == UidlFormat::Popa3d).then(Popa3dHasher::default),
             dovecot: (scheme == UidlFormat::DovecotMd5).then(DovecotMd5Hasher::default),
         }
+    }
+
+    /// Whether only the native hash still looks at content (every header hash has seen the
+    /// end of its header section), so body lines may come in blocks.
+    pub fn body_only(&self) -> bool {
+        self.popa3d.as_ref().is_none_or(|p| !p.header)
+            && self.dovecot.as_ref().is_none_or(|d| !d.header)
     }
 
     /// The message's From_ line (with its line end).
@@ -278,9 +439,17 @@ impl MessageUidl {
                 self.native.update(b"\r");
             }
         }
-        while let Some(i) = memchr::memmem::find(bytes, b"\r\n") {
-            self.native.update(&bytes[..i]);
-            bytes = &bytes[i + 1..];
+        // Skip every CR that precedes an LF (memchr for CR first: most files have none).
+        while let Some(i) = memchr::memchr(b'\r', bytes) {
+            if bytes.get(i + 1) == Some(&b'\n') {
+                self.native.update(&bytes[..i]);
+                bytes = &bytes[i + 1..];
+            } else if i + 1 == bytes.len() {
+                break;
+            } else {
+                self.native.update(&bytes[..=i]);
+                bytes = &bytes[i + 1..];
+            }
         }
         match bytes.strip_suffix(b"\r") {
             Some(rest) => {
@@ -296,19 +465,27 @@ impl MessageUidl {
         if self.native_cr {
             self.native.update(b"\r");
         }
-        let digest = self.native.finalize();
-        let mut native = String::with_capacity(32);
-        for b in &digest[..16] {
-            let _ = write!(native, "{b:02x}");
-        }
         UidlInput {
-            native,
+            native: Uidl::Hex16(self.native.digest128().to_be_bytes(), 0),
             popa3d: self.popa3d.map(Popa3dHasher::finish),
             dovecot_md5: self.dovecot.map(DovecotMd5Hasher::finish),
-            x_uidl: fields.x_uidl.filter(|v| is_valid_uidl(v.as_bytes())),
+            x_uidl: fields
+                .x_uidl
+                .filter(|v| is_valid_uidl(v.as_bytes()))
+                .map(|v| Uidl::parse(&v)),
             x_uid: fields.x_uid,
             uidvalidity: fields.uidvalidity,
         }
+    }
+}
+
+impl std::fmt::Debug for MessageUidl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageUidl")
+            .field("native_cr", &self.native_cr)
+            .field("popa3d", &self.popa3d)
+            .field("dovecot", &self.dovecot)
+            .finish_non_exhaustive()
     }
 }
 
@@ -326,10 +503,10 @@ pub struct UidlFields {
 /// The finished per-message inputs; small, kept until the whole maildrop is indexed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UidlInput {
-    pub native: String,
-    pub popa3d: Option<String>,
-    pub dovecot_md5: Option<String>,
-    pub x_uidl: Option<String>,
+    pub native: Uidl,
+    pub popa3d: Option<Uidl>,
+    pub dovecot_md5: Option<Uidl>,
+    pub x_uidl: Option<Uidl>,
     pub x_uid: Option<u32>,
     pub uidvalidity: Option<u32>,
 }
@@ -353,10 +530,10 @@ pub fn parse_u32(value: &[u8]) -> Option<u32> {
 
 /// What one message contributes to its UIDL once the scheme is known: the scheme's own value
 /// (or the native fallback), plus the numbers the IMAP schemes combine with the first
-/// message's UIDVALIDITY. The indexer keeps this (40 bytes) instead of every scheme's inputs.
+/// message's UIDVALIDITY. The indexer keeps this instead of every scheme's inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UidlChoice {
-    pub value: String,
+    pub value: Uidl,
     pub x_uid: Option<u32>,
     pub uidvalidity: Option<u32>,
 }
@@ -379,68 +556,88 @@ impl UidlInput {
 
 /// The UIDL of the IMAP-based schemes, when the message has what they need: the first
 /// message's UIDVALIDITY and its own X-UID.
-pub fn imap_uidl(
-    scheme: UidlFormat,
-    uidvalidity: Option<u32>,
-    x_uid: Option<u32>,
-) -> Option<String> {
+pub fn imap_uidl(scheme: UidlFormat, uidvalidity: Option<u32>, x_uid: Option<u32>) -> Option<Uidl> {
+    let pair = |a: u32, b: u32| {
+        let mut v = [0u8; 8];
+        v[..4].copy_from_slice(&a.to_be_bytes());
+        v[4..].copy_from_slice(&b.to_be_bytes());
+        Uidl::Hex8(v, 0)
+    };
     match (scheme, uidvalidity, x_uid) {
-        (UidlFormat::Imap, Some(v), Some(u)) => Some(format!("{v:08x}{u:08x}")),
-        (UidlFormat::DovecotUid, Some(v), Some(u)) => Some(format!("{u:08x}{v:08x}")),
+        (UidlFormat::Imap, Some(v), Some(u)) => Some(pair(v, u)),
+        (UidlFormat::DovecotUid, Some(v), Some(u)) => Some(pair(u, v)),
         _ => None,
     }
 }
 
-/// Make the UIDLs held by `items` (in maildrop order) unique, in place.
+/// Make the UIDLs held by `items` (in maildrop order) unique, in place. `get` and `get_mut`
+/// reach an item's UIDL.
 ///
 /// A base UIDL that occurs once is kept. Of repeated bases, the first copy keeps the plain
 /// value and later copies get `-2`, `-3`, ... (skipping any value another message already
-/// has), so identical messages and forged `X-UIDL:` headers never share a UIDL. Uniqueness is
-/// checked with a map that borrows the UIDLs (no per-message copies).
-pub fn make_unique<T>(items: &mut [T], mut uidl: impl FnMut(&mut T) -> &mut String) {
-    let renames = {
-        let all: Vec<&str> = items.iter_mut().map(|t| uidl(t).as_str()).collect();
-        let mut count: HashMap<&str, u32> = HashMap::with_capacity(all.len());
-        for u in &all {
-            *count.entry(u).or_insert(0) += 1;
-        }
-        if count.len() == all.len() {
-            return;
-        }
-        repeat_suffixes(&all, &count)
+/// has), so identical messages and forged `X-UIDL:` headers never share a UIDL. Duplicates
+/// are found by sorting 4-byte positions (no per-message copies); returns whether any UIDL
+/// was renamed.
+pub fn make_unique<T>(
+    items: &mut [T],
+    get: impl Fn(&T) -> &Uidl,
+    mut get_mut: impl FnMut(&mut T) -> &mut Uidl,
+) -> bool {
+    let Ok(n) = u32::try_from(items.len()) else {
+        return false;
     };
-    for (i, name) in renames {
-        *uidl(&mut items[i]) = name;
+    let mut order: Vec<u32> = (0..n).collect();
+    order.sort_unstable_by(|&a, &b| {
+        get(&items[a as usize])
+            .cmp(get(&items[b as usize]))
+            .then(a.cmp(&b))
+    });
+    let dup = order
+        .windows(2)
+        .any(|w| get(&items[w[0] as usize]) == get(&items[w[1] as usize]));
+    if !dup {
+        return false;
     }
-}
-
-/// New names for the second and later copies of repeated bases: `(message index, name)`.
-fn repeat_suffixes<'a>(bases: &[&'a str], count: &HashMap<&str, u32>) -> Vec<(usize, String)> {
-    let mut first_seen: HashSet<&'a str> = HashSet::new();
-    // Next suffix per repeated base, so many copies (or a flood of one forged X-UIDL) cost
-    // O(n), not O(n²).
-    let mut next_suffix: HashMap<&'a str, u64> = HashMap::new();
-    let mut generated: HashSet<String> = HashSet::new();
-    let mut renames = Vec::new();
-    for (i, &b) in bases.iter().enumerate() {
-        if count[b] == 1 || first_seen.insert(b) {
-            continue;
-        }
-        let n = next_suffix.entry(b).or_insert(2);
-        loop {
-            let suffix = format!("-{n}");
-            *n += 1;
-            let keep = b.len().min(MAX_UIDL_LEN - suffix.len());
-            // Bases are ASCII (validated or generated), so any byte index is a char boundary.
-            let candidate = format!("{}{}", &b[..keep], suffix);
-            if !count.contains_key(candidate.as_str()) && !generated.contains(&candidate) {
-                generated.insert(candidate.clone());
-                renames.push((i, candidate));
-                break;
+    let renames = {
+        let items: &[T] = items;
+        let value = |i: u32| get(&items[i as usize]);
+        let exists = |u: &Uidl| order.binary_search_by(|&i| value(i).cmp(u)).is_ok();
+        // Whether item i is a repeated base's second or later copy: its predecessor in sorted
+        // order (ties sorted by position) has the same value.
+        let mut later_copy = vec![false; items.len()];
+        for w in order.windows(2) {
+            if value(w[0]) == value(w[1]) {
+                later_copy[w[1] as usize] = true;
             }
         }
+        // Next suffix per repeated base, so many copies (or a flood of one forged X-UIDL) cost
+        // O(n log n), not O(n²).
+        let mut next_suffix: HashMap<&Uidl, u32> = HashMap::new();
+        let mut generated: HashSet<Uidl> = HashSet::new();
+        let mut renames = Vec::new();
+        for (i, &later) in later_copy.iter().enumerate() {
+            if !later {
+                continue;
+            }
+            let b = &items[i];
+            let base = get(b);
+            let n = next_suffix.entry(base).or_insert(2);
+            loop {
+                let candidate = base.with_suffix(*n);
+                *n = n.saturating_add(1);
+                if !exists(&candidate) && !generated.contains(&candidate) {
+                    generated.insert(candidate.clone());
+                    renames.push((i, candidate));
+                    break;
+                }
+            }
+        }
+        renames
+    };
+    for (i, name) in renames {
+        *get_mut(&mut items[i]) = name;
     }
-    renames
+    true
 }
 
 #[cfg(test)]
@@ -450,20 +647,20 @@ mod tests {
     /// What the indexer does with the inputs of all messages, in maildrop order.
     fn assign_inputs(scheme: UidlFormat, inputs: Vec<UidlInput>) -> Vec<String> {
         let uidvalidity = inputs.first().and_then(|i| i.uidvalidity);
-        let mut uidls: Vec<String> = inputs
+        let mut uidls: Vec<Uidl> = inputs
             .into_iter()
             .map(|i| {
                 let c = i.choose(scheme);
                 imap_uidl(scheme, uidvalidity, c.x_uid).unwrap_or(c.value)
             })
             .collect();
-        make_unique(&mut uidls, |u| u);
-        uidls
+        make_unique(&mut uidls, |u| u, |u| u);
+        uidls.iter().map(Uidl::to_string).collect()
     }
 
     fn input(native: &str) -> UidlInput {
         UidlInput {
-            native: native.to_string(),
+            native: Uidl::parse(native),
             popa3d: None,
             dovecot_md5: None,
             x_uidl: None,
@@ -475,15 +672,45 @@ mod tests {
     #[test]
     fn duplicates_get_suffixes_and_forged_suffixes_do_not_collide() {
         let mut a = input("n1");
-        a.x_uidl = Some("abc".into());
+        a.x_uidl = Some(Uidl::parse("abc"));
         let mut b = input("n2");
-        b.x_uidl = Some("abc-2".into());
+        b.x_uidl = Some(Uidl::parse("abc-2"));
         let mut c = input("n3");
-        c.x_uidl = Some("abc".into());
+        c.x_uidl = Some(Uidl::parse("abc"));
         let mut d = input("n4");
-        d.x_uidl = Some("abc".into());
+        d.x_uidl = Some(Uidl::parse("abc"));
         let got = assign_inputs(UidlFormat::XUidl, vec![a, b, c, d]);
         assert_eq!(got, ["abc", "abc-2", "abc-3", "abc-4"]);
+    }
+
+    #[test]
+    fn uidl_values_are_canonical() {
+        for s in [
+            "0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef-2",
+            "0123456789abcdef",
+            "0123456789abcdef-17",
+            "0123456789ABCDEF",
+            "0123456789abcdef-1",
+            "0123456789abcdef-02",
+            "0123456789abcdef-",
+            "abc-2",
+            "x",
+        ] {
+            assert_eq!(Uidl::parse(s).to_string(), s);
+            assert_eq!(Uidl::parse(s).len(), s.len());
+        }
+        assert!(matches!(
+            Uidl::parse("0123456789abcdef-17"),
+            Uidl::Hex8(_, 17)
+        ));
+        assert!(matches!(Uidl::parse("0123456789abcdef-1"), Uidl::Text(_)));
+        // A forged X-UIDL that looks like another message's digest is that digest: the
+        // uniqueness pass sees the collision.
+        let d = Uidl::Hex16([0xab; 16], 0);
+        let mut v = vec![d.clone(), Uidl::parse(&d.to_string())];
+        assert!(make_unique(&mut v, |u| u, |u| u));
+        assert_eq!(v[1].to_string(), format!("{d}-2"));
     }
 
     #[test]
@@ -557,7 +784,7 @@ mod tests {
         };
         let i = m.finish(fields);
         assert_eq!(i.x_uidl, None);
-        assert_eq!(i.native.len(), 32);
+        assert_eq!(i.native.to_string().len(), 32);
     }
 
     #[test]
@@ -585,7 +812,7 @@ mod tests {
             .iter()
             .map(|&i| format!("{:02x}", h[i]))
             .collect();
-        assert_eq!(a.finish(), want);
+        assert_eq!(a.finish().to_string(), want);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 pub mod credentials;
 pub mod file_lock;
+pub mod memory;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod socket;
 pub mod terminal;
