@@ -67,6 +67,13 @@ fn canonical(cmd: &Command) -> Vec<u8> {
             Some(l) => join("LANG", &[l]),
             None => join("LANG", &[]),
         },
+        Command::Xclient { addr, port } => {
+            let a = format!("ADDR={addr}");
+            match port {
+                Some(p) => join("XCLIENT", &[a.as_bytes(), format!("PORT={p}").as_bytes()]),
+                None => join("XCLIENT", &[a.as_bytes()]),
+            }
+        }
     }
 }
 

@@ -90,9 +90,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(idx.messages[0].from_offset, lead as u64);
         }
         for (i, m) in idx.messages.iter().enumerate() {
-            assert!(m.from_offset < m.header_offset);
-            assert!(m.header_offset <= m.end_offset);
-            assert!(m.end_offset <= m.next_offset);
+            assert!(m.from_offset < m.header_offset());
+            assert!(m.header_offset() <= m.end_offset());
+            assert!(m.end_offset() <= m.next_offset);
             let next = idx
                 .messages
                 .get(i + 1)
@@ -101,10 +101,10 @@ fuzz_target!(|data: &[u8]| {
                 m.next_offset, next,
                 "message {i} is not followed by the next"
             );
-            let from_line = &bytes[m.from_offset as usize..m.header_offset as usize];
+            let from_line = &bytes[m.from_offset as usize..m.header_offset() as usize];
             assert!(from_line.starts_with(b"From "));
             assert!(
-                from_line.ends_with(b"\n") || m.header_offset == idx.length,
+                from_line.ends_with(b"\n") || m.header_offset() == idx.length,
                 "the From_ line of message {i} is cut short"
             );
             assert_eq!(m.from_line, from_line_fingerprint(from_line));
@@ -114,18 +114,18 @@ fuzz_target!(|data: &[u8]| {
                     "message {i} starts at an invalid From_ line"
                 );
                 let prev = &idx.messages[i - 1];
-                let sep = &bytes[prev.end_offset as usize..prev.next_offset as usize];
+                let sep = &bytes[prev.end_offset() as usize..prev.next_offset as usize];
                 assert!(
                     sep == b"\n" || sep == b"\r\n",
                     "message {i} does not follow an empty line"
                 );
             }
-            let gap = &bytes[m.end_offset as usize..m.next_offset as usize];
+            let gap = &bytes[m.end_offset() as usize..m.next_offset as usize];
             assert!(
                 gap.is_empty() || gap == b"\n" || gap == b"\r\n",
                 "gap {gap:?}"
             );
-            let content = &bytes[m.header_offset as usize..m.end_offset as usize];
+            let content = &bytes[m.header_offset() as usize..m.end_offset() as usize];
             let wire = encode_bytes(content, EncodeOptions::retr(format));
             common::check_wire(&wire);
             assert_eq!(
@@ -133,7 +133,8 @@ fuzz_target!(|data: &[u8]| {
                 common::unstuff(&wire).len() as u64,
                 "message {i}: size differs from the octets sent"
             );
-            assert!(is_valid_uidl(m.uidl.as_bytes()), "bad UIDL {:?}", m.uidl);
+            let uidl = m.uidl.to_string();
+            assert!(is_valid_uidl(uidl.as_bytes()), "bad UIDL {uidl:?}");
             if i > 0 {
                 assert!(
                     !m.hidden,
@@ -141,7 +142,7 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
-        let mut uidls: Vec<&str> = idx.messages.iter().map(|m| m.uidl.as_str()).collect();
+        let mut uidls: Vec<String> = idx.messages.iter().map(|m| m.uidl.to_string()).collect();
         uidls.sort_unstable();
         uidls.dedup();
         assert_eq!(uidls.len(), idx.messages.len(), "UIDLs are not unique");

@@ -1,4 +1,4 @@
-//! Account backends and password verification. OWNER: auth helper.
+//! Account backends and password verification.
 //!
 //! - [`username`]: validation every client-supplied name passes before any lookup or path.
 //! - [`hash`]: stored secrets (crypt(3), yescrypt, Dovecot `{SCHEME}` prefixes) and their

@@ -1,4 +1,4 @@
-//! The transmit encoder. OWNER: storage-format helper.
+//! The transmit encoder.
 //!
 //! A streaming, allocation-bounded state machine that turns stored message bytes
 //! (`[header_offset, end_offset)` of an indexed message) into POP3 transmit form:
@@ -17,7 +17,7 @@
 //! client sees always equals the octets RETR sends before the terminating ".\r\n", once the
 //! client has removed the byte-stuffing dots (RFC 1939 §11 sizes do not count them).
 //!
-//! CONTRACT (relied on by `mailbox`; extended with [`Sink`], [`Counter`], `feed_into`,
+//! The API `mailbox` relies on (plus [`Sink`], [`Counter`], `feed_into`,
 //! `finish_into` and [`encode_bytes`]):
 //! ```ignore
 //! pub struct EncodeOptions { pub format: MboxFormat, pub top: Option<u64> }

@@ -1,23 +1,9 @@
-//! One-pass mbox indexer. OWNER: storage-format helper.
+//! One-pass mbox indexer.
 //!
-//! CONTRACT (relied on by `mailbox` and `commit`):
-//! ```ignore
-//! pub struct IndexOptions { pub format: MboxFormat, pub uidl: UidlFormat }
-//! pub struct IndexedMessage {
-//!     pub from_offset: u64,   // first byte of the "From " line
-//!     pub header_offset: u64, // first byte after the From_ line's line end
-//!     pub end_offset: u64,    // end of the message content (excl. the separator line end
-//!                             // that precedes the next From_ line)
-//!     pub next_offset: u64,   // from_offset of the next message, or the indexed length
-//!     pub size: u64,          // RFC 1939 size: RETR octets before ".\r\n", un-stuffed
-//!     pub uidl: String,
-//!     pub hidden: bool,       // c-client/Dovecot pseudo message: never listed, kept on commit
-//!     pub from_line: u64,     // fingerprint of the From_ line, to detect foreign rewrites
-//! }
-//! pub struct Index { pub messages: Vec<IndexedMessage>, pub length: u64 }
-//! pub enum IndexError { NotMbox(String), Io(std::io::Error) }
-//! pub fn index_mbox<R: std::io::Read>(reader: R, opts: &IndexOptions) -> Result<Index, IndexError>;
-//! ```
+//! Each [`IndexedMessage`] records where its From_ line starts (`from_offset`) and where the
+//! next message starts (`next_offset`), its RFC 1939 size, its UIDL, whether it is the hidden
+//! c-client/Dovecot pseudo message, and a fingerprint of its From_ line (to detect foreign
+//! rewrites); [`IndexedMessage::header_offset`] and [`IndexedMessage::end_offset`] are derived.
 //! Deleting message i removes exactly the bytes `[from_offset, next_offset)`.
 //!
 //! # How the file is split

@@ -1,4 +1,4 @@
-//! UIDL schemes (`uidl_format`). OWNER: storage-format helper.
+//! UIDL schemes (`uidl_format`).
 //!
 //! Every scheme's inputs are gathered during the single index pass ([`MessageUidl`] is fed the
 //! message's lines by the indexer); [`assign`] then turns them into the final, unique UIDLs.
