@@ -283,29 +283,7 @@ impl Fixture {
 
     /// An inetd-mode session with extra command-line flags after `-c FILE -i`.
     pub fn inetd_with(&self, flags: &[&str]) -> Conn {
-        let conf = self.write_config("127.0.0.1:1");
-        let n = next_id();
-        let (log, errf) = self.stderr_file(&format!("inetd-{n}.log"));
-        let mut child = Command::new(binary())
-            .arg("-c")
-            .arg(&conf)
-            .arg("-i")
-            .args(flags)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(errf))
-            .spawn()
-            .expect("spawn mboxpopd -i");
-        let stdout = child.stdout.take().expect("stdout");
-        let stdin = child.stdin.take().expect("stdin");
-        Conn::new(
-            Box::new(stdout),
-            Writer::Pipe(Some(stdin)),
-            Some(child),
-            Some(log),
-        )
-        .checked()
+        self.inetd_preamble(flags, b"").checked()
     }
 
     /// An inetd-mode session over pipes whose input starts with `preamble` (a PROXY header
