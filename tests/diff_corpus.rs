@@ -20,7 +20,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -495,22 +494,13 @@ fn pseudo_message_that_becomes_first_is_hidden_and_kept() {
     );
 }
 
-const DOVECOT: &str = "/usr/lib/dovecot/pop3";
+use common::DOVECOT_POP3 as DOVECOT;
 
 /// Re-runs Dovecot on the corpus and compares with the committed fixtures. Needs Dovecot's
 /// pop3 binary and root (Dovecot runs as `nobody`, as in tests/fixtures/README.md).
 #[test]
 fn dovecot_live_matches_fixtures() {
-    // SAFETY-free check for root: /proc/self/status Uid line.
-    let root = fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !Path::new(DOVECOT).exists() || !root || which("setpriv").is_none() {
+    if !dovecot_available() {
         eprintln!("SKIPPED: needs {DOVECOT}, root and setpriv");
         return;
     }
@@ -531,38 +521,7 @@ fn dovecot_live_matches_fixtures() {
 
 fn dovecot_transcript(mbox: &[u8]) -> Transcript {
     use std::io::{BufRead, BufReader, Write};
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::Builder::new()
-        .prefix("mboxpopd-dovecot-")
-        .tempdir()
-        .expect("tempdir");
-    let d = tmp.path();
-    fs::set_permissions(d, fs::Permissions::from_mode(0o777)).unwrap();
-    fs::create_dir(d.join("mail")).unwrap();
-    fs::set_permissions(d.join("mail"), fs::Permissions::from_mode(0o777)).unwrap();
-    fs::write(d.join("mail/inbox"), mbox).unwrap();
-    fs::set_permissions(d.join("mail/inbox"), fs::Permissions::from_mode(0o666)).unwrap();
-    let conf = format!(
-        "base_dir = {d}/run\nlog_path = {d}/log\nprotocols = pop3\nssl = no\n\
-         mail_location = mbox:{d}/mail:INBOX={d}/mail/inbox:INDEX=MEMORY\n\
-         pop3_uidl_format = %m\n",
-        d = d.display()
-    );
-    fs::write(d.join("dovecot.conf"), conf).unwrap();
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(DOVECOT)
-        .arg("-c")
-        .arg(d.join("dovecot.conf"))
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("USER", "nobody")
-        .env("HOME", d)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn dovecot pop3");
+    let (_dir, mut child) = spawn_dovecot_pop3(mbox, "pop3_uidl_format = %m\n");
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let line = |out: &mut BufReader<std::process::ChildStdout>| {

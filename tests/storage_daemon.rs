@@ -9,7 +9,7 @@ mod storage_support;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use common::{binary, Fixture};
@@ -32,19 +32,7 @@ fn fixture() -> Fixture {
 }
 
 fn spawn(conf: &Path, env: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(binary());
-    cmd.arg("-c")
-        .arg(conf)
-        .arg("-i")
-        .arg("-f")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("spawn mboxpopd -i")
+    common::spawn_inetd(conf, env)
 }
 
 fn dele(deleted: &[usize]) -> String {

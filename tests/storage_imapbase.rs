@@ -13,7 +13,7 @@ mod storage_support;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 
 use common::{binary, Fixture};
 use mboxpopd::config::UidlFormat;
@@ -148,18 +148,7 @@ fn strip_field(message: &[u8]) -> Vec<u8> {
 }
 
 fn spawn(conf: &Path, env: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(binary());
-    cmd.arg("-c")
-        .arg(conf)
-        .args(["-i", "-f"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("spawn mboxpopd -i")
+    common::spawn_inetd(conf, env)
 }
 
 /// Log in and run `commands` (pipelined) then QUIT; returns the status, the replies and the
@@ -295,46 +284,15 @@ fn the_field_lands_where_dovecot_puts_it() {
     assert_eq!(ours, dovecot);
 }
 
-const DOVECOT: &str = "/usr/lib/dovecot/pop3";
+use common::DOVECOT_POP3 as DOVECOT;
 
 /// Dovecot's UIDLs (default `pop3_uidl_format`) for a copy of `mbox`, when Dovecot's pop3, root
 /// and setpriv are there (as in tests/diff_corpus.rs); `None` otherwise.
 fn dovecot_uidl_of(mbox: &[u8]) -> Option<Vec<String>> {
-    use std::os::unix::fs::PermissionsExt;
-    if !Path::new(DOVECOT).exists() || !common::is_root() || common::which("setpriv").is_none() {
+    if !common::dovecot_available() {
         return None;
     }
-    let tmp = tempfile::Builder::new()
-        .prefix("mboxpopd-dovecot-")
-        .tempdir()
-        .expect("tempdir");
-    let d = tmp.path();
-    let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
-    mode(d, 0o777).expect("chmod");
-    std::fs::create_dir(d.join("mail")).expect("mkdir");
-    mode(&d.join("mail"), 0o777).expect("chmod");
-    std::fs::write(d.join("mail/inbox"), mbox).expect("write");
-    mode(&d.join("mail/inbox"), 0o666).expect("chmod");
-    let conf = format!(
-        "base_dir = {d}/run\nlog_path = {d}/log\nprotocols = pop3\nssl = no\n\
-         mail_location = mbox:{d}/mail:INBOX={d}/mail/inbox:INDEX=MEMORY\n",
-        d = d.display()
-    );
-    std::fs::write(d.join("dovecot.conf"), conf).expect("conf");
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(DOVECOT)
-        .arg("-c")
-        .arg(d.join("dovecot.conf"))
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("USER", "nobody")
-        .env("HOME", d)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn dovecot pop3");
+    let (_dir, mut child) = common::spawn_dovecot_pop3(mbox, "");
     child
         .stdin
         .take()

@@ -1148,3 +1148,65 @@ impl Drop for SystemAccount {
         }
     }
 }
+
+/// `mboxpopd -c CONF -i -f` over pipes with extra environment variables (the fault-injection
+/// ones), its log on stderr: for tests that drive the process and its exit themselves.
+pub fn spawn_inetd(conf: &Path, env: &[(&str, String)]) -> Child {
+    Command::new(binary())
+        .arg("-c")
+        .arg(conf)
+        .args(["-i", "-f"])
+        .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mboxpopd -i")
+}
+
+/// Dovecot's pop3 binary as Debian installs it.
+pub const DOVECOT_POP3: &str = "/usr/lib/dovecot/pop3";
+
+/// Whether Dovecot's pop3 can be run for a differential check (its binary, root, setpriv).
+pub fn dovecot_available() -> bool {
+    Path::new(DOVECOT_POP3).exists() && is_root() && which("setpriv").is_some()
+}
+
+/// Dovecot's pop3 as `nobody` on stdin/stdout, already logged in, serving a copy of `mbox` as
+/// its INBOX (in-memory index); `extra_conf` is appended to its configuration. The directory
+/// must outlive the child.
+pub fn spawn_dovecot_pop3(mbox: &[u8], extra_conf: &str) -> (tempfile::TempDir, Child) {
+    let tmp = tempfile::Builder::new()
+        .prefix("mboxpopd-dovecot-")
+        .tempdir()
+        .expect("tempdir");
+    let d = tmp.path();
+    let mode = |p: &Path, m| fs::set_permissions(p, fs::Permissions::from_mode(m));
+    mode(d, 0o777).expect("chmod");
+    fs::create_dir(d.join("mail")).expect("mkdir");
+    mode(&d.join("mail"), 0o777).expect("chmod");
+    fs::write(d.join("mail/inbox"), mbox).expect("write");
+    mode(&d.join("mail/inbox"), 0o666).expect("chmod");
+    let conf = format!(
+        "base_dir = {d}/run\nlog_path = {d}/log\nprotocols = pop3\nssl = no\n\
+         mail_location = mbox:{d}/mail:INBOX={d}/mail/inbox:INDEX=MEMORY\n{extra_conf}",
+        d = d.display()
+    );
+    fs::write(d.join("dovecot.conf"), conf).expect("conf");
+    let child = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(DOVECOT_POP3)
+        .arg("-c")
+        .arg(d.join("dovecot.conf"))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("USER", "nobody")
+        .env("HOME", d)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dovecot pop3");
+    (tmp, child)
+}
