@@ -22,12 +22,15 @@ fn admin(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mboxpopd");
-    child
+    // A command that refuses its arguments exits without reading stdin: EPIPE is expected.
+    if let Err(e) = child
         .stdin
         .take()
         .expect("stdin")
         .write_all(stdin.as_bytes())
-        .expect("feed stdin");
+    {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "feed stdin: {e}");
+    }
     child.wait_with_output().expect("wait")
 }
 
