@@ -18,6 +18,7 @@ use std::time::Duration;
 pub use crate::auth::AuthBackend;
 pub use crate::protocol::session::PlaintextAuth;
 pub use crate::storage::format::{MboxFormat, UidlFormat};
+use crate::storage::mailbox::MailboxOptions;
 pub use crate::transport::tls_config::{TlsConfig, TlsVersion};
 
 #[derive(Debug, Clone)]
@@ -181,6 +182,32 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
+    /// The account backend's settings.
+    pub fn auth_settings(&self) -> crate::auth::BackendSettings {
+        crate::auth::BackendSettings {
+            backend: self.auth,
+            passwd_file: self.passwd_file.clone(),
+            pam_service: self.pam_service.clone(),
+            pam_timeout: self.pam_timeout,
+            pam_max_concurrent: self.pam_max_concurrent,
+        }
+    }
+
+    /// How sessions open maildrops; `owner_uid` is the uid the mailbox must belong to
+    /// (system users), None to skip that check.
+    pub fn mailbox_options(&self, owner_uid: Option<u32>) -> MailboxOptions {
+        MailboxOptions {
+            format: self.mbox_format,
+            uidl: self.uidl_format,
+            hold_mda_locks: self.hold_mda_locks,
+            dotlock_use_link: self.dotlock_use_link,
+            dotlock_stale_age: self.dotlock_stale_age,
+            lock_timeout: self.lock_timeout,
+            owner_uid,
+            journal_writers: crate::storage::mailbox::journal_writers(self.run_user.as_deref()),
+        }
+    }
+
     /// Read and parse a configuration file. The path is remembered for SIGHUP reloads.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();

@@ -300,7 +300,7 @@ fn recover_spool(config: &mboxpopd::config::Config) {
     }) else {
         return;
     };
-    let mut opts = mboxpopd::storage::mailbox::MailboxOptions::from_config(config, None);
+    let mut opts = config.mailbox_options(None);
     opts.lock_timeout = std::time::Duration::ZERO;
     let started = std::time::Instant::now();
     match mboxpopd::storage::mailbox::recover_spool_dir(dir, &opts) {

@@ -24,8 +24,8 @@ pub mod username;
 pub use account::{Account, AuthError};
 
 use std::net::IpAddr;
-
-use crate::config::Config;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Which account backend the daemon uses (`auth` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +71,23 @@ pub trait Authenticator: Send + Sync {
     }
 }
 
+/// What selects and configures the account backend (`auth`, `passwd_file` and the `pam_*`
+/// settings); the configuration parses into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSettings {
+    pub backend: AuthBackend,
+    pub passwd_file: Option<PathBuf>,
+    pub pam_service: String,
+    pub pam_timeout: Duration,
+    pub pam_max_concurrent: usize,
+}
+
 /// Build the configured backend. Errors are meant for the admin at startup (and `-t`): they
 /// name the file and the problem, e.g. an unreadable passwd-file.
-pub fn from_config(config: &Config) -> Result<Box<dyn Authenticator>, String> {
-    match config.auth {
+pub fn open(settings: &BackendSettings) -> Result<Box<dyn Authenticator>, String> {
+    match settings.backend {
         AuthBackend::PasswdFile => {
-            let path = config
+            let path = settings
                 .passwd_file
                 .as_ref()
                 .ok_or_else(|| "auth = passwd-file needs passwd_file = PATH".to_string())?;
@@ -90,9 +101,9 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Authenticator>, String> {
         }
         AuthBackend::Pam => {
             let backend = pam::PamAuth::new(
-                &config.pam_service,
-                config.pam_timeout,
-                config.pam_max_concurrent,
+                &settings.pam_service,
+                settings.pam_timeout,
+                settings.pam_max_concurrent,
             );
             backend.check()?;
             Ok(Box::new(backend))
@@ -105,16 +116,21 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn passwd_file(path: Option<PathBuf>) -> BackendSettings {
+        BackendSettings {
+            backend: AuthBackend::PasswdFile,
+            passwd_file: path,
+            pam_service: "mboxpopd".into(),
+            pam_timeout: Duration::from_secs(30),
+            pam_max_concurrent: 4,
+        }
+    }
+
     #[test]
-    fn from_config_builds_a_working_passwd_file_backend() {
+    fn open_builds_a_working_passwd_file_backend() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         writeln!(f, "alice:{{PLAIN}}wonderland::::::").unwrap();
-        let config = Config {
-            auth: AuthBackend::PasswdFile,
-            passwd_file: Some(f.path().to_path_buf()),
-            ..Config::default()
-        };
-        let auth = from_config(&config).unwrap();
+        let auth = open(&passwd_file(Some(f.path().to_path_buf()))).unwrap();
         assert!(auth.has_plaintext_secrets());
         assert_eq!(auth.verify("alice", b"wonderland").unwrap().name, "alice");
         assert!(matches!(
@@ -124,22 +140,15 @@ mod tests {
     }
 
     #[test]
-    fn from_config_fails_clearly() {
-        let config = Config {
-            auth: AuthBackend::PasswdFile,
-            passwd_file: None,
-            ..Config::default()
-        };
-        assert!(from_config(&config).err().unwrap().contains("passwd_file"));
+    fn open_fails_clearly() {
+        assert!(open(&passwd_file(None))
+            .err()
+            .unwrap()
+            .contains("passwd_file"));
 
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        let config = Config {
-            auth: AuthBackend::PasswdFile,
-            passwd_file: Some(missing.clone()),
-            ..Config::default()
-        };
-        let err = from_config(&config).err().unwrap();
+        let err = open(&passwd_file(Some(missing.clone()))).err().unwrap();
         assert!(err.contains(&missing.display().to_string()), "{err}");
     }
 }

@@ -15,7 +15,7 @@ use crate::protocol::session::{new_timestamp, SessionParams};
 use crate::protocol::{Maildrop, Services};
 use crate::server::clients::{client_key, CheckTimedOut, ClientTable, Limits};
 use crate::server::connection::{ConnectionParams, LoginWatch};
-use crate::storage::mailbox::{Mailbox, MailboxOptions};
+use crate::storage::mailbox::Mailbox;
 use crate::storage::path::expand_mailbox_template;
 use crate::storage::StoreError;
 use crate::sys::credentials;
@@ -54,7 +54,7 @@ impl Runtime {
     /// Open the auth backend and load the TLS files. Runs before privileges are dropped: the
     /// TLS key and /etc/shadow are normally readable by root only.
     pub fn load(config: Config) -> Result<Runtime, LoadError> {
-        let auth = auth::from_config(&config).map_err(LoadError)?;
+        let auth = auth::open(&config.auth_settings()).map_err(LoadError)?;
         let tls = match &config.tls {
             Some(tc) => Some(TlsContext::load(tc).map_err(|e| LoadError(e.to_string()))?),
             None => None,
@@ -86,7 +86,7 @@ impl Runtime {
         if config.run_user != old.run_user || config.run_group != old.run_group {
             log::warn!("user/group changes take effect after a restart");
         }
-        let auth = auth::from_config(&config).map_err(LoadError)?;
+        let auth = auth::open(&config.auth_settings()).map_err(LoadError)?;
         let tls = match (&self.tls, &config.tls) {
             (Some(ctx), Some(tc)) => {
                 ctx.reload(tc).map_err(|e| LoadError(e.to_string()))?;
@@ -358,7 +358,7 @@ impl Services for MboxServices {
         // After a switch the mailbox must belong to the user (the storage layer checks the
         // opened file, so a swapped-in symlink or foreign file cannot slip through).
         let owner = self.take_credentials(account)?;
-        let opts = MailboxOptions::from_config(&self.runtime.config, owner);
+        let opts = self.runtime.config.mailbox_options(owner);
         let mailbox = Mailbox::open(&path, &opts)?;
         Ok(Box::new(mailbox))
     }

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
 use crate::protocol::ports::{CommitReport, Maildrop, MessageInfo};
 use crate::storage::format::{MboxFormat, UidlFormat};
 use crate::sys::credentials;
@@ -31,7 +30,7 @@ use super::journal::{self, Recovery};
 use super::lock::{self, DotLock, DotLockOptions, MdaLocks, SessionLock};
 use super::StoreError;
 
-/// How to open maildrops; built from the config plus the session's user.
+/// How to open maildrops: the storage settings plus the session's user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxOptions {
     pub format: MboxFormat,
@@ -52,19 +51,6 @@ pub struct MailboxOptions {
 }
 
 impl MailboxOptions {
-    pub fn from_config(config: &Config, owner_uid: Option<u32>) -> Self {
-        MailboxOptions {
-            format: config.mbox_format,
-            uidl: config.uidl_format,
-            hold_mda_locks: config.hold_mda_locks,
-            dotlock_use_link: config.dotlock_use_link,
-            dotlock_stale_age: config.dotlock_stale_age,
-            lock_timeout: config.lock_timeout,
-            owner_uid,
-            journal_writers: journal_writers(config),
-        }
-    }
-
     fn dot(&self) -> DotLockOptions {
         DotLockOptions {
             use_link: self.dotlock_use_link,
@@ -74,14 +60,10 @@ impl MailboxOptions {
 }
 
 /// The uids this daemon writes journals as: the one it started as (root, or the user an inetd
-/// runs it as) and the `user =` of virtual-user mode.
-fn journal_writers(config: &Config) -> Vec<u32> {
+/// runs it as) and the `user =` of virtual-user mode (`run_user`).
+pub fn journal_writers(run_user: Option<&str>) -> Vec<u32> {
     let mut uids = vec![credentials::start_euid()];
-    if let Some((uid, _, _)) = config
-        .run_user
-        .as_deref()
-        .and_then(credentials::lookup_user)
-    {
+    if let Some((uid, _, _)) = run_user.and_then(credentials::lookup_user) {
         uids.push(uid);
     }
     uids.sort_unstable();
