@@ -496,6 +496,70 @@ fn running_out_of_file_descriptors_delays_clients_but_keeps_serving() {
     child.wait().ok();
 }
 
+#[test]
+fn the_open_file_limit_is_raised_and_an_idle_connection_holds_one_descriptor() {
+    let mut f = fixture();
+    f.config("max_connections = 500");
+    f.config("max_connections_per_ip = 500");
+    let conf = f.write_config("127.0.0.1:0");
+    let log = f.path().join("nofile.log");
+    // A soft limit below the hard one, as a login shell or inetd may leave it.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 100 && ulimit -Hn 4096 && exec {} -c {} -d -f",
+            binary().display(),
+            conf.display()
+        ))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + PATIENCE;
+    let addr = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if let Some(port) = text
+            .lines()
+            .find_map(|l| l.split("listening on 127.0.0.1:").nth(1))
+        {
+            break format!("127.0.0.1:{}", port.trim());
+        }
+        assert!(Instant::now() < deadline, "no listening line: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("open file limit: 4096 (hard 4096)"),
+        "limit not raised or not logged: {text}"
+    );
+    // More connections than the old soft limit allowed descriptors.
+    let fds = || {
+        fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let held: Vec<TcpStream> = (0..150)
+        .map(|_| {
+            let (s, line) = greeted(&addr);
+            assert!(line.starts_with("+OK"), "{line}");
+            s
+        })
+        .collect();
+    let during = fds();
+    assert!(
+        during <= before + held.len() + 2,
+        "{} idle connections took {} descriptors",
+        held.len(),
+        during - before
+    );
+    drop(held);
+    child.kill().ok();
+    child.wait().ok();
+}
+
 /// Reads until EOF or `limit`; returns what arrived and whether the server hung up.
 fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
     let deadline = Instant::now() + limit;

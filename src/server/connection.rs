@@ -53,7 +53,7 @@ enum LoginState {
 pub struct LoginWatch {
     deadline: Instant,
     state: Mutex<LoginState>,
-    socket: Option<TcpStream>,
+    socket: Option<Arc<TcpStream>>,
 }
 
 /// How long after the deadline an expired connection is cut in both directions (first only
@@ -61,7 +61,7 @@ pub struct LoginWatch {
 const EXPIRY_GRACE: Duration = Duration::from_secs(5);
 
 impl LoginWatch {
-    pub fn new(limit: Duration, socket: Option<TcpStream>) -> LoginWatch {
+    pub fn new(limit: Duration, socket: Option<Arc<TcpStream>>) -> LoginWatch {
         LoginWatch {
             deadline: Instant::now() + limit,
             state: Mutex::new(LoginState::Waiting),
@@ -71,6 +71,11 @@ impl LoginWatch {
 
     pub fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    /// The watched socket, for a shutdown from another thread.
+    pub fn socket(&self) -> Option<&TcpStream> {
+        self.socket.as_deref()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, LoginState> {

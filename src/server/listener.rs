@@ -129,7 +129,6 @@ fn covered_by_dual_stack(addr: SocketAddr, is_tls: bool, is_proxy: bool, bound: 
 /// Connections in progress: counts for the limits, and socket handles for shutdown.
 /// One connection in progress.
 struct Entry {
-    socket: Option<TcpStream>,
     login: Arc<LoginWatch>,
 }
 
@@ -167,7 +166,7 @@ impl Shared {
     fn admit(
         self: &Arc<Self>,
         ip: Option<IpAddr>,
-        stream: &TcpStream,
+        stream: &Arc<TcpStream>,
     ) -> Option<(Arc<Slot>, Arc<LoginWatch>)> {
         let config = self.runtime().config.clone();
         let client =
@@ -185,15 +184,13 @@ impl Shared {
         }
         let id = reg.next_id;
         reg.next_id += 1;
-        let socket = stream.try_clone().ok();
         let login = Arc::new(LoginWatch::new(
             config.login_timeout,
-            socket.as_ref().and_then(|s| s.try_clone().ok()),
+            Some(Arc::clone(stream)),
         ));
         reg.connections.insert(
             id,
             Entry {
-                socket,
                 login: Arc::clone(&login),
             },
         );
@@ -274,6 +271,7 @@ pub fn run(bound: Vec<Bound>, runtime: Runtime, mut signals: Signals) -> io::Res
             .name(String::from("login deadlines"))
             .spawn(move || enforce_login_deadlines(&shared))?;
     }
+    log_descriptor_limit(shared.runtime().config.max_connections);
     for b in bound {
         let shared = Arc::clone(&shared);
         log::info!(
@@ -292,6 +290,24 @@ pub fn run(bound: Vec<Bound>, runtime: Runtime, mut signals: Signals) -> io::Res
     }
     shut_down(&shared);
     Ok(())
+}
+
+/// Raise the descriptor limit as far as the hard limit allows, and say what that gives: one
+/// greppable line, and a warning when `max_connections` logged-in sessions would not fit.
+fn log_descriptor_limit(max_connections: usize) {
+    use crate::sys::limits::{raise_open_files, FILES_PER_SESSION, FILES_RESERVED};
+    match raise_open_files() {
+        Ok((soft, hard)) => {
+            let fit = soft.saturating_sub(FILES_RESERVED) / FILES_PER_SESSION;
+            log::info!("open file limit: {soft} (hard {hard}), room for {fit} logged-in sessions; max_connections={max_connections}");
+            if (max_connections as u64) > fit {
+                log::warn!(
+                    "max_connections={max_connections} exceeds the {fit} sessions the open file limit ({soft}) allows; raise LimitNOFILE (systemd) or ulimit -Hn"
+                );
+            }
+        }
+        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
+    }
 }
 
 /// Cut connections that have not logged in by their deadline, whatever they are doing (a
@@ -344,9 +360,10 @@ fn handle_new(stream: TcpStream, addr: SocketAddr, bound: &Bound, shared: &Arc<S
         return;
     }
     let known = (!bound.proxy).then_some(ip);
+    let stream = Arc::new(stream);
     let Some((slot, login)) = shared.admit(known, &stream) else {
         log::warn!("refused {ip}: too many connections");
-        refuse(stream);
+        refuse(&stream);
         return;
     };
     let shared_for_thread = Arc::clone(shared);
@@ -363,17 +380,17 @@ fn handle_new(stream: TcpStream, addr: SocketAddr, bound: &Bound, shared: &Arc<S
 }
 
 /// Tell an over-limit client why, without letting it hold up the accept loop.
-fn refuse(mut stream: TcpStream) {
+fn refuse(stream: &TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = stream.write_all(TOO_MANY);
+    let _ = { stream }.write_all(TOO_MANY);
     let _ = stream.shutdown(Shutdown::Both);
 }
 
 /// Read the PROXY header a trusted proxy sends first; the client it names, or `None` after
 /// logging why the connection is closed without a greeting.
-fn read_proxy_header(stream: &mut TcpStream, proxy_addr: SocketAddr) -> Option<SocketAddr> {
+fn read_proxy_header(stream: &TcpStream, proxy_addr: SocketAddr) -> Option<SocketAddr> {
     let deadline = Instant::now() + PROXY_HEADER_TIMEOUT;
-    let result = proxy::read_header(stream, deadline, &mut |s: &TcpStream, left| {
+    let result = proxy::read_header(&mut { stream }, deadline, &mut |s: &&TcpStream, left| {
         s.set_read_timeout(Some(left))
     });
     let proxy_ip = proxy_addr.ip().to_canonical();
@@ -404,7 +421,7 @@ fn read_proxy_header(stream: &mut TcpStream, proxy_addr: SocketAddr) -> Option<S
 }
 
 fn session_thread(
-    mut stream: TcpStream,
+    stream: Arc<TcpStream>,
     socket_peer: SocketAddr,
     tls: bool,
     proxy: bool,
@@ -413,7 +430,7 @@ fn session_thread(
     shared: Arc<Shared>,
 ) {
     let addr = if proxy {
-        let Some(client) = read_proxy_header(&mut stream, socket_peer) else {
+        let Some(client) = read_proxy_header(&stream, socket_peer) else {
             return;
         };
         if !slot.assign(client.ip()) {
@@ -421,7 +438,7 @@ fn session_thread(
             if tls {
                 let _ = stream.shutdown(Shutdown::Both);
             } else {
-                refuse(stream);
+                refuse(&stream);
             }
             return;
         }
@@ -452,7 +469,7 @@ fn session_thread(
     let session_params = runtime.session_params(Some(addr), tls, &services);
     let conn = runtime.connection_params(Some(addr), tls, login);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        connection::serve(Stream::tcp(stream), &services, session_params, &conn)
+        connection::serve(Stream::tcp_shared(stream), &services, session_params, &conn)
     }));
     if outcome.is_err() {
         // The maildrop was dropped during unwinding, uncommitted; the panic hook logged why.
@@ -478,7 +495,7 @@ fn shut_down(shared: &Arc<Shared>) {
     let mut reg = shared.registry();
     let open = reg.total;
     log::info!("shutting down, ending {open} session(s) without committing");
-    for socket in reg.connections.values().filter_map(|e| e.socket.as_ref()) {
+    for socket in reg.connections.values().filter_map(|e| e.login.socket()) {
         // Wakes reads blocked in the kernel; the session sees EOF, checks the shutdown flag,
         // tells the client (the write side is still open) and ends without UPDATE.
         let _ = socket.shutdown(Shutdown::Read);

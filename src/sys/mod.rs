@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod file_lock;
+pub mod limits;
 pub mod memory;
 pub mod poll;
 pub mod process;

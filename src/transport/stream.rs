@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::sys::poll;
@@ -116,14 +116,16 @@ impl IoTimeout for StdioPair {
 /// A stream without TLS.
 #[derive(Debug)]
 pub enum Plain {
-    Tcp(TcpStream),
+    /// Shared with whoever may need to shut the socket down from another thread, so that a
+    /// connection costs one descriptor, not one per handle.
+    Tcp(Arc<TcpStream>),
     Stdio(StdioPair),
 }
 
 impl Read for Plain {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Plain::Tcp(s) => s.read(buf),
+            Plain::Tcp(s) => (&**s).read(buf),
             Plain::Stdio(s) => s.read(buf),
         }
     }
@@ -132,21 +134,21 @@ impl Read for Plain {
 impl Write for Plain {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Plain::Tcp(s) => s.write(buf),
+            Plain::Tcp(s) => (&**s).write(buf),
             Plain::Stdio(s) => s.write(buf),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         match self {
-            Plain::Tcp(s) => s.write_vectored(bufs),
+            Plain::Tcp(s) => (&**s).write_vectored(bufs),
             Plain::Stdio(s) => s.write_vectored(bufs),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Plain::Tcp(s) => s.flush(),
+            Plain::Tcp(s) => (&**s).flush(),
             Plain::Stdio(s) => s.flush(),
         }
     }
@@ -178,6 +180,11 @@ impl std::fmt::Debug for Stream {
 
 impl Stream {
     pub fn tcp(s: TcpStream) -> Stream {
+        Stream::tcp_shared(Arc::new(s))
+    }
+
+    /// A socket another thread also holds (to shut it down).
+    pub fn tcp_shared(s: Arc<TcpStream>) -> Stream {
         Stream::Plain(Plain::Tcp(s))
     }
 
@@ -218,11 +225,11 @@ impl Stream {
         }
     }
 
-    /// A second handle on the socket, so another thread can shut it down (SIGTERM) and wake a
-    /// session blocked in read.
-    pub fn shutdown_handle(&self) -> Option<TcpStream> {
+    /// A second handle on the socket (the same descriptor), so another thread can shut it
+    /// down (SIGTERM, login deadline) and wake a session blocked in read.
+    pub fn shutdown_handle(&self) -> Option<Arc<TcpStream>> {
         match self.plain() {
-            Plain::Tcp(s) => s.try_clone().ok(),
+            Plain::Tcp(s) => Some(Arc::clone(s)),
             Plain::Stdio(_) => None,
         }
     }
