@@ -16,7 +16,7 @@ INSTALL ?= install
 
 BIN := target/release/mboxpopd
 
-.PHONY: all build debug test lint run install uninstall clean man-check fuzz fuzz-build fuzz-check bench
+.PHONY: all build debug test lint run install uninstall clean man-check fuzz fuzz-build fuzz-check bench bench-idle
 
 all: build
 
@@ -40,6 +40,12 @@ ROUNDS   ?= 2
 bench:
 	$(CARGO) build --release --locked --bin mboxpopd --example storage_bench
 	MIB=$(MIB) MESSAGES=$(MESSAGES) ROUNDS=$(ROUNDS) python3 benches/bench.py
+
+# Hold 10,000 idle connections against the release daemon (root; see BENCHMARKS.md).
+IDLE ?= 10000
+bench-idle:
+	$(CARGO) build --release --locked --bin mboxpopd
+	python3 benches/idle.py --connections $(IDLE)
 
 lint:
 	$(CARGO) fmt --all -- --check
