@@ -355,7 +355,7 @@ fn the_disk_cache_survives_our_own_commit() {
     );
 }
 
-mod inetd {
+mod binary {
     use super::common::*;
     use std::fs;
     use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
@@ -419,6 +419,43 @@ mod inetd {
         settle();
         let (_, log) = login(&f);
         assert!(log.contains("index built: reused=0"), "{log}");
+    }
+
+    #[test]
+    fn a_restarted_daemon_starts_from_the_disk_cache_and_writes_through() {
+        let f = Fixture::new();
+        f.write_mbox("alice", &mbox(&[M1, M2]));
+        settle();
+        let session = |server: &Server| {
+            let mut c = server.connect();
+            c.login("alice", "secret");
+            let uidl = c.ok_multi("UIDL");
+            c.quit();
+            uidl
+        };
+        let mut first = f.standalone();
+        let uidl = session(&first);
+        assert_eq!(session(&first), uidl);
+        let log = first.log();
+        assert!(
+            log.contains("index built") && log.contains("cache=memory"),
+            "{log}"
+        );
+        first.stop();
+        // The daemon wrote what it kept in memory: a new one starts from the file.
+        let mut second = f.standalone();
+        assert_eq!(session(&second), uidl);
+        assert!(second.wait_for_log("cache=disk"), "{}", second.log());
+        deliver(&f.mailbox("alice"), M3);
+        settle();
+        let grown = session(&second);
+        assert!(grown.starts_with(&uidl[..uidl.len() - 3]), "old UIDLs kept");
+        second.stop();
+        let mut third = f.standalone();
+        assert_eq!(session(&third), grown);
+        assert!(third.wait_for_log("index unchanged"), "{}", third.log());
+        assert!(third.wait_for_log("cache=disk"), "{}", third.log());
+        third.stop();
     }
 
     #[test]
