@@ -143,8 +143,9 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Index, Invalid> {
     let length = r.u64()?;
     let resume_tag = r.u8()?;
     let resume_message = r.u64()?;
+    // Only the canonical form is accepted: what decodes, encodes back to the same bytes.
     let resume = match resume_tag {
-        0 => None,
+        0 if resume_message == 0 => None,
         1 | 2 => Some(Resume {
             message: usize::try_from(resume_message).map_err(|_| Invalid("resume point"))?,
             cl_allowed: resume_tag == 2,
@@ -152,7 +153,7 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Index, Invalid> {
         _ => return Err(Invalid("resume tag")),
     };
     let uidvalidity = match (r.u8()?, r.u32()?) {
-        (0, _) => None,
+        (0, 0) => None,
         (1, v) => Some(v),
         _ => return Err(Invalid("uidvalidity tag")),
     };
