@@ -11,8 +11,8 @@
 //! File layout (little-endian): magic, format version, the server version, mbox format and
 //! UIDL scheme, the mailbox path, its [`Stamp`], the tail fingerprint, the index
 //! (`index::persist`), and an XXH3-64 checksum over everything before it. It is rewritten in
-//! place (truncate, then one write): a torn write, a crash or a power cut leaves a file whose
-//! checksum or length fails, which counts as no cache. Writes happen while the session holds
+//! place (one write, then cut to length): a torn write, a crash or a power cut leaves a file
+//! whose checksum fails, which counts as no cache. Writes happen while the session holds
 //! the mailbox's session lock, so sessions of one mailbox never write it concurrently.
 
 use std::ffi::OsString;
@@ -235,10 +235,13 @@ impl Slot {
             self.clear();
             return;
         }
+        // Overwritten in place, then cut to length: truncating to zero first would make ext4
+        // flush the file on close (its replace-via-truncate heuristic), tens of milliseconds.
+        // A write cut short leaves old bytes after new ones, which fails the checksum.
         let written = self
             .file
-            .set_len(0)
-            .and_then(|()| self.file.write_all_at(&bytes, 0));
+            .write_all_at(&bytes, 0)
+            .and_then(|()| self.file.set_len(bytes.len() as u64));
         if let Err(e) = written {
             log::warn!(
                 "{}: cannot write its index cache: {e}",
@@ -248,9 +251,13 @@ impl Slot {
         }
     }
 
-    /// Forget what the file holds (before the mailbox is rewritten).
+    /// Forget what the file holds (before the mailbox is rewritten): its magic is zeroed, so
+    /// it fails its checksum.
     pub fn clear(&self) {
-        if let Err(e) = self.file.set_len(0) {
+        let len = self.file.metadata().map_or(0, |m| m.len());
+        let zeros = [0u8; MAGIC.len()];
+        let n = len.min(zeros.len() as u64) as usize;
+        if let Err(e) = self.file.write_all_at(&zeros[..n], 0) {
             log::warn!(
                 "{}: cannot clear its index cache: {e}",
                 self.mailbox.display()
