@@ -206,7 +206,7 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Index, Invalid> {
             || header_end > body_end
             || next_offset > length
             // Sizes count line ends as CRLF: at most twice the content, plus a final CRLF.
-            || size > 2 * (body_end - header_end) + 2
+            || size > (body_end - header_end).saturating_mul(2).saturating_add(2)
             || mflags & !(FLAG_HIDDEN | FLAG_PSEUDO) != 0
         {
             return Err(Invalid("message bounds"));
@@ -315,6 +315,11 @@ mod tests {
         let mut big = good.clone();
         big.messages[0].size = u64::MAX;
         assert_eq!(round_trip(&big), Err(Invalid("message bounds")));
+        // Offsets near the top of the range: no overflow in the size bound.
+        let mut far = good.clone();
+        far.messages[1].next_offset = u64::MAX;
+        far.length = u64::MAX;
+        assert!(round_trip(&far).is_ok());
         let mut hidden = good.clone();
         hidden.messages[1].hidden = true;
         hidden.messages[1].pseudo = true;
