@@ -61,7 +61,7 @@ man-check:
 # Seeds in fuzz/corpus/<target> are read-only; what a run finds goes to fuzz/target/corpus.
 # A crash stops `make fuzz` with an error; the input is saved under fuzz/artifacts/<target>/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= command sasl line_reader index encode config passwd_file
+FUZZ_TARGETS ?= command sasl line_reader index index_cache encode config passwd_file
 FUZZ_CARGO   ?= cargo +nightly
 
 fuzz-check:

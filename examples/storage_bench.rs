@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example storage_bench -- [DIR] [MESSAGES] [TOTAL_MIB]
 //! cargo run --release --example storage_bench -- --generate PATH [MESSAGES] [TOTAL_MIB]
+//! cargo run --release --example storage_bench -- --disk-cache PATH [ROUNDS]
 //! ```
 //! Defaults: a temporary directory under /var/tmp, 100000 messages, 1024 MiB. Results and the
 //! machine they came from are recorded in BENCHMARKS.md.
@@ -127,6 +128,70 @@ fn main() {
                 peak_rss_kib() as f64 / 1024.0
             );
         }
+        return;
+    }
+    // `--disk-cache PATH [ROUNDS]`: the on-disk index cache file of an existing spool: encode,
+    // decode (checksum and checks included), and a whole open from it, warm page cache.
+    if args.get(1).map(String::as_str) == Some("--disk-cache") {
+        use mboxpopd::storage::cache::Stamp;
+        use mboxpopd::storage::disk_cache::{decode_file, encode_file, CacheDir};
+        let path = PathBuf::from(args.get(2).expect("PATH"));
+        let rounds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
+        let o = options();
+        let bytes = fs::read(&path).expect("read");
+        let iopts = mboxpopd::storage::index::IndexOptions {
+            format: o.format,
+            uidl: o.uidl,
+        };
+        let index = mboxpopd::storage::index::index_mbox(&bytes[..], &iopts).expect("index");
+        drop(bytes);
+        let stamp = Stamp::of(&fs::metadata(&path).expect("stat"));
+        let dir = std::env::temp_dir().join(format!("mboxpopd-dc-{}", std::process::id()));
+        let cache = CacheDir::prepare(&dir).expect("cache dir");
+        // A first open builds the index and stores it (with the real tail fingerprint).
+        let slot = cache.open(&path, o.format, o.uidl).expect("slot");
+        Mailbox::open_cached(&path, &o, Some(slot)).expect("open");
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let file = encode_file(&path, o.format, o.uidl, &stamp, 0, &index);
+            let stored = fs::read(
+                dir.join(
+                    fs::read_dir(&dir)
+                        .expect("dir")
+                        .next()
+                        .expect("file")
+                        .expect("entry")
+                        .file_name(),
+                ),
+            )
+            .expect("read");
+            let enc = t.elapsed();
+            let t = Instant::now();
+            let back = decode_file(&stored, &path, o.format, o.uidl).expect("decodes");
+            let dec = t.elapsed();
+            assert_eq!(back.2, index);
+            let slot = cache.open(&path, o.format, o.uidl).expect("slot");
+            let t = Instant::now();
+            slot.store(&stamp, back.1, &index);
+            let store = t.elapsed();
+            drop(slot);
+            let slot = cache.open(&path, o.format, o.uidl).expect("slot");
+            let t = Instant::now();
+            let mb = Mailbox::open_cached(&path, &o, Some(slot)).expect("open");
+            let open = t.elapsed();
+            mboxpopd::storage::cache::forget(&path);
+            println!(
+                "{} messages, cache file {:.1} MiB: encode {:.1} ms, decode {:.1} ms, \
+                 store {:.1} ms, open from the file {:.1} ms",
+                mb.count(),
+                mib(file.len() as u64),
+                enc.as_secs_f64() * 1e3,
+                dec.as_secs_f64() * 1e3,
+                store.as_secs_f64() * 1e3,
+                open.as_secs_f64() * 1e3,
+            );
+        }
+        fs::remove_dir_all(&dir).ok();
         return;
     }
     let dir = args.get(1).map(PathBuf::from).unwrap_or_else(|| {

@@ -27,6 +27,9 @@ mailbox = $run/mail/%u
 # Loopback only, so plaintext USER/PASS is fine.
 plaintext_auth = always
 auth_failure_delay = 1s
+# Indexes kept between sessions, here rather than in /var/cache (created 0700, owned by
+# whoever runs the demo).
+index_cache_dir = $run/index-cache
 CONF
 
 # A fresh mailbox on every run, so the demo always starts from the same state. It shows the

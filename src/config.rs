@@ -94,6 +94,8 @@ pub struct Config {
     pub dotlock_stale_age: Duration,
     /// How long to wait for an MDA's locks before `-ERR [IN-USE]`.
     pub lock_timeout: Duration,
+    /// Where indexes are kept between sessions (`None`: nowhere on disk).
+    pub index_cache_dir: Option<PathBuf>,
 
     /// syslog facility name (default `mail`).
     pub syslog_facility: String,
@@ -146,6 +148,7 @@ impl Default for Config {
             dotlock_use_link: false,
             dotlock_stale_age: Duration::from_secs(300),
             lock_timeout: Duration::from_secs(30),
+            index_cache_dir: Some(PathBuf::from("/var/cache/mboxpopd")),
             syslog_facility: String::from("mail"),
         }
     }
@@ -854,6 +857,19 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
         render: |c| render_duration(c.lock_timeout),
+    },
+    Setting {
+        key: "index_cache_dir",
+        help: "directory of mailbox indexes kept between sessions (empty: none)",
+        apply: |c, value, _| {
+            c.index_cache_dir = if value.is_empty() {
+                None
+            } else {
+                Some(parse_path(value)?)
+            };
+            Ok(())
+        },
+        render: |c| render_path(c.index_cache_dir.as_deref()),
     },
     Setting {
         key: "syslog_facility",

@@ -246,6 +246,8 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
         } => {
             let _signals = signals::install().map_err(|e| format!("signal setup: {e}"))?;
             drop_to_run_user(&runtime)?;
+            let mut runtime = runtime;
+            runtime.open_index_cache();
             match inetd::run(runtime, implicit_tls, proxy) {
                 Ok(_) => Ok(()),
                 // No greeting and no -ERR line: whoever sent no valid header is no client.
@@ -266,6 +268,9 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
                 log::warn!("cannot mark the process non-dumpable: {e}");
             }
             drop_to_run_user(&runtime)?;
+            // After the drop: the directory belongs to the identity the server keeps.
+            let mut runtime = runtime;
+            runtime.open_index_cache();
             // After the drop, so the scan runs as the sessions do (a later glibc setresuid
             // would switch this thread too, in the middle of a recovery).
             let config = std::sync::Arc::clone(&runtime.config);

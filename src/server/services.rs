@@ -15,6 +15,7 @@ use crate::protocol::session::{new_timestamp, SessionParams};
 use crate::protocol::{Maildrop, Services};
 use crate::server::clients::{client_key, CheckTimedOut, ClientTable, Limits};
 use crate::server::connection::{ConnectionParams, LoginWatch};
+use crate::storage::disk_cache::{CacheDir, Slot};
 use crate::storage::mailbox::Mailbox;
 use crate::storage::path::expand_mailbox_template;
 use crate::storage::StoreError;
@@ -28,6 +29,8 @@ pub struct Runtime {
     pub tls: Option<TlsContext>,
     /// The file-system identity of session threads before login (nobody/nogroup).
     pub prelogin_ids: (u32, u32),
+    /// The checked on-disk index cache directory ([`Runtime::open_index_cache`]).
+    pub index_cache: Option<Arc<CacheDir>>,
 }
 
 /// The unprivileged account session threads use before login: `nobody` and its group, or
@@ -64,7 +67,24 @@ impl Runtime {
             auth: Arc::from(auth),
             tls,
             prelogin_ids: prelogin_ids(),
+            index_cache: None,
         })
+    }
+
+    /// Check (and create if missing) `index_cache_dir` as the identity the server keeps after
+    /// start-up (root, or `user =`). An unusable directory is a warning, not an error: the
+    /// server runs without the disk cache.
+    pub fn open_index_cache(&mut self) {
+        let Some(path) = &self.config.index_cache_dir else {
+            return;
+        };
+        match CacheDir::prepare(path) {
+            Ok(dir) => self.index_cache = Some(Arc::new(dir)),
+            Err(e) => log::warn!(
+                "index_cache_dir {}: {e}; running without the on-disk index cache",
+                path.display()
+            ),
+        }
     }
 
     /// SIGHUP: read the config file again (if there is one), reopen the auth backend and
@@ -86,6 +106,9 @@ impl Runtime {
         if config.run_user != old.run_user || config.run_group != old.run_group {
             log::warn!("user/group changes take effect after a restart");
         }
+        if config.index_cache_dir != old.index_cache_dir {
+            log::warn!("index_cache_dir changes take effect after a restart");
+        }
         let auth = auth::open(&config.auth_settings()).map_err(LoadError)?;
         let tls = match (&self.tls, &config.tls) {
             (Some(ctx), Some(tc)) => {
@@ -103,6 +126,7 @@ impl Runtime {
             auth: Arc::from(auth),
             tls,
             prelogin_ids: self.prelogin_ids,
+            index_cache: self.index_cache.clone(),
         })
     }
 
@@ -309,6 +333,16 @@ impl MboxServices {
     }
 }
 
+impl MboxServices {
+    fn index_cache_slot(&self, mailbox: &std::path::Path) -> Option<Slot> {
+        let dir = self.runtime.index_cache.as_ref()?;
+        let c = &self.runtime.config;
+        credentials::with_root_files(|| dir.open(mailbox, c.mbox_format, c.uidl_format))
+            .map_err(|e| log::warn!("{}: index cache file not usable: {e}", mailbox.display()))
+            .ok()
+    }
+}
+
 impl Services for MboxServices {
     fn authenticate(&self, user: &str, password: &[u8]) -> Result<Account, AuthError> {
         self.checked(|| {
@@ -355,11 +389,14 @@ impl Services for MboxServices {
 
     fn open_maildrop(&self, account: &Account) -> Result<Box<dyn Maildrop>, StoreError> {
         let path = expand_mailbox_template(&self.runtime.config.mailbox, account)?;
+        // The cache file is opened while the session still has the server's file access: the
+        // user can neither read nor write it, only this session through its descriptor.
+        let slot = self.index_cache_slot(&path);
         // After a switch the mailbox must belong to the user (the storage layer checks the
         // opened file, so a swapped-in symlink or foreign file cannot slip through).
         let owner = self.take_credentials(account)?;
         let opts = self.runtime.config.mailbox_options(owner);
-        let mailbox = Mailbox::open(&path, &opts)?;
+        let mailbox = Mailbox::open_cached(&path, &opts, slot)?;
         Ok(Box::new(mailbox))
     }
 }

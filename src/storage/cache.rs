@@ -16,7 +16,9 @@
 //! Either way the caller re-reads a sample of From_ lines ([`sample`]) and compares their
 //! fingerprints before reusing anything. Anything else (shorter, same length with a new mtime
 //! or ctime, another inode) is indexed from scratch. The cache is process-wide: in the
-//! standalone daemon it serves later sessions; in inetd mode it dies with the process.
+//! standalone daemon it serves later sessions; in inetd mode it dies with the process, and
+//! `disk_cache` keeps indexes across processes under the same rules ([`verdict`],
+//! [`storable`]).
 
 use std::collections::HashMap;
 use std::fs::Metadata;
@@ -128,6 +130,40 @@ pub enum Lookup {
     Miss,
 }
 
+/// How a cached index made from the file in state `then` (with `format`/`uidl`, now wanted
+/// with `want`) relates to the file in state `now`: the one rule for the memory and the disk
+/// cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Unchanged,
+    Grown,
+    Stale,
+}
+
+pub fn verdict(
+    then: &Stamp,
+    made: (MboxFormat, UidlFormat),
+    index: &Index,
+    want: (MboxFormat, UidlFormat),
+    now: &Stamp,
+) -> Verdict {
+    let same_file = made == want && (then.dev, then.ino) == (now.dev, now.ino);
+    if same_file && then == now && index.length == now.len {
+        Verdict::Unchanged
+    } else if same_file && now.len > index.length && index.resume_offset().is_some() {
+        Verdict::Grown
+    } else {
+        Verdict::Stale
+    }
+}
+
+/// Whether an index of the file in state `stamp` may be kept for later sessions: it covers the
+/// whole file, and (unless the state is our own commit's, see [`store_own`]) the state is not
+/// younger than [`RACY`].
+pub fn storable(stamp: &Stamp, index: &Index, own: bool) -> bool {
+    stamp.len == index.length && (own || !racy(stamp))
+}
+
 pub fn lookup(path: &Path, format: MboxFormat, uidl: UidlFormat, now: &Stamp) -> Lookup {
     with(|c| {
         c.clock += 1;
@@ -136,9 +172,8 @@ pub fn lookup(path: &Path, format: MboxFormat, uidl: UidlFormat, now: &Stamp) ->
             return Lookup::Miss;
         };
         e.used = clock;
-        let same_file = (e.format, e.uidl) == (format, uidl)
-            && (e.stamp.dev, e.stamp.ino) == (now.dev, now.ino);
-        if same_file && e.stamp == *now && e.index.length == now.len {
+        let v = verdict(&e.stamp, (e.format, e.uidl), &e.index, (format, uidl), now);
+        if v == Verdict::Unchanged {
             return Lookup::Unchanged(Arc::clone(&e.index), e.tail);
         }
         // Anything else replaces the entry: let it go now, before the new index is built.
@@ -146,7 +181,7 @@ pub fn lookup(path: &Path, format: MboxFormat, uidl: UidlFormat, now: &Stamp) ->
             return Lookup::Miss;
         };
         c.total -= e.bytes;
-        if same_file && now.len > e.index.length && e.index.resume_offset().is_some() {
+        if v == Verdict::Grown {
             return Lookup::Grown(e.index, e.tail);
         }
         Lookup::Miss
@@ -213,7 +248,7 @@ fn insert(
         if let Some(old) = c.entries.remove(&key) {
             c.total -= old.bytes;
         }
-        if bytes > c.limit || stamp.len != index.length || (racy_check && racy(&stamp)) {
+        if bytes > c.limit || !storable(&stamp, index, !racy_check) {
             return;
         }
         c.clock += 1;

@@ -35,6 +35,8 @@
 use std::io::{self, Read};
 use std::sync::LazyLock;
 
+pub mod persist;
+
 use crate::storage::encode::{is_private_header, Counter, EncodeOptions, Encoder};
 use crate::storage::format::{MboxFormat, UidlFormat};
 use crate::storage::uidl::{self, MessageUidl, Uidl, UidlFields};
@@ -1718,6 +1720,40 @@ This text is part of the internal format of your mail folder.\n\n"
                 }
                 if let Some(d) = idx.without(&del) {
                     prop_assert_eq!(d, index_mbox(&kept[..], &o).expect("indexes"));
+                }
+            }
+
+            #[test]
+            fn an_index_survives_its_byte_form(
+                data in mbox_bytes(),
+                cut in any::<prop::sample::Index>(),
+                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
+                uidl in prop_oneof![
+                    Just(UidlFormat::Native),
+                    Just(UidlFormat::Popa3d),
+                    Just(UidlFormat::DovecotMd5),
+                    Just(UidlFormat::XUidl),
+                    Just(UidlFormat::Imap),
+                    Just(UidlFormat::DovecotUid),
+                ],
+            ) {
+                // Whole files and files cut anywhere (inside a line, a Content-Length body).
+                let o = opts(format, uidl);
+                let cut = cut.index(data.len() + 1);
+                for bytes in [&data[..], &data[..cut]] {
+                    let Ok(idx) = index_mbox(bytes, &o) else { continue };
+                    let mut v = Vec::new();
+                    persist::encode(&idx, &mut v);
+                    let mut r = persist::Reader::new(&v);
+                    prop_assert_eq!(persist::decode(&mut r), Ok(idx.clone()));
+                    prop_assert_eq!(r.remaining(), 0);
+                    // A continued index from the decoded prefix is the full one.
+                    if bytes.len() < data.len() {
+                        let from = idx.resume_offset().unwrap_or(0) as usize;
+                        let decoded = persist::decode(&mut persist::Reader::new(&v)).expect("decodes");
+                        let grown = index_mbox_from(&data[from..], &o, decoded).expect("indexes");
+                        prop_assert_eq!(grown, index_mbox(&data[..], &o).expect("indexes"));
+                    }
                 }
             }
 

@@ -20,6 +20,7 @@ use crate::sys::credentials;
 
 use super::cache;
 use super::commit::{self, io_error};
+use super::disk_cache;
 use super::encode::{encode_to, EncodeOptions};
 use super::imapbase;
 use super::index::{
@@ -101,6 +102,8 @@ struct Opened {
     first_visible: usize,
     /// Held for the whole session only with `hold_mda_locks`. Dropped before `_session`.
     held: Option<MdaLocks>,
+    /// This mailbox's file in the on-disk index cache, if one is configured.
+    disk: Option<disk_cache::Slot>,
     _session: SessionLock,
 }
 
@@ -265,6 +268,17 @@ impl Write for ClientWriter<'_> {
 impl Mailbox {
     /// Open, lock, recover an interrupted commit, and index the maildrop at `path`.
     pub fn open(path: &Path, opts: &MailboxOptions) -> Result<Mailbox, StoreError> {
+        Mailbox::open_cached(path, opts, None)
+    }
+
+    /// [`Mailbox::open`], with the mailbox's file in the on-disk index cache (`disk`, opened
+    /// before the session took the user's identity): its index is reused when the checks
+    /// allow, and it receives the new index.
+    pub fn open_cached(
+        path: &Path,
+        opts: &MailboxOptions,
+        disk: Option<disk_cache::Slot>,
+    ) -> Result<Mailbox, StoreError> {
         let Some((file, read_only)) = open_spool(path)? else {
             if journal::journal_path(path).exists() {
                 log::error!(
@@ -325,7 +339,7 @@ impl Mailbox {
         let meta = file
             .metadata()
             .map_err(|e| StoreError::Temporary(format!("cannot stat {}: {e}", path.display())))?;
-        let index = load_index(&file, path, opts, &cache::Stamp::of(&meta))?;
+        let index = load_index(&file, path, opts, &cache::Stamp::of(&meta), disk.as_ref())?;
         let first_visible = usize::from(index.messages.first().is_some_and(|m| m.hidden));
         let held = if opts.hold_mda_locks {
             Some(locks)
@@ -345,6 +359,7 @@ impl Mailbox {
                 index,
                 first_visible,
                 held,
+                disk,
                 _session: session,
             })),
         })
@@ -456,14 +471,15 @@ fn tail_fingerprint(file: &File, len: u64) -> io::Result<u64> {
 /// How many From_ lines are re-read before a cached index is reused.
 const CACHE_CHECKS: usize = 64;
 
-/// The index of the file in state `stamp` (MDA locks held): the cached one when the file is
-/// unchanged, the cached one continued when it only grew, else a fresh one; cached for the
-/// next session either way.
+/// The index of the file in state `stamp` (MDA locks held): the cached one (from memory, else
+/// from `disk`) when the file is unchanged, the cached one continued when it only grew, else
+/// a fresh one; cached for the next session either way.
 fn load_index(
     file: &File,
     path: &Path,
     opts: &MailboxOptions,
     stamp: &cache::Stamp,
+    disk: Option<&disk_cache::Slot>,
 ) -> Result<Arc<Index>, StoreError> {
     let (format, uidl) = (opts.format, opts.uidl);
     let read_error = |e: io::Error| io_error("cannot read", path, &e);
@@ -482,15 +498,32 @@ fn load_index(
         }
         Ok(true)
     };
-    let index = match cache::lookup(path, format, uidl, stamp) {
+    let mut source = "memory";
+    let mut found = cache::lookup(path, format, uidl, stamp);
+    if let (cache::Lookup::Miss, Some(d)) = (&found, disk) {
+        source = "disk";
+        found = d.lookup(stamp);
+    }
+    // Greppable: how much of the file a login read.
+    let report = |reused: u64, how: &str, source: &str| {
+        log::debug!(
+            "{}: index {how}: reused={reused} scanned={} cache={source}",
+            path.display(),
+            stamp.len - reused.min(stamp.len)
+        );
+    };
+    let index = match found {
         cache::Lookup::Unchanged(ix, tail) if checked(&ix, tail)? => {
-            log::debug!("{}: unchanged, index reused", path.display());
+            report(ix.length, "unchanged", source);
             cache::count_hit(false);
+            if source == "disk" {
+                cache::store(path, format, uidl, *stamp, tail, &ix);
+            }
             return Ok(ix);
         }
         cache::Lookup::Grown(ix, tail) if checked(&ix, tail)? => {
             let from = ix.resume_offset().unwrap_or(0);
-            log::debug!("{}: grew, indexing from offset {from}", path.display());
+            report(from, "continued", source);
             // The indexer reads in large blocks itself: no buffer in between.
             let reader = ReadAt {
                 file,
@@ -509,11 +542,19 @@ fn load_index(
                 Err(IndexError::NotMbox(_)) => index_file(file, path, opts)?,
             }
         }
-        _ => index_file(file, path, opts)?,
+        _ => {
+            report(0, "built", "none");
+            index_file(file, path, opts)?
+        }
     };
     let index = Arc::new(index);
     let tail = tail_fingerprint(file, index.length).map_err(read_error)?;
     cache::store(path, format, uidl, *stamp, tail, &index);
+    if let Some(d) = disk {
+        if cache::storable(stamp, &index, false) {
+            d.store(stamp, tail, &index);
+        }
+    }
     Ok(index)
 }
 
@@ -721,6 +762,11 @@ impl Maildrop for Mailbox {
             at: c.at,
             bytes: &c.bytes,
         });
+        // From here on the cache file may describe neither file: a crash mid-commit must not
+        // leave it to be taken for the old file grown.
+        if let Some(d) = &o.disk {
+            d.clear();
+        }
         let result = commit::rewrite(
             &o.file,
             &self.path,
@@ -745,6 +791,11 @@ impl Maildrop for Mailbox {
                     let next = Arc::new(next);
                     let (format, uidl) = (self.opts.format, self.opts.uidl);
                     cache::store_own(&self.path, format, uidl, stamp, tail, &next);
+                    if let Some(d) = &o.disk {
+                        if cache::storable(&stamp, &next, true) {
+                            d.store(&stamp, tail, &next);
+                        }
+                    }
                 }
             }
         }

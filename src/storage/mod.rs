@@ -4,6 +4,7 @@
 //! encoder shared by sizing and RETR/TOP), `uidl` (UIDL schemes).
 //! I/O: `lock` (fs2 session lock, dot-lock, fcntl), `mailbox` (open/serve, implements
 //! `protocol::Maildrop`), `commit` + `journal` (crash-safe in-place rewrite and recovery),
+//! `cache` (indexes kept in memory) and `disk_cache` (indexes kept in a cache directory),
 //! `imapbase` (moving the UIDVALIDITY header to the new first message; pure but for one reader).
 
 pub mod encode;
@@ -16,6 +17,7 @@ pub mod uidl;
 
 pub mod cache;
 pub mod commit;
+pub mod disk_cache;
 pub mod journal;
 pub mod lock;
 pub mod mailbox;

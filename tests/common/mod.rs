@@ -246,9 +246,12 @@ impl Fixture {
              mailbox = {spool}/%u\n\
              plaintext_auth = always\n\
              auth_failure_delay = 0\n\
-             lock_timeout = 2s\n",
+             lock_timeout = 2s\n\
+             index_cache_dir = {cache}\n",
             passwd = passwd.display(),
             spool = self.path().join("spool").display(),
+            // Each fixture its own index cache: tests never share (or leave) cache files.
+            cache = self.path().join("index-cache").display(),
         );
         // Extra lines replace a default with the same key: the parser may reject duplicates.
         let keys: Vec<&str> = self
