@@ -6,10 +6,18 @@
 //! and only `[start, new_len)` is written, so deleting the last message of a huge mailbox costs
 //! that message, not the mailbox.
 //!
-//! Steps, each durable before the next: journal the bytes that will be overwritten (fsync file
-//! and directory) → shift → fsync → truncate → fsync → remove the journal (fsync directory).
-//! When only the end of the file goes, nothing is overwritten: truncate → fsync, no journal.
-//! See `journal` for why any crash between them recovers to the old or the new content.
+//! Steps, each durable before the next: journal the bytes that will be overwritten (body, fsync,
+//! header, fsync, directory fsync) → shift → fsync → truncate → fsync → remove the journal
+//! (fsync directory). When only the end of the file goes, nothing is overwritten: truncate →
+//! fsync, no journal. See `journal` for why any crash between them recovers to the old or the
+//! new content.
+//!
+//! Cost: the journal body and the shift each write `new_len - start` bytes; on a file system
+//! that cannot share blocks (ext4) that is the least a power-loss-safe in-place shift by an
+//! arbitrary byte count can write, since every overwritten byte must survive somewhere until the
+//! new content is durable. What is saved is the rest: the journal copy stays in the kernel
+//! (copy_file_range), nothing hashes the body, and write-back starts behind the copy and the
+//! shift (sync_file_range) so the disk works during the copy instead of only in the fsyncs.
 //!
 //! The caller holds the dot-lock and the fcntl lock, so no MDA appends during the commit; what
 //! was appended before (past the indexed length) is part of `[start, old_len)` and is shifted

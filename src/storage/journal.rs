@@ -3,13 +3,31 @@
 //!
 //! A commit removes byte ranges from `[start, old_len)` by shifting the kept bytes left. It only
 //! ever *writes* inside `[start, new_len)`, and then truncates to `new_len`. So the journal holds
-//! exactly the old bytes `[start, new_len)` plus a digest of the old bytes `[new_len, old_len)`,
-//! which the rewrite never writes and only the truncate removes. (When only the end of the file
-//! is deleted nothing is overwritten and `commit` writes no journal at all.)
+//! exactly the old bytes `[start, new_len)` (the *body*) plus a digest of the old bytes
+//! `[new_len, old_len)`, which the rewrite never writes and only the truncate removes. (When only
+//! the end of the file is deleted nothing is overwritten and `commit` writes no journal at all.)
+//!
+//! Format 2 (written since format 1 below): a header block, then the body at
+//! `4096 + start % 4096` (so a file system that shares blocks between files can clone them).
+//! The header carries the mailbox's dev/ino, the extent, the body offset, an XXH3-128 digest of
+//! the tail and an XXH3-128 checksum of itself. It is written in this order, each step durable
+//! before the next:
+//! 1. create the journal (`O_EXCL`, mode 0600), copy the body into it (copy_file_range(2) in the
+//!    kernel; read/write where that is not supported), fsync;
+//! 2. write the header, fsync; fsync the directory. Only now is the mailbox touched.
+//!
+//! The body needs no checksum: a header that checks out was written after the body was durable,
+//! so the body is complete. A crash before step 2 completes leaves no header (zeros), a torn
+//! one (checksum fails), or a whole one over a durable body (fine either way: the mailbox was
+//! not touched yet, and rolling back writes the bytes it already holds). The file length must be
+//! exactly the body's end. The tail digest only tells "truncated" from "not truncated" (no
+//! adversary chooses the old tail's bytes before the crash; 128 bits make a chance match
+//! negligible), so a fast hash does.
 //!
 //! Recovery (under the MDA locks, before indexing) therefore sees one of:
-//! - no journal, or a torn one (checksum fails): the rewrite never started, because the journal
-//!   is fsynced (file and directory) before the first byte of the mailbox is touched. Delete it.
+//! - no journal, or a torn one (no valid header): the rewrite never started, because the
+//!   journal is fsynced (file and directory) before the first byte of the mailbox is touched.
+//!   Delete it.
 //! - a valid journal and a file whose `[new_len, old_len)` still matches the digest: the
 //!   truncate has not happened, so the rewrite may be partial. *Roll back*: write the saved bytes
 //!   back at `start`. Anything past `old_len` is mail appended since (by an MDA that took over our
@@ -20,6 +38,10 @@
 //!
 //! Rolling back is idempotent (it writes the same bytes to the same place and never changes the
 //! digest region), so a crash during recovery is recovered by the next recovery.
+//!
+//! Format 1 (`MBOXPOPD-JRNL-1`, earlier versions; still recovered, never written): header,
+//! body, and a SHA-256 over both as the trailer, written in one pass and fsynced once, so every
+//! byte had to be hashed when written and again when recovered; its tail digest is SHA-256.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
