@@ -12,10 +12,14 @@
 //! fsync, no journal. See `journal` for why any crash between them recovers to the old or the
 //! new content.
 //!
-//! Cost: the journal body and the shift each write `new_len - start` bytes; on a file system
-//! that cannot share blocks (ext4) that is the least a power-loss-safe in-place shift by an
-//! arbitrary byte count can write, since every overwritten byte must survive somewhere until the
-//! new content is durable. What is saved is the rest: the journal copy stays in the kernel
+//! Cost: the journal body and the shift each write `new_len - start` bytes. On a file system
+//! that cannot share blocks (ext4) and for a gap (bytes removed) that is small next to what
+//! follows it, as when one message is deleted, that is the least a power-loss-safe in-place
+//! shift can write: every overwritten byte must survive somewhere until its new place is
+//! durable, and a shift that relied on that alone (no journal, the data moved in gap-sized steps
+//! each fsynced before the next overwrites its source) would need one fsync per gap-sized step,
+//! and a redo recovery that can also move mail delivered after the crash. What is saved is the
+//! rest: the journal copy stays in the kernel
 //! (copy_file_range), nothing hashes the body, and write-back starts behind the copy and the
 //! shift (sync_file_range) so the disk works during the copy instead of only in the fsyncs.
 //!
