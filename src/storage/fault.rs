@@ -286,8 +286,9 @@ pub(crate) fn copy_range(
     let chunk = chunk_size().unwrap_or(if kernel { KERNEL_COPY_CHUNK } else { buf.len() });
     let mut done = 0u64;
     while done < len {
-        let n = (chunk as u64).min(len - done) as usize;
-        let (s, d) = (src_off + done, dst_off + done);
+        let s = src_off + done;
+        let n = (piece_end(s, src_off + len, chunk as u64) - s) as usize;
+        let d = dst_off + done;
         #[cfg(feature = "fault-injection")]
         if imp::hit("copy") {
             let _ = copy_chunk(src, s, dst, d, n / 2, &mut kernel, buf);
@@ -310,6 +311,30 @@ pub(crate) fn copy_range(
         done += n as u64;
     }
     Ok(())
+}
+
+/// File-system block size assumed for aligning copies.
+const BLOCK: u64 = 4096;
+
+/// Where the copy piece starting at source offset `s` ends, for a copy ending at `end`: at the
+/// next multiple of `chunk`, and, for block-sized chunks, also at the first block boundary
+/// after an unaligned start and at the last one before an unaligned end. The journal keeps its
+/// body at the mailbox's offset within a block, so every piece but the first and the last is
+/// block-aligned at both ends: a file system that can share blocks (XFS, btrfs) clones such a
+/// piece instead of copying it.
+fn piece_end(s: u64, end: u64, chunk: u64) -> u64 {
+    let mut e = (s / chunk + 1) * chunk;
+    if chunk >= BLOCK && s % BLOCK != 0 {
+        e = e.min(s.div_ceil(BLOCK) * BLOCK);
+    }
+    if e >= end {
+        e = end;
+        let last_block = end / BLOCK * BLOCK;
+        if chunk >= BLOCK && last_block > s {
+            e = last_block;
+        }
+    }
+    e
 }
 
 fn kernel_copy_allowed() -> bool {
@@ -378,5 +403,67 @@ pub(crate) fn chunk_size() -> Option<usize> {
     #[cfg(not(feature = "fault-injection"))]
     {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(start: u64, end: u64, chunk: u64) -> Vec<(u64, u64)> {
+        let mut v = Vec::new();
+        let mut s = start;
+        while s < end {
+            let e = piece_end(s, end, chunk);
+            assert!(e > s && e <= end, "{s}..{e} of {start}..{end}");
+            v.push((s, e));
+            s = e;
+        }
+        v
+    }
+
+    #[test]
+    fn copy_pieces_are_block_aligned_inside() {
+        let mib = 1 << 20;
+        assert_eq!(
+            pieces(5000, 3 * mib + 100, mib),
+            [
+                (5000, 8192),
+                (8192, mib),
+                (mib, 2 * mib),
+                (2 * mib, 3 * mib),
+                (3 * mib, 3 * mib + 100)
+            ]
+        );
+        assert_eq!(
+            pieces(4096, 20_000, mib),
+            [(4096, 16_384), (16_384, 20_000)]
+        );
+        assert_eq!(pieces(10, 20, mib), [(10, 20)]);
+        assert_eq!(pieces(4000, 4200, mib), [(4000, 4096), (4096, 4200)]);
+        // Small test chunks: plain multiples of the chunk.
+        assert_eq!(pieces(100, 700, 256), [(100, 256), (256, 512), (512, 700)]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn copy_pieces_cover_the_range_in_order(
+            start in 0u64..100_000,
+            len in 1u64..100_000,
+            chunk in 1u64..20_000,
+        ) {
+            let p = pieces(start, start + len, chunk);
+            proptest::prop_assert_eq!(p.first().map(|x| x.0), Some(start));
+            proptest::prop_assert_eq!(p.last().map(|x| x.1), Some(start + len));
+            for w in p.windows(2) {
+                proptest::prop_assert_eq!(w[0].1, w[1].0);
+            }
+            for &(s, e) in &p {
+                proptest::prop_assert!(e - s <= chunk);
+                if chunk % BLOCK == 0 && s % BLOCK == 0 && e % BLOCK != 0 {
+                    proptest::prop_assert_eq!(e, start + len);
+                }
+            }
+        }
     }
 }
