@@ -10,7 +10,7 @@ work=$(dirname "$spool")/commit-cost-work
 for r in $(seq "$rounds"); do
 	for which in first middle last; do
 		for bin in "$@"; do
-			cp "$spool" "$work"
+			cp --reflink=never "$spool" "$work"
 			sync
 			printf '%s round %s ' "$(basename "$bin")" "$r"
 			"$bin" --commit "$work" "$which"

@@ -20,8 +20,10 @@
 //! each fsynced before the next overwrites its source) would need one fsync per gap-sized step,
 //! and a redo recovery that can also move mail delivered after the crash. What is saved is the
 //! rest: the journal copy stays in the kernel
-//! (copy_file_range), nothing hashes the body, and write-back starts behind the copy and the
-//! shift (sync_file_range) so the disk works during the copy instead of only in the fsyncs.
+//! (copy_file_range; on XFS and btrfs it clones the blocks, so the journal writes no data and
+//! the commit writes the tail once), nothing hashes the body, and write-back starts behind the
+//! copy and the shift (sync_file_range) so the disk works during the copy instead of only in
+//! the fsyncs.
 //!
 //! The caller holds the dot-lock and the fcntl lock, so no MDA appends during the commit; what
 //! was appended before (past the indexed length) is part of `[start, old_len)` and is shifted
