@@ -5,7 +5,12 @@
 //! cargo run --release --example storage_bench -- [DIR] [MESSAGES] [TOTAL_MIB]
 //! cargo run --release --example storage_bench -- --generate PATH [MESSAGES] [TOTAL_MIB]
 //! cargo run --release --example storage_bench -- --disk-cache PATH [ROUNDS]
+//! cargo run --release --example storage_bench -- --commit PATH first|middle|last
 //! ```
+//! `--commit` opens an existing spool and commits one deletion, printing one line with the wall
+//! time, the bytes the commit wrote (`write_bytes` and `wchar` of /proc/self/io), the bytes it
+//! read (`rchar`) and its CPU time (user + system); `benches/commit_cost.sh` alternates two
+//! binaries over fresh copies of one spool.
 //! Defaults: a temporary directory under /var/tmp, 100000 messages, 1024 MiB. Results and the
 //! machine they came from are recorded in BENCHMARKS.md.
 
@@ -42,6 +47,60 @@ fn peak_rss_kib() -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// `write_bytes`, `wchar` and `rchar` of /proc/self/io.
+fn proc_io() -> [u64; 3] {
+    let s = fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let get = |k: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    [get("write_bytes:"), get("wchar:"), get("rchar:")]
+}
+
+/// User and system CPU time of this process so far, from /proc/self/stat (clock ticks,
+/// assumed 100 per second as on every Linux port this runs on).
+fn cpu_time() -> (Duration, Duration) {
+    let s = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let tick = |i: usize| Duration::from_millis(f.get(i).copied().unwrap_or(0) * 10);
+    (tick(11), tick(12))
+}
+
+/// `--commit PATH first|middle|last`: one commit on an existing spool, measured.
+fn commit_once(path: &Path, which: &str) {
+    let mut mb = Mailbox::open(path, &options()).expect("open");
+    let n = mb.count();
+    let victim = match which {
+        "first" => 0,
+        "middle" => n / 2,
+        "last" => n - 1,
+        other => panic!("first, middle or last, not {other}"),
+    };
+    let io0 = proc_io();
+    let (u0, s0) = cpu_time();
+    let t = Instant::now();
+    mb.commit(&[victim]).expect("commit");
+    let d = t.elapsed();
+    let (u1, s1) = cpu_time();
+    let io1 = proc_io();
+    println!(
+        "commit {which}: wall_ms {:.1} write_bytes {} wchar {} rchar {} user_ms {:.1} sys_ms {:.1}",
+        d.as_secs_f64() * 1e3,
+        io1[0] - io0[0],
+        io1[1] - io0[1],
+        io1[2] - io0[2],
+        (u1 - u0).as_secs_f64() * 1e3,
+        (s1 - s0).as_secs_f64() * 1e3
+    );
 }
 
 /// Write a realistic spool: typical headers and 72-column body lines (one `>From ` line each),
@@ -109,6 +168,11 @@ fn main() {
         let mib_total: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1024);
         let size = generate(&path, n, mib_total * 1024 * 1024).expect("generate");
         println!("generated {n} messages, {:.1} MiB", mib(size));
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--commit") {
+        let path = PathBuf::from(args.get(2).expect("PATH"));
+        commit_once(&path, args.get(3).map_or("first", String::as_str));
         return;
     }
     // `--index PATH [ROUNDS]`: only index an existing spool, warm cache (for profiling).

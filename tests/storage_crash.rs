@@ -144,6 +144,10 @@ fn check_after_crash(path: &Path, case: &Case, what: &str) -> Outcome {
 
 /// Kill the commit at every step, one run per step, until a run gets through.
 fn every_step(case: &Case, chunk: usize) -> (u64, u64, u64) {
+    every_step_with(case, chunk, &[])
+}
+
+fn every_step_with(case: &Case, chunk: usize, extra_env: &[(&str, String)]) -> (u64, u64, u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("user");
     let (mut olds, mut news) = (0, 0);
@@ -152,6 +156,7 @@ fn every_step(case: &Case, chunk: usize) -> (u64, u64, u64) {
         let mut env = case.env(&path);
         env.push(("MBOXPOPD_FAULT_AT", step.to_string()));
         env.push(("MBOXPOPD_FAULT_CHUNK", chunk.to_string()));
+        env.extend_from_slice(extra_env);
         let out = spawn_child("child_commit", &env)
             .wait_with_output()
             .expect("child");
@@ -225,6 +230,101 @@ fn crash_at_every_step_deleting_only_the_last_message() {
     let (steps, olds, news) = every_step(&case, 128);
     // Nothing is overwritten, so nothing is journalled: the truncate and its fsync.
     assert_eq!((steps, olds, news), (2, 1, 1));
+}
+
+/// Where copy_file_range(2) cannot be used, the journal and the roll-back copy through user
+/// space: the same promise at each of those steps.
+#[test]
+fn crash_at_every_step_with_the_user_space_copy() {
+    let case = Case {
+        messages: messages(8, 15),
+        deleted: vec![1, 5],
+        appended: message("during", 3),
+        after_crash: message("after-crash", 4),
+    };
+    let no_kernel_copy = [("MBOXPOPD_FAULT_NO_COPY_RANGE", String::from("1"))];
+    let (steps, olds, news) = every_step_with(&case, 256, &no_kernel_copy);
+    eprintln!("{steps} crash points: {olds} old, {news} new");
+    assert!(olds > 0 && news > 0);
+}
+
+/// The step number of the first fault point called `name` in an undisturbed, logged commit.
+fn step_named(case: &Case, path: &Path, chunk: usize, name: &str) -> u64 {
+    write_file(path, &mbox(&case.messages));
+    let mut env = case.env(path);
+    env.push(("MBOXPOPD_FAULT_LOG", String::from("1")));
+    env.push(("MBOXPOPD_FAULT_CHUNK", chunk.to_string()));
+    let out = spawn_child("child_commit", &env)
+        .wait_with_output()
+        .expect("child");
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    log.lines()
+        .find_map(|l| {
+            let (n, step) = l.strip_prefix("fault step ")?.split_once(": ")?;
+            (step == name).then(|| n.parse().expect("number"))
+        })
+        .unwrap_or_else(|| panic!("no step {name:?} in {log}"))
+}
+
+/// Crash the commit at `step` (then let `case.after_crash` be delivered), recover, and return
+/// what recovery made of it.
+fn crash_at(case: &Case, path: &Path, chunk: usize, step: u64) -> Outcome {
+    write_file(path, &mbox(&case.messages));
+    let mut env = case.env(path);
+    env.push(("MBOXPOPD_FAULT_AT", step.to_string()));
+    env.push(("MBOXPOPD_FAULT_CHUNK", chunk.to_string()));
+    let out = spawn_child("child_commit", &env)
+        .wait_with_output()
+        .expect("child");
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "step {step}");
+    if !case.after_crash.is_empty() {
+        fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .expect("open")
+            .write_all(&case.after_crash)
+            .expect("deliver after the crash");
+    }
+    check_after_crash(path, case, &format!("fault at step {step}"))
+}
+
+/// The journal body is copied and fsynced before its header is written: a crash at the body's
+/// fsync or while the header is written (half of it, over zeros) leaves a journal recovery
+/// discards, and the mailbox was not touched.
+#[test]
+fn crash_after_the_journal_body_before_its_header_keeps_the_old_mailbox() {
+    let case = Case {
+        messages: messages(9, 20),
+        deleted: vec![3, 4],
+        appended: Vec::new(),
+        after_crash: Vec::new(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("user");
+    let body_synced = step_named(&case, &path, 300, "journal body fsync");
+    assert_eq!(step_named(&case, &path, 300, "write"), body_synced + 1);
+    for step in [body_synced, body_synced + 1] {
+        assert_eq!(crash_at(&case, &path, 300, step), Outcome::Old);
+    }
+}
+
+/// Between the shift (durable) and the truncate, then mail delivered by an MDA that took over
+/// the dead session's locks: rolled back, the new mail kept after the old content. Just after
+/// the truncate: complete, the new mail after the new content.
+#[test]
+fn crash_between_shift_and_truncate_then_mail_arrives() {
+    let case = Case {
+        messages: messages(10, 16),
+        deleted: vec![0, 6],
+        appended: message("during", 5),
+        after_crash: message("after-crash", 30),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("user");
+    let truncate = step_named(&case, &path, 256, "truncate");
+    assert_eq!(crash_at(&case, &path, 256, truncate), Outcome::Old);
+    assert_eq!(crash_at(&case, &path, 256, truncate + 1), Outcome::New);
 }
 
 /// SIGKILL at random instants of the commit of a large mailbox.
@@ -382,7 +482,7 @@ mod power {
     use std::collections::{BTreeMap, BTreeSet};
     use std::path::PathBuf;
 
-    use mboxpopd::storage::commit::fault::Op;
+    use mboxpopd::storage::fault::Op;
 
     #[derive(Debug, Clone)]
     enum FileOp {
@@ -552,7 +652,7 @@ mod power {
 /// mailbox, plus the mail appended during the session.
 #[test]
 fn power_cut_at_every_step_recovers_old_or_new() {
-    use mboxpopd::storage::commit::fault;
+    use mboxpopd::storage::fault;
     use std::os::unix::fs::{FileExt, MetadataExt};
     let case = Case {
         messages: messages(7, 12),
@@ -584,7 +684,7 @@ fn power_cut_at_every_step_recovers_old_or_new() {
         .filter(|o| matches!(o, fault::Op::DirFsync { .. }))
         .count();
     assert!(
-        ops.len() > 20 && fsyncs == 3 && dir_fsyncs == 2,
+        ops.len() > 20 && fsyncs == 4 && dir_fsyncs == 2,
         "recorded {} operations: {:?}",
         ops.len(),
         ops.iter().map(short).collect::<Vec<_>>()
@@ -643,12 +743,92 @@ fn power_cut_at_every_step_recovers_old_or_new() {
     assert!(olds > 0 && news > 0);
 }
 
-fn short(op: &mboxpopd::storage::commit::fault::Op) -> String {
-    use mboxpopd::storage::commit::fault::Op;
+fn short(op: &mboxpopd::storage::fault::Op) -> String {
+    use mboxpopd::storage::fault::Op;
     match op {
         Op::Write { ino, offset, bytes } => {
             format!("write {} bytes at {offset} of inode {ino}", bytes.len())
         }
         other => format!("{other:?}"),
+    }
+}
+
+/// A journal left by the previous version (format 1: header, saved bytes, SHA-256 of both; its
+/// tail digest SHA-256), encoded here as that version wrote it.
+fn v1_journal(mailbox: &Path, start: u64, new_len: u64, old_len: u64) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(mailbox).expect("stat");
+    let old = fs::read(mailbox).expect("read");
+    let mut v = b"MBOXPOPD-JRNL-1\n".to_vec();
+    for n in [meta.dev(), meta.ino(), start, new_len, old_len] {
+        v.extend_from_slice(&n.to_le_bytes());
+    }
+    let tail: [u8; 32] = Sha256::digest(&old[new_len as usize..old_len as usize]).into();
+    v.extend_from_slice(&tail);
+    v.extend_from_slice(&old[start as usize..new_len as usize]);
+    let sum: [u8; 32] = Sha256::digest(&v).into();
+    v.extend_from_slice(&sum);
+    v
+}
+
+/// The previous version crashed mid-shift, or after its truncate, and this one opens the
+/// mailbox (then mail arrives): the old journal format is still rolled back or finished.
+#[test]
+fn a_journal_of_the_previous_format_is_recovered() {
+    let case = Case {
+        messages: messages(6, 12),
+        deleted: vec![1, 4],
+        appended: Vec::new(),
+        after_crash: message("after-crash", 3),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("user");
+    let old = case.old_content();
+    let new = case.new_content();
+    let start = mbox(&case.messages[..1]).len() as u64;
+    let (new_len, old_len) = (new.len() as u64, old.len() as u64);
+
+    // Crashed half-way through the shift.
+    write_file(&path, &old);
+    let j = v1_journal(&path, start, new_len, old_len);
+    fs::write(journal_path(&path), &j).expect("journal");
+    let half = (start + new_len) as usize / 2;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    std::os::unix::fs::FileExt::write_all_at(&f, &new[start as usize..half], start)
+        .expect("partial shift");
+    f.write_all_at_end(&case.after_crash);
+    assert_eq!(
+        check_after_crash(&path, &case, "format 1, mid-shift"),
+        Outcome::Old
+    );
+
+    // Crashed after the truncate, before the journal was removed.
+    write_file(&path, &old);
+    let j = v1_journal(&path, start, new_len, old_len);
+    fs::write(journal_path(&path), &j).expect("journal");
+    write_file(&path, &new);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.write_all_at_end(&case.after_crash);
+    assert_eq!(
+        check_after_crash(&path, &case, "format 1, truncated"),
+        Outcome::New
+    );
+}
+
+trait AppendAtEnd {
+    fn write_all_at_end(&self, bytes: &[u8]);
+}
+
+impl AppendAtEnd for fs::File {
+    fn write_all_at_end(&self, bytes: &[u8]) {
+        let len = self.metadata().expect("stat").len();
+        std::os::unix::fs::FileExt::write_all_at(self, bytes, len).expect("append");
     }
 }

@@ -35,6 +35,17 @@ fn child_commit_report() {
 
 #[test]
 fn enospc_at_every_step_leaves_the_old_mailbox_and_a_temporary_error() {
+    enospc_at_every_step(&[]);
+}
+
+/// The same where the kernel cannot copy between the files (copy_file_range unsupported): the
+/// journal and the roll-back copy through user space, and every step of that fails as well.
+#[test]
+fn enospc_at_every_step_of_the_user_space_copy() {
+    enospc_at_every_step(&[("MBOXPOPD_FAULT_NO_COPY_RANGE", String::from("1"))]);
+}
+
+fn enospc_at_every_step(extra_env: &[(&str, String)]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("u");
     let msgs: Vec<Vec<u8>> = (0..8).map(|i| message(&format!("e{i}"), 12)).collect();
@@ -43,18 +54,17 @@ fn enospc_at_every_step_leaves_the_old_mailbox_and_a_temporary_error() {
     let mut failures = 0;
     for step in 1u64.. {
         write_file(&path, &old);
-        let out = spawn_child(
-            "child_commit_report",
-            &[
-                ("FAULT_MBOX", path.display().to_string()),
-                ("FAULT_DELETE", String::from("2,6")),
-                ("MBOXPOPD_FAULT_AT", step.to_string()),
-                ("MBOXPOPD_FAULT_MODE", String::from("enospc")),
-                ("MBOXPOPD_FAULT_CHUNK", String::from("200")),
-            ],
-        )
-        .wait_with_output()
-        .expect("child");
+        let mut env = vec![
+            ("FAULT_MBOX", path.display().to_string()),
+            ("FAULT_DELETE", String::from("2,6")),
+            ("MBOXPOPD_FAULT_AT", step.to_string()),
+            ("MBOXPOPD_FAULT_MODE", String::from("enospc")),
+            ("MBOXPOPD_FAULT_CHUNK", String::from("200")),
+        ];
+        env.extend_from_slice(extra_env);
+        let out = spawn_child("child_commit_report", &env)
+            .wait_with_output()
+            .expect("child");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "step {step}: {stdout} {stderr}");

@@ -6,10 +6,24 @@
 //! and only `[start, new_len)` is written, so deleting the last message of a huge mailbox costs
 //! that message, not the mailbox.
 //!
-//! Steps, each durable before the next: journal the bytes that will be overwritten (fsync file
-//! and directory) → shift → fsync → truncate → fsync → remove the journal (fsync directory).
-//! When only the end of the file goes, nothing is overwritten: truncate → fsync, no journal.
-//! See `journal` for why any crash between them recovers to the old or the new content.
+//! Steps, each durable before the next: journal the bytes that will be overwritten (body, fsync,
+//! header, fsync, directory fsync) → shift → fsync → truncate → fsync → remove the journal
+//! (fsync directory). When only the end of the file goes, nothing is overwritten: truncate →
+//! fsync, no journal. See `journal` for why any crash between them recovers to the old or the
+//! new content.
+//!
+//! Cost: the journal body and the shift each write `new_len - start` bytes. On a file system
+//! that cannot share blocks (ext4) and for a gap (bytes removed) that is small next to what
+//! follows it, as when one message is deleted, that is the least a power-loss-safe in-place
+//! shift can write: every overwritten byte must survive somewhere until its new place is
+//! durable, and a shift that relied on that alone (no journal, the data moved in gap-sized steps
+//! each fsynced before the next overwrites its source) would need one fsync per gap-sized step,
+//! and a redo recovery that can also move mail delivered after the crash. What is saved is the
+//! rest: the journal copy stays in the kernel
+//! (copy_file_range; on XFS and btrfs it clones the blocks, so the journal writes no data and
+//! the commit writes the tail once), nothing hashes the body, and write-back starts behind the
+//! copy and the shift (sync_file_range) so the disk works during the copy instead of only in
+//! the fsyncs.
 //!
 //! The caller holds the dot-lock and the fcntl lock, so no MDA appends during the commit; what
 //! was appended before (past the indexed length) is part of `[start, old_len)` and is shifted
@@ -27,6 +41,8 @@ use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
+use super::error::io_error;
+use super::fault;
 use super::journal::{self, Extent, Journal, Recovery};
 use super::StoreError;
 
@@ -59,21 +75,6 @@ fn normalise(ranges: &[Range<u64>], len: u64) -> Result<Vec<Range<u64>>, StoreEr
         }
     }
     Ok(out)
-}
-
-/// Map an I/O error of the commit to a maildrop error.
-pub(crate) fn io_error(what: &str, path: &Path, e: &io::Error) -> StoreError {
-    let msg = format!("{what} {}: {e}", path.display());
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-            StoreError::Temporary(format!("{msg} (disk full; mailbox unchanged)"))
-        }
-        Some(libc::EROFS) => StoreError::Permanent(format!("{msg} (read-only file system)")),
-        Some(libc::EACCES) | Some(libc::EPERM) => {
-            StoreError::Permanent(format!("{msg} (permission denied)"))
-        }
-        _ => StoreError::Temporary(msg),
-    }
 }
 
 /// Remove `deleted` (byte ranges inside `[0, old_len)`) from `file`, which is open read-write on
@@ -200,6 +201,9 @@ pub fn rewrite(
     })
 }
 
+/// Bytes the shift writes between two write-back starts.
+const WRITEBACK_STEP: u64 = 16 << 20;
+
 /// Copy each kept segment after `extent.start` to its new place, writing `insert` when the copy
 /// reaches its offset. The destination is always at or before the source (`check_insert`), so
 /// a forward copy never reads a byte it has already overwritten.
@@ -211,6 +215,9 @@ fn shift(
 ) -> io::Result<()> {
     let mut buf = vec![0u8; journal::chunk_size()];
     let mut dst = extent.start;
+    // Start write-back every few MiB, so the disk works while the copy goes on rather than
+    // only in the fsync after it.
+    let mut unsent = dst;
     for (i, r) in ranges.iter().enumerate() {
         let kept_end = ranges.get(i + 1).map_or(extent.old_len, |n| n.start);
         let mut src = r.end;
@@ -236,6 +243,10 @@ fn shift(
             fault::write_at(file, &buf[..n], dst)?;
             src += n as u64;
             dst += n as u64;
+            if dst - unsent >= WRITEBACK_STEP {
+                fault::writeback(file, unsent, dst - unsent);
+                unsent = dst;
+            }
         }
     }
     debug_assert!(insert.is_none());
@@ -322,266 +333,6 @@ fn check_writer_trusted(file: &File, path: &Path, writers: &[u32]) -> Result<(),
     );
     log::error!("{msg}");
     Err(StoreError::Permanent(msg))
-}
-
-/// Test hooks to crash or fail a commit at a chosen step, and to record what it writes,
-/// compiled only with the `fault-injection` feature (the test build enables it; release builds
-/// do not have it).
-///
-/// `MBOXPOPD_FAULT_AT=N` acts at the N-th step (1-based) of journal writes, mailbox writes,
-/// fsyncs, the truncate and the unlinks. By default it aborts the process (for the file system
-/// the same as SIGKILL); at a write step half of the buffer is written first, to model a torn
-/// write. With `MBOXPOPD_FAULT_MODE=enospc` the step fails with ENOSPC instead (after the same
-/// half write), to exercise the error paths. `MBOXPOPD_FAULT_CHUNK=B` shrinks the copy buffer
-/// so a small mailbox goes through many write steps. `MBOXPOPD_FAULT_LOG=1` prints each step.
-///
-/// [`record`] (feature builds only) runs a closure and returns every completed write, length
-/// change, file creation, unlink and fsync it made on this thread: the input of the power-cut
-/// test, which replays what a disk may hold when power fails between two of them.
-pub mod fault {
-    use std::fs::File;
-    use std::io;
-    use std::os::unix::fs::FileExt;
-    use std::path::Path;
-
-    #[cfg(feature = "fault-injection")]
-    pub use imp::{record, Op};
-
-    #[cfg(feature = "fault-injection")]
-    mod imp {
-        use std::cell::RefCell;
-        use std::fs::File;
-        use std::io;
-        use std::os::unix::fs::MetadataExt;
-        use std::path::PathBuf;
-        use std::sync::atomic::{AtomicU64, Ordering};
-        use std::sync::OnceLock;
-
-        static STEP: AtomicU64 = AtomicU64::new(0);
-
-        fn env_u64(name: &str) -> Option<u64> {
-            std::env::var(name).ok()?.parse().ok()
-        }
-
-        fn target() -> Option<u64> {
-            static T: OnceLock<Option<u64>> = OnceLock::new();
-            *T.get_or_init(|| env_u64("MBOXPOPD_FAULT_AT"))
-        }
-
-        fn fail_instead() -> bool {
-            static M: OnceLock<bool> = OnceLock::new();
-            *M.get_or_init(|| std::env::var("MBOXPOPD_FAULT_MODE").is_ok_and(|m| m == "enospc"))
-        }
-
-        pub fn chunk() -> Option<usize> {
-            if let Some(c) = RECORDER.with(|r| r.borrow().as_ref().map(|r| r.chunk)) {
-                return Some(c);
-            }
-            static C: OnceLock<Option<u64>> = OnceLock::new();
-            C.get_or_init(|| env_u64("MBOXPOPD_FAULT_CHUNK"))
-                .map(|c| c.max(1) as usize)
-        }
-
-        /// Count a step; true when this one is to fail.
-        pub fn hit(name: &str) -> bool {
-            let n = STEP.fetch_add(1, Ordering::SeqCst) + 1;
-            static LOG: OnceLock<bool> = OnceLock::new();
-            if *LOG.get_or_init(|| std::env::var_os("MBOXPOPD_FAULT_LOG").is_some()) {
-                eprintln!("fault step {n}: {name}");
-            }
-            target() == Some(n)
-        }
-
-        /// Crash, or return the error the step fails with.
-        pub fn fail(name: &str) -> io::Error {
-            let step = STEP.load(Ordering::SeqCst);
-            if fail_instead() {
-                eprintln!("fault injected at step {step}: {name} fails with ENOSPC");
-                return io::Error::from_raw_os_error(libc::ENOSPC);
-            }
-            eprintln!("fault injected at step {step}: {name}");
-            std::process::abort()
-        }
-
-        /// One completed operation that changes what a disk holds. Files are named by inode.
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum Op {
-            /// A new directory entry `path` for the (empty) file `ino`.
-            Create {
-                path: PathBuf,
-                ino: u64,
-            },
-            Write {
-                ino: u64,
-                offset: u64,
-                bytes: Vec<u8>,
-            },
-            SetLen {
-                ino: u64,
-                len: u64,
-            },
-            /// fsync: everything written to `ino` before is durable.
-            Fsync {
-                ino: u64,
-            },
-            Unlink {
-                path: PathBuf,
-            },
-            /// fsync of a directory: the entries created or removed in it before are durable.
-            DirFsync {
-                dir: PathBuf,
-            },
-        }
-
-        struct Recorder {
-            chunk: usize,
-            ops: Vec<Op>,
-        }
-
-        thread_local! {
-            static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
-        }
-
-        /// Run `f` with recording on (this thread only, so parallel tests do not mix) and a
-        /// copy buffer of `chunk` bytes; return its result and the operations it completed.
-        pub fn record<T>(chunk: usize, f: impl FnOnce() -> T) -> (T, Vec<Op>) {
-            RECORDER.with(|r| {
-                *r.borrow_mut() = Some(Recorder {
-                    chunk: chunk.max(1),
-                    ops: Vec::new(),
-                })
-            });
-            let out = f();
-            let ops = RECORDER.with(|r| r.borrow_mut().take().map(|r| r.ops).unwrap_or_default());
-            (out, ops)
-        }
-
-        pub fn recording() -> bool {
-            RECORDER.with(|r| r.borrow().is_some())
-        }
-
-        pub fn push(op: impl FnOnce() -> Option<Op>) {
-            if !recording() {
-                return;
-            }
-            if let Some(op) = op() {
-                RECORDER.with(|r| {
-                    if let Some(r) = r.borrow_mut().as_mut() {
-                        r.ops.push(op);
-                    }
-                });
-            }
-        }
-
-        pub fn ino(file: &File) -> Option<u64> {
-            file.metadata().ok().map(|m| m.ino())
-        }
-    }
-
-    /// A fault point before a non-write step.
-    #[inline]
-    pub(crate) fn point(_name: &str) -> io::Result<()> {
-        #[cfg(feature = "fault-injection")]
-        if imp::hit(_name) {
-            return Err(imp::fail(_name));
-        }
-        Ok(())
-    }
-
-    /// `write_all_at`, with a fault point that leaves a torn write.
-    #[inline]
-    pub(crate) fn write_at(file: &File, buf: &[u8], off: u64) -> io::Result<()> {
-        #[cfg(feature = "fault-injection")]
-        if imp::hit("write") {
-            let _ = file.write_all_at(&buf[..buf.len() / 2], off);
-            return Err(imp::fail("write"));
-        }
-        file.write_all_at(buf, off)?;
-        #[cfg(feature = "fault-injection")]
-        imp::push(|| {
-            Some(imp::Op::Write {
-                ino: imp::ino(file)?,
-                offset: off,
-                bytes: buf.to_vec(),
-            })
-        });
-        Ok(())
-    }
-
-    /// fsync(2) of a file, after the fault point `name`.
-    pub(crate) fn sync(file: &File, name: &str) -> io::Result<()> {
-        point(name)?;
-        file.sync_all()?;
-        #[cfg(feature = "fault-injection")]
-        imp::push(|| {
-            Some(imp::Op::Fsync {
-                ino: imp::ino(file)?,
-            })
-        });
-        Ok(())
-    }
-
-    /// ftruncate(2), after the fault point "truncate".
-    pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
-        point("truncate")?;
-        file.set_len(len)?;
-        #[cfg(feature = "fault-injection")]
-        imp::push(|| {
-            Some(imp::Op::SetLen {
-                ino: imp::ino(file)?,
-                len,
-            })
-        });
-        Ok(())
-    }
-
-    /// Record that `file` was just created at `path` (a new directory entry).
-    pub(crate) fn created(_path: &Path, _file: &File) {
-        #[cfg(feature = "fault-injection")]
-        imp::push(|| {
-            Some(imp::Op::Create {
-                path: _path.to_owned(),
-                ino: imp::ino(_file)?,
-            })
-        });
-    }
-
-    /// unlink(2), after the fault point `name`.
-    pub(crate) fn unlink(path: &Path, name: &str) -> io::Result<()> {
-        point(name)?;
-        std::fs::remove_file(path)?;
-        #[cfg(feature = "fault-injection")]
-        imp::push(|| {
-            Some(imp::Op::Unlink {
-                path: path.to_owned(),
-            })
-        });
-        Ok(())
-    }
-
-    /// fsync(2) of the directory holding `path`, after the fault point `name`.
-    pub(crate) fn sync_dir(path: &Path, name: &str) -> io::Result<()> {
-        point(name)?;
-        super::journal::sync_dir_of(path)?;
-        #[cfg(feature = "fault-injection")]
-        imp::push(|| {
-            Some(imp::Op::DirFsync {
-                dir: path.parent()?.to_owned(),
-            })
-        });
-        Ok(())
-    }
-
-    pub(crate) fn chunk_size() -> Option<usize> {
-        #[cfg(feature = "fault-injection")]
-        {
-            imp::chunk()
-        }
-        #[cfg(not(feature = "fault-injection"))]
-        {
-            None
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,31 @@
 //!
 //! A commit removes byte ranges from `[start, old_len)` by shifting the kept bytes left. It only
 //! ever *writes* inside `[start, new_len)`, and then truncates to `new_len`. So the journal holds
-//! exactly the old bytes `[start, new_len)` plus a digest of the old bytes `[new_len, old_len)`,
-//! which the rewrite never writes and only the truncate removes. (When only the end of the file
-//! is deleted nothing is overwritten and `commit` writes no journal at all.)
+//! exactly the old bytes `[start, new_len)` (the *body*) plus a digest of the old bytes
+//! `[new_len, old_len)`, which the rewrite never writes and only the truncate removes. (When only
+//! the end of the file is deleted nothing is overwritten and `commit` writes no journal at all.)
+//!
+//! Format 2 (written since format 1 below): a header block, then the body at
+//! `4096 + start % 4096` (so a file system that shares blocks between files can clone them).
+//! The header carries the mailbox's dev/ino, the extent, the body offset, an XXH3-128 digest of
+//! the tail and an XXH3-128 checksum of itself. It is written in this order, each step durable
+//! before the next:
+//! 1. create the journal (`O_EXCL`, mode 0600), copy the body into it (copy_file_range(2) in the
+//!    kernel; read/write where that is not supported), fsync;
+//! 2. write the header, fsync; fsync the directory. Only now is the mailbox touched.
+//!
+//! The body needs no checksum: a header that checks out was written after the body was durable,
+//! so the body is complete. A crash before step 2 completes leaves no header (zeros), a torn
+//! one (checksum fails), or a whole one over a durable body (fine either way: the mailbox was
+//! not touched yet, and rolling back writes the bytes it already holds). The file length must be
+//! exactly the body's end. The tail digest only tells "truncated" from "not truncated" (no
+//! adversary chooses the old tail's bytes before the crash; 128 bits make a chance match
+//! negligible), so a fast hash does.
 //!
 //! Recovery (under the MDA locks, before indexing) therefore sees one of:
-//! - no journal, or a torn one (checksum fails): the rewrite never started, because the journal
-//!   is fsynced (file and directory) before the first byte of the mailbox is touched. Delete it.
+//! - no journal, or a torn one (no valid header): the rewrite never started, because the
+//!   journal is fsynced (file and directory) before the first byte of the mailbox is touched.
+//!   Delete it.
 //! - a valid journal and a file whose `[new_len, old_len)` still matches the digest: the
 //!   truncate has not happened, so the rewrite may be partial. *Roll back*: write the saved bytes
 //!   back at `start`. Anything past `old_len` is mail appended since (by an MDA that took over our
@@ -20,6 +38,10 @@
 //!
 //! Rolling back is idempotent (it writes the same bytes to the same place and never changes the
 //! digest region), so a crash during recovery is recovered by the next recovery.
+//!
+//! Format 1 (`MBOXPOPD-JRNL-1`, earlier versions; still recovered, never written): header,
+//! body, and a SHA-256 over both as the trailer, written in one pass and fsynced once, so every
+//! byte had to be hashed when written and again when recovered; its tail digest is SHA-256.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -27,12 +49,24 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::Xxh3;
 
-use super::commit::fault;
+use super::fault;
 
-const MAGIC: &[u8; 16] = b"MBOXPOPD-JRNL-1\n";
-const HEADER_LEN: u64 = 16 + 5 * 8 + 32;
-const TRAILER_LEN: u64 = 32;
+/// Format 2 (written): header block, then the body at `BODY_BASE + start % BLOCK`.
+const MAGIC: &[u8; 16] = b"MBOXPOPD-JRNL-2\n";
+/// dev, ino, start, new_len, old_len, body offset; tail digest; header checksum.
+const HEADER_LEN: u64 = 16 + 6 * 8 + 16 + 16;
+/// The body starts in the block after the header's, so writing the header never touches a block
+/// that holds body bytes, and at the same offset within a block as in the mailbox, so that a
+/// file system that can share blocks between files (copy_file_range as a reflink) may do so.
+const BLOCK: u64 = 4096;
+const BODY_BASE: u64 = BLOCK;
+
+/// Format 1 (read only, left by earlier versions): header, body, SHA-256 of both.
+const MAGIC_V1: &[u8; 16] = b"MBOXPOPD-JRNL-1\n";
+const HEADER_LEN_V1: u64 = 16 + 5 * 8 + 32;
+const TRAILER_LEN_V1: u64 = 32;
 
 /// The journal path for a mailbox.
 pub fn journal_path(mailbox: &Path) -> PathBuf {
@@ -52,16 +86,49 @@ pub struct Extent {
     pub old_len: u64,
 }
 
+impl Extent {
+    fn sane(&self) -> bool {
+        self.start <= self.new_len && self.new_len < self.old_len
+    }
+}
+
+/// The digest of the old bytes `[new_len, old_len)`, by journal format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TailDigest {
+    Sha256([u8; 32]),
+    Xxh3([u8; 16]),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Header {
     dev: u64,
     ino: u64,
     extent: Extent,
-    tail_digest: [u8; 32],
+    tail_digest: TailDigest,
+    /// Where the saved bytes `[start, new_len)` begin in the journal.
+    body_offset: u64,
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+fn xxh3_128(b: &[u8]) -> [u8; 16] {
+    xxhash_rust::xxh3::xxh3_128(b).to_le_bytes()
+}
+
+fn body_offset_for(start: u64) -> u64 {
+    BODY_BASE + start % BLOCK
 }
 
 impl Header {
+    /// Format 2 header, checksummed (a torn header write fails the checksum).
     fn encode(&self) -> Vec<u8> {
+        let TailDigest::Xxh3(tail) = self.tail_digest else {
+            unreachable!("only format 2 is written")
+        };
         let mut v = Vec::with_capacity(HEADER_LEN as usize);
         v.extend_from_slice(MAGIC);
         for n in [
@@ -70,35 +137,63 @@ impl Header {
             self.extent.start,
             self.extent.new_len,
             self.extent.old_len,
+            self.body_offset,
         ] {
             v.extend_from_slice(&n.to_le_bytes());
         }
-        v.extend_from_slice(&self.tail_digest);
+        v.extend_from_slice(&tail);
+        let sum = xxh3_128(&v);
+        v.extend_from_slice(&sum);
         v
     }
 
     fn decode(b: &[u8]) -> Option<Header> {
-        if b.len() != HEADER_LEN as usize || &b[..16] != MAGIC {
+        if b.len() < HEADER_LEN as usize || &b[..16] != MAGIC {
             return None;
         }
-        let n = |i: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[16 + 8 * i..24 + 8 * i]);
-            u64::from_le_bytes(a)
-        };
-        let mut tail_digest = [0u8; 32];
-        tail_digest.copy_from_slice(&b[56..88]);
+        let (fields, sum) = b[..HEADER_LEN as usize].split_at(HEADER_LEN as usize - 16);
+        if xxh3_128(fields) != sum {
+            return None;
+        }
         let extent = Extent {
-            start: n(2),
-            new_len: n(3),
-            old_len: n(4),
+            start: le_u64(b, 32),
+            new_len: le_u64(b, 40),
+            old_len: le_u64(b, 48),
         };
-        (extent.start <= extent.new_len && extent.new_len < extent.old_len).then_some(Header {
-            dev: n(0),
-            ino: n(1),
+        let mut tail = [0u8; 16];
+        tail.copy_from_slice(&b[64..80]);
+        let body_offset = le_u64(b, 56);
+        (extent.sane() && body_offset == body_offset_for(extent.start)).then_some(Header {
+            dev: le_u64(b, 16),
+            ino: le_u64(b, 24),
             extent,
-            tail_digest,
+            tail_digest: TailDigest::Xxh3(tail),
+            body_offset,
         })
+    }
+
+    fn decode_v1(b: &[u8]) -> Option<Header> {
+        if b.len() < HEADER_LEN_V1 as usize || &b[..16] != MAGIC_V1 {
+            return None;
+        }
+        let mut tail = [0u8; 32];
+        tail.copy_from_slice(&b[56..88]);
+        let extent = Extent {
+            start: le_u64(b, 32),
+            new_len: le_u64(b, 40),
+            old_len: le_u64(b, 48),
+        };
+        extent.sane().then_some(Header {
+            dev: le_u64(b, 16),
+            ino: le_u64(b, 24),
+            extent,
+            tail_digest: TailDigest::Sha256(tail),
+            body_offset: HEADER_LEN_V1,
+        })
+    }
+
+    fn body_len(&self) -> u64 {
+        self.extent.new_len - self.extent.start
     }
 }
 
@@ -116,39 +211,52 @@ pub(crate) fn chunk_size() -> usize {
     fault::chunk_size().unwrap_or(1 << 20)
 }
 
-/// SHA-256 of `file[from, to)`, read in large chunks.
-fn digest_range(file: &File, from: u64, to: u64) -> io::Result<[u8; 32]> {
-    let mut h = Sha256::new();
+/// Feed `file[from, to)` to `update`, read in large chunks.
+fn read_range(file: &File, from: u64, to: u64, mut update: impl FnMut(&[u8])) -> io::Result<()> {
     let mut buf = vec![0u8; chunk_size().min((to - from) as usize).max(1)];
     let mut pos = from;
     while pos < to {
         let n = buf.len().min((to - pos) as usize);
         file.read_exact_at(&mut buf[..n], pos)?;
-        h.update(&buf[..n]);
+        update(&buf[..n]);
         pos += n as u64;
     }
-    Ok(h.finalize().into())
+    Ok(())
 }
 
-/// fsync the directory holding `path`, so a created or removed name is durable.
-pub fn sync_dir_of(path: &Path) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()
+/// The digest of `file[from, to)` in the algorithm of `like`.
+fn tail_digest(file: &File, from: u64, to: u64, like: TailDigest) -> io::Result<TailDigest> {
+    Ok(match like {
+        TailDigest::Sha256(_) => {
+            let mut h = Sha256::new();
+            read_range(file, from, to, |b| h.update(b))?;
+            TailDigest::Sha256(h.finalize().into())
+        }
+        TailDigest::Xxh3(_) => {
+            let mut h = Xxh3::new();
+            read_range(file, from, to, |b| h.update(b))?;
+            TailDigest::Xxh3(h.digest128().to_le_bytes())
+        }
+    })
 }
 
 impl Journal {
-    /// Save `mailbox[start, new_len)` and the tail digest, fsync the journal and its directory.
-    /// On error the partial journal is removed (it would be discarded as torn anyway).
+    /// Save `mailbox[start, new_len)` and the tail digest: copy the body, fsync, write the
+    /// header that makes it valid, fsync, fsync the directory. On error the partial journal is
+    /// removed (it would be discarded as torn anyway).
     pub fn write(mailbox: &File, mailbox_path: &Path, extent: Extent) -> io::Result<Journal> {
         let meta = mailbox.metadata()?;
         let header = Header {
             dev: meta.dev(),
             ino: meta.ino(),
             extent,
-            tail_digest: digest_range(mailbox, extent.new_len, extent.old_len)?,
+            tail_digest: tail_digest(
+                mailbox,
+                extent.new_len,
+                extent.old_len,
+                TailDigest::Xxh3([0; 16]),
+            )?,
+            body_offset: body_offset_for(extent.start),
         };
         let path = journal_path(mailbox_path);
         let file = OpenOptions::new()
@@ -172,31 +280,26 @@ impl Journal {
         Ok(Journal { path, file, header })
     }
 
+    /// The body first, durable, and only then the header: a journal whose header checks out
+    /// has a complete body, so the body needs no checksum of its own.
     fn fill(file: &File, mailbox: &File, header: &Header) -> io::Result<()> {
-        let mut h = Sha256::new();
-        let head = header.encode();
-        h.update(&head);
-        fault::write_at(file, &head, 0)?;
-        let Extent { start, new_len, .. } = header.extent;
         let mut buf = vec![0u8; chunk_size()];
-        let mut pos = start;
-        let mut out = HEADER_LEN;
-        while pos < new_len {
-            let n = buf.len().min((new_len - pos) as usize);
-            mailbox.read_exact_at(&mut buf[..n], pos)?;
-            h.update(&buf[..n]);
-            fault::write_at(file, &buf[..n], out)?;
-            pos += n as u64;
-            out += n as u64;
-        }
-        let sum: [u8; 32] = h.finalize().into();
-        fault::write_at(file, &sum, out)?;
+        fault::copy_range(
+            mailbox,
+            header.extent.start,
+            file,
+            header.body_offset,
+            header.body_len(),
+            &mut buf,
+        )?;
+        fault::sync(file, "journal body fsync")?;
+        fault::write_at(file, &header.encode(), 0)?;
         fault::sync(file, "journal fsync")
     }
 
     /// Bytes saved in the journal.
     pub fn saved_bytes(&self) -> u64 {
-        self.header.extent.new_len - self.header.extent.start
+        self.header.body_len()
     }
 
     /// Undo a (possibly partial) rewrite that has not been truncated yet.
@@ -217,35 +320,46 @@ impl Journal {
 /// was verified, never by name again.
 fn roll_back(journal: &File, header: &Header, mailbox: &File) -> io::Result<()> {
     let mut buf = vec![0u8; chunk_size()];
-    let Extent { start, new_len, .. } = header.extent;
-    let mut pos = start;
-    while pos < new_len {
-        let n = buf.len().min((new_len - pos) as usize);
-        journal.read_exact_at(&mut buf[..n], HEADER_LEN + (pos - start))?;
-        fault::write_at(mailbox, &buf[..n], pos)?;
-        pos += n as u64;
-    }
+    fault::copy_range(
+        journal,
+        header.body_offset,
+        mailbox,
+        header.extent.start,
+        header.body_len(),
+        &mut buf,
+    )?;
     fault::sync(mailbox, "mailbox fsync after roll-back")
 }
 
-/// Read and verify an open journal. `Ok(None)`: torn or not a journal.
+/// Read and verify an open journal of either format. `Ok(None)`: torn or not a journal.
 fn read_valid(f: &File) -> io::Result<Option<Header>> {
     let len = f.metadata()?.len();
-    if len < HEADER_LEN + TRAILER_LEN {
+    let mut head = vec![0u8; HEADER_LEN.max(HEADER_LEN_V1).min(len) as usize];
+    f.read_exact_at(&mut head, 0)?;
+    if head.starts_with(MAGIC_V1) {
+        return read_valid_v1(f, len);
+    }
+    // The header is written only after the body is durable: a valid header vouches for it.
+    Ok(Header::decode(&head).filter(|h| len == h.body_offset + h.body_len()))
+}
+
+/// Format 1: the SHA-256 trailer covers header and body.
+fn read_valid_v1(f: &File, len: u64) -> io::Result<Option<Header>> {
+    if len < HEADER_LEN_V1 + TRAILER_LEN_V1 {
         return Ok(None);
     }
     let mut r = BufReader::with_capacity(1 << 20, f);
-    let mut head = vec![0u8; HEADER_LEN as usize];
+    let mut head = vec![0u8; HEADER_LEN_V1 as usize];
     r.read_exact(&mut head)?;
-    let Some(header) = Header::decode(&head) else {
+    let Some(header) = Header::decode_v1(&head) else {
         return Ok(None);
     };
-    if len != HEADER_LEN + (header.extent.new_len - header.extent.start) + TRAILER_LEN {
+    if len != HEADER_LEN_V1 + header.body_len() + TRAILER_LEN_V1 {
         return Ok(None);
     }
     let mut h = Sha256::new();
     h.update(&head);
-    let mut body = (&mut r).take(len - HEADER_LEN - TRAILER_LEN);
+    let mut body = (&mut r).take(len - HEADER_LEN_V1 - TRAILER_LEN_V1);
     let mut hw = HashWriter(&mut h);
     io::copy(&mut body, &mut BufWriter::new(&mut hw))?;
     let mut sum = [0u8; 32];
@@ -308,7 +422,7 @@ fn set_aside(path: &Path) -> io::Result<Option<PathBuf>> {
         match fs::hard_link(path, &aside) {
             Ok(()) => {
                 fs::remove_file(path)?;
-                sync_dir_of(path)?;
+                fault::sync_dir_of(path)?;
                 return Ok(Some(aside));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -417,7 +531,7 @@ pub fn recover(mailbox: &File, mailbox_path: &Path, writers: &[u32]) -> io::Resu
         // Written by a trusted uid and torn (or never filled): the crash came before the
         // journal was durable, so before the first byte of the mailbox was touched.
         remove_verified(&path, &jmeta)?;
-        sync_dir_of(&path)?;
+        fault::sync_dir_of(&path)?;
         log::warn!(
             "{}: removed a torn commit journal; the mailbox was not yet modified",
             mailbox_path.display()
@@ -438,8 +552,8 @@ pub fn recover(mailbox: &File, mailbox_path: &Path, writers: &[u32]) -> io::Resu
             "the mailbox is {len} bytes, expected at least {new_len}"
         ));
     }
-    let untruncated =
-        len >= old_len && digest_range(mailbox, new_len, old_len)? == header.tail_digest;
+    let untruncated = len >= old_len
+        && tail_digest(mailbox, new_len, old_len, header.tail_digest)? == header.tail_digest;
     let outcome = if untruncated {
         roll_back(&journal, &header, mailbox)?;
         log::warn!(
@@ -490,12 +604,126 @@ mod tests {
                 new_len: 4,
                 old_len: 5,
             },
-            tail_digest: [7; 32],
+            tail_digest: TailDigest::Xxh3([7; 16]),
+            body_offset: body_offset_for(3),
         };
-        assert_eq!(Header::decode(&h.encode()), Some(h.clone()));
+        let bytes = h.encode();
+        assert_eq!(bytes.len() as u64, HEADER_LEN);
+        assert_eq!(Header::decode(&bytes), Some(h.clone()));
         let mut bad = h.clone();
         bad.extent.new_len = 5; // nothing removed: never journalled
         assert_eq!(Header::decode(&bad.encode()), None);
+        // Any torn or flipped byte fails the header checksum.
+        for i in 0..bytes.len() {
+            let mut torn = bytes.clone();
+            torn[i] ^= 0x40;
+            assert_eq!(Header::decode(&torn), None, "byte {i}");
+            assert_eq!(Header::decode(&bytes[..i]), None, "cut at {i}");
+        }
+    }
+
+    /// A format-1 journal as the previous version wrote it: header, body, SHA-256 of both.
+    fn v1_journal(mailbox: &File, extent: Extent) -> Vec<u8> {
+        let meta = mailbox.metadata().expect("stat");
+        let mut old = vec![0u8; extent.old_len as usize];
+        mailbox.read_exact_at(&mut old, 0).expect("read");
+        let mut v = MAGIC_V1.to_vec();
+        for n in [
+            meta.dev(),
+            meta.ino(),
+            extent.start,
+            extent.new_len,
+            extent.old_len,
+        ] {
+            v.extend_from_slice(&n.to_le_bytes());
+        }
+        let tail: [u8; 32] =
+            Sha256::digest(&old[extent.new_len as usize..extent.old_len as usize]).into();
+        v.extend_from_slice(&tail);
+        v.extend_from_slice(&old[extent.start as usize..extent.new_len as usize]);
+        let sum: [u8; 32] = Sha256::digest(&v).into();
+        v.extend_from_slice(&sum);
+        v
+    }
+
+    #[test]
+    fn a_format_1_journal_is_still_recovered() {
+        let old = b"0123456789abcdefghij".to_vec();
+        let extent = Extent {
+            start: 5,
+            new_len: 15,
+            old_len: 20,
+        };
+        // Interrupted shift: rolled back.
+        let (_d, p, f) = setup(&old);
+        fs::write(journal_path(&p), v1_journal(&f, extent)).expect("journal");
+        f.write_all_at(b"XXXX", 5).expect("write");
+        assert_eq!(
+            recover(&f, &p, &[]).expect("recover"),
+            Recovery::RolledBack { restored_bytes: 10 }
+        );
+        assert_eq!(fs::read(&p).expect("read"), old);
+        assert!(!journal_path(&p).exists());
+        // Truncate done: complete.
+        let j = v1_journal(&f, extent);
+        fs::write(journal_path(&p), &j).expect("journal");
+        f.write_all_at(b"56789fghijXXXXX", 5).expect("write");
+        f.set_len(15).expect("truncate");
+        assert_eq!(
+            recover(&f, &p, &[]).expect("recover"),
+            Recovery::AlreadyComplete
+        );
+        assert_eq!(fs::read(&p).expect("read"), b"0123456789fghij");
+        // Torn (a body byte flipped): discarded, the mailbox untouched.
+        let mut torn = j.clone();
+        torn[HEADER_LEN_V1 as usize + 2] ^= 1;
+        fs::write(journal_path(&p), &torn).expect("journal");
+        assert_eq!(
+            recover(&f, &p, &[]).expect("recover"),
+            Recovery::DiscardedTorn
+        );
+        assert_eq!(fs::read(&p).expect("read"), b"0123456789fghij");
+    }
+
+    #[test]
+    fn the_body_lies_block_aligned_like_the_mailbox_and_the_header_validates_it() {
+        let old: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let (_d, p, f) = setup(&old);
+        let extent = Extent {
+            start: 5_000,
+            new_len: 9_000,
+            old_len: 10_000,
+        };
+        drop(Journal::write(&f, &p, extent).expect("journal"));
+        let j = fs::read(journal_path(&p)).expect("read");
+        let at = (BODY_BASE + 5_000 % BLOCK) as usize;
+        assert_eq!(j.len(), at + 4_000);
+        assert_eq!(&j[at..], &old[5_000..9_000]);
+        // Crash after the body, before the header: zeros where the header goes, discarded.
+        let mut no_header = j.clone();
+        no_header[..HEADER_LEN as usize].fill(0);
+        fs::write(journal_path(&p), &no_header).expect("write");
+        assert_eq!(
+            recover(&f, &p, &[]).expect("recover"),
+            Recovery::DiscardedTorn
+        );
+        // A torn header (half written over zeros, or garbage): discarded too.
+        let mut half = no_header.clone();
+        half[..HEADER_LEN as usize / 2].copy_from_slice(&j[..HEADER_LEN as usize / 2]);
+        for bad in [half, [&b"garbage"[..], &j[7..]].concat()] {
+            fs::write(journal_path(&p), &bad).expect("write");
+            assert_eq!(
+                recover(&f, &p, &[]).expect("recover"),
+                Recovery::DiscardedTorn
+            );
+        }
+        // A valid header over a body cut short (the file length disagrees): discarded.
+        fs::write(journal_path(&p), &j[..j.len() - 1]).expect("write");
+        assert_eq!(
+            recover(&f, &p, &[]).expect("recover"),
+            Recovery::DiscardedTorn
+        );
+        assert_eq!(fs::read(&p).expect("read"), old);
     }
 
     #[test]
@@ -570,8 +798,7 @@ mod tests {
         drop(Journal::write(&f, &p, extent).expect("journal"));
         let jp = journal_path(&p);
         let mut bytes = fs::read(&jp).expect("read");
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
+        bytes[20] ^= 1;
         fs::write(&jp, &bytes).expect("corrupt");
         assert_eq!(
             recover(&f, &p, &[]).expect("recover"),
@@ -646,9 +873,8 @@ mod tests {
         // Re-target the header at the victim's inode and fix the checksum.
         bytes[16..24].copy_from_slice(&meta.dev().to_le_bytes());
         bytes[24..32].copy_from_slice(&meta.ino().to_le_bytes());
-        let body_end = bytes.len() - 32;
-        let sum: [u8; 32] = Sha256::digest(&bytes[..body_end]).into();
-        bytes[body_end..].copy_from_slice(&sum);
+        let sum = xxh3_128(&bytes[..HEADER_LEN as usize - 16]);
+        bytes[HEADER_LEN as usize - 16..HEADER_LEN as usize].copy_from_slice(&sum);
         fs::write(journal_path(&p), &bytes).expect("plant");
         let other_uid = meta.uid() + 1;
         if std::os::unix::fs::chown(journal_path(&p), Some(other_uid), None).is_err() {

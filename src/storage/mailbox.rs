@@ -19,9 +19,10 @@ use crate::storage::format::{MboxFormat, UidlFormat};
 use crate::sys::credentials;
 
 use super::cache;
-use super::commit::{self, io_error};
+use super::commit;
 use super::disk_cache;
 use super::encode::{encode_to, EncodeOptions};
+use super::error::io_error;
 use super::imapbase;
 use super::index::{
     from_line_fingerprint, index_mbox, index_mbox_from, Index, IndexError, IndexOptions,

@@ -3,12 +3,15 @@
 //! Pure logic (no files): `index` (one pass over the bytes, memchr), `encode` (the transmit
 //! encoder shared by sizing and RETR/TOP), `uidl` (UIDL schemes).
 //! I/O: `lock` (fs2 session lock, dot-lock, fcntl), `mailbox` (open/serve, implements
-//! `protocol::Maildrop`), `commit` + `journal` (crash-safe in-place rewrite and recovery),
-//! `cache` (indexes kept in memory) and `disk_cache` (indexes kept in a cache directory),
+//! `protocol::Maildrop`), `commit` + `journal` (crash-safe in-place rewrite and recovery; both
+//! write only through `fault`, the file operations with their crash points; `error` maps I/O
+//! errors for all of them), `cache` (indexes kept in memory) and `disk_cache` (indexes kept in
+//! a cache directory),
 //! `imapbase` (moving the UIDVALIDITY header to the new first message; pure but for one reader).
 
 pub mod encode;
 pub mod error;
+pub mod fault;
 pub mod format;
 pub mod imapbase;
 pub mod index;

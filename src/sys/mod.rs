@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod dir;
+pub mod file_copy;
 pub mod file_lock;
 pub mod limits;
 pub mod memory;
