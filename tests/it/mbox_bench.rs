@@ -1,5 +1,5 @@
 //! Indexing throughput, not a timed test: run it by hand in release mode,
-//! `MBOX_BENCH_MB=1024 cargo test --release --test mbox_bench -- --ignored --nocapture`.
+//! `MBOX_BENCH_MB=1024 cargo test --release --test it mbox_bench:: -- --ignored --nocapture`.
 //! It writes a synthetic mailbox of ~10 KiB messages to a temporary file, then indexes it from
 //! the file (page cache warm) with each UIDL scheme and prints the rate.
 
