@@ -146,9 +146,8 @@ impl Drop for Exclusive {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     use std::time::Duration;
-
-    static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
     /// Runs `f` on a thread named like a test, as libtest does.
     fn as_test(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
@@ -160,40 +159,51 @@ mod tests {
 
     #[test]
     fn an_exclusive_test_never_overlaps_shared_ones() {
-        let _g = exclusive();
-        // Shared tests started now must wait for this guard.
+        let alone = exclusive();
+        // Shared tests started meanwhile wait for the guard.
+        let started = Arc::new(AtomicUsize::new(0));
         let sharers: Vec<_> = (0..3)
             .map(|i| {
-                as_test(&format!("isolation::sharer{i}"), || {
+                let started = started.clone();
+                as_test(&format!("isolation::sharer{i}"), move || {
                     shared();
-                    RUNNING.fetch_add(1, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(20));
-                    RUNNING.fetch_sub(1, Ordering::SeqCst);
+                    started.fetch_add(1, Ordering::SeqCst);
                 })
             })
             .collect();
         std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(RUNNING.load(Ordering::SeqCst), 0, "a shared test ran");
-        drop(_g);
+        assert_eq!(started.load(Ordering::SeqCst), 0, "a shared test ran");
+        drop(alone);
         for s in sharers {
             s.join().expect("sharer");
         }
-        // And an exclusive test waits for running shared ones to end.
-        let started = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let b = started.clone();
+        assert_eq!(started.load(Ordering::SeqCst), 3);
+
+        // And an exclusive test waits until running shared ones have ended.
+        let ended = Arc::new(AtomicUsize::new(0));
+        let running = Arc::new(std::sync::Barrier::new(2));
+        let (e, r) = (ended.clone(), running.clone());
         let sharer = as_test("isolation::long_sharer", move || {
             shared();
-            b.wait();
+            r.wait();
             std::thread::sleep(Duration::from_millis(200));
-            RUNNING.fetch_add(1, Ordering::SeqCst);
+            e.fetch_add(1, Ordering::SeqCst);
         });
-        started.wait();
-        let _g = exclusive();
-        assert_eq!(
-            RUNNING.load(Ordering::SeqCst),
-            1,
-            "exclusive began too early"
-        );
+        running.wait();
+        let _alone = exclusive();
+        assert_eq!(ended.load(Ordering::SeqCst), 1, "exclusive began too early");
         sharer.join().expect("sharer");
+    }
+
+    #[test]
+    fn nested_exclusive_guards_release_on_the_last() {
+        let outer = exclusive();
+        let inner = exclusive();
+        drop(inner);
+        let blocked = as_test("isolation::blocked", shared);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!blocked.is_finished(), "released by the inner guard");
+        drop(outer);
+        blocked.join().expect("sharer");
     }
 }
