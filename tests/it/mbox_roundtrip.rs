@@ -292,6 +292,7 @@ proptest! {
         last_separator in any::<bool>(),
         seed in any::<u64>(),
     ) {
+        crate::common::shared();
         let w = write(&msgs, dialect, ends, last_separator, seed);
         let format = format_of(dialect);
         let idx = index_mbox(&w.file[..], &IndexOptions { format, uidl: UidlFormat::Native })
@@ -326,6 +327,7 @@ proptest! {
         deleted in prop::collection::vec(any::<bool>(), 7),
         uidl in prop_oneof![Just(UidlFormat::Native), Just(UidlFormat::Popa3d)],
     ) {
+        crate::common::shared();
         let w = write(&msgs, dialect, ends, last_separator, 7);
         let opts = IndexOptions { format: format_of(dialect), uidl };
         let idx = index_mbox(&w.file[..], &opts).expect("indexes");

@@ -51,6 +51,7 @@ pub fn mbox(messages: &[Vec<u8>]) -> Vec<u8> {
 
 /// Split a spool into messages at From_ lines that start the file or follow a blank line.
 pub fn split(spool: &[u8]) -> Vec<&[u8]> {
+    super::shared();
     let mut starts = Vec::new();
     let mut pos = 0;
     while pos < spool.len() {
@@ -81,6 +82,7 @@ pub fn tag_of(message: &[u8]) -> Option<String> {
 /// module (a top-level test of the calling file), with `env`.
 #[track_caller]
 pub fn spawn_child(name: &str, env: &[(&str, String)]) -> Child {
+    super::shared();
     let caller = Path::new(std::panic::Location::caller().file());
     let module = caller.file_stem().and_then(|s| s.to_str()).expect("caller");
     let test = format!("{module}::{name}");
@@ -103,6 +105,7 @@ pub fn spawn_child(name: &str, env: &[(&str, String)]) -> Child {
 }
 
 pub fn write_file(path: &Path, bytes: &[u8]) {
+    super::shared();
     std::fs::write(path, bytes).expect("write fixture");
 }
 
