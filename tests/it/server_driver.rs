@@ -112,17 +112,6 @@ fn an_over_long_line_gets_err_and_the_next_command_works() {
 }
 
 #[test]
-fn bare_lf_line_ends_are_accepted() {
-    let f = fixture();
-    let mut c = f.inetd();
-    c.send(b"USER alice\nPASS secret\nSTAT\n");
-    c.line();
-    c.line();
-    assert!(c.line().starts_with("+OK 3 "));
-    c.quit();
-}
-
-#[test]
 fn inactivity_timeout_ends_the_session_without_commit() {
     let mut f = fixture();
     f.config("timeout = 1s");
