@@ -1111,6 +1111,7 @@ pub struct SystemAccount {
 
 impl SystemAccount {
     pub fn create(tag: &str, password: &str) -> SystemAccount {
+        shared();
         let _one_at_a_time = SHADOW_TOOLS.lock().unwrap_or_else(|e| e.into_inner());
         // Unique per call, not just per process: every test module shares this process, and
         // two of them may pick the same tag.
