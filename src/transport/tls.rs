@@ -309,7 +309,7 @@ fn build(config: &TlsConfig) -> Result<(TlsAcceptor, CertificateInfo), TlsSetupE
 }
 
 #[cfg(test)]
-#[path = "../../tests/tls_support/certs.rs"]
+#[path = "../../tests/it/common/tls/certs.rs"]
 mod pki;
 
 #[cfg(test)]
