@@ -487,8 +487,8 @@ impl MessageParser {
 
     /// Feed complete body lines at `offset` in one go (see [`body_run_len`]).
     fn feed_body(&mut self, offset: u64, block: &[u8]) {
-        self.encoder.count_body_lines(block, &mut self.size);
-        self.uidl.content(block, true, true);
+        let has_cr = self.encoder.count_body_lines(block, &mut self.size);
+        self.uidl.body_lines(block, has_cr);
         self.end = offset + block.len() as u64;
     }
 
@@ -1065,6 +1065,8 @@ fn run<R: Read>(mut reader: R, mut indexer: Indexer, start: u64) -> Result<Index
             Err(e) => return Err(IndexError::Io(e)),
         }
     }
+    // Not held while the index is finished (its peak is the login's peak).
+    drop(buf);
     Ok(indexer.finish(base, line_end))
 }
 

@@ -3,6 +3,7 @@
 //! checked next to it, with a SAFETY comment saying why it is sound.
 
 pub mod credentials;
+pub mod file_io;
 pub mod file_lock;
 pub mod memory;
 pub mod poll;
