@@ -232,7 +232,7 @@ struct FromChecked<'a> {
     skip: usize,
     seen: usize,
     head: [u8; FROM_LINE_CAP],
-    expect: u64,
+    expect: u32,
 }
 
 impl Read for FromChecked<'_> {
