@@ -279,10 +279,27 @@ pub fn is_from_line(line: &[u8]) -> bool {
     }
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let tokens: Vec<&[u8]> = line[5..]
-        .split(|&b| b == b' ' || b == b'\t')
-        .filter(|t| !t.is_empty())
-        .collect();
+    let split = || {
+        line[5..]
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|t| !t.is_empty())
+    };
+    // Every message's From_ line comes here: real ones have a dozen tokens, which fit on the
+    // stack; only a longer line pays for a vector.
+    const ON_STACK: usize = 32;
+    let mut stack: [&[u8]; ON_STACK] = [&[]; ON_STACK];
+    let mut n = 0;
+    let mut heap = Vec::new();
+    for t in split() {
+        if n < ON_STACK {
+            stack[n] = t;
+            n += 1;
+        } else {
+            heap = split().collect();
+            break;
+        }
+    }
+    let tokens: &[&[u8]] = if heap.is_empty() { &stack[..n] } else { &heap };
     // The sender is the first token (possibly empty, e.g. "From  Thu ..."): the date search
     // starts at any later position.
     (0..tokens.len()).any(|i| date_at(&tokens[i..]) || rfc2822_date_at(&tokens[i..]))
@@ -1176,6 +1193,20 @@ mod tests {
                 _ => Ok(0),
             }
         }
+    }
+
+    #[test]
+    fn from_line_with_many_tokens() {
+        let pad = " x".repeat(40);
+        assert!(is_from_line(
+            format!("From a@b{pad} Thu Nov 26 03:32:14 2026\n").as_bytes()
+        ));
+        assert!(!is_from_line(
+            format!("From a@b{pad} Thu Nov 26\n").as_bytes()
+        ));
+        assert!(is_from_line(
+            format!("From a@b Thu Nov 26 03:32:14 2026{pad}\n").as_bytes()
+        ));
     }
 
     #[test]
