@@ -361,6 +361,9 @@ class Pop:
             if pos == len(buf):
                 buf.extend(bytes(len(buf)))  # a message larger than the buffer
                 self.rview = view = memoryview(buf)
+            # As in fill(): no delayed ACKs, or a server that writes a response in pieces waits
+            # 40 ms for each under Nagle.
+            self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             k = self.s.recv_into(view[pos:])
             if not k:
                 raise ConnectionError("closed")
