@@ -298,6 +298,8 @@ class Pop:
         self.s = socket.create_connection(("127.0.0.1", port))
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
+        self.rbuf = bytearray(4 << 20)
+        self.rview = memoryview(self.rbuf)
         self.line()
 
     def fill(self):
@@ -343,6 +345,35 @@ class Pop:
             start = max(0, len(self.buf) - 4)
             self.fill()
 
+    def retr(self, n):
+        """RETR n, read to its end; returns the octets of the response body.
+
+        Built for throughput: nothing else is pending on the connection, so the response is
+        complete exactly when the received bytes end with CRLF.CRLF (dot-stuffing keeps that
+        sequence out of the body). Bytes are received into one preallocated buffer and only its
+        tail is checked, so the client costs a few microseconds per response, not a copy and a
+        search of every byte.
+        """
+        assert not self.buf, "RETR with bytes pending"
+        self.s.send(b"RETR %d\r\n" % n)
+        buf, view, pos = self.rbuf, self.rview, 0
+        while True:
+            if pos == len(buf):
+                buf.extend(bytes(len(buf)))  # a message larger than the buffer
+                self.rview = view = memoryview(buf)
+            # As in fill(): no delayed ACKs, or a server that writes a response in pieces waits
+            # 40 ms for each under Nagle.
+            self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            k = self.s.recv_into(view[pos:])
+            if not k:
+                raise ConnectionError("closed")
+            pos += k
+            if pos >= 5 and buf[pos - 5:pos] == b"\r\n.\r\n":
+                break
+        if buf[:3] != b"+OK":
+            raise RuntimeError(f"RETR {n} -> {bytes(buf[:min(pos, 80)])!r}")
+        return pos - (buf.index(b"\r\n") + 2) - 3
+
     def login(self, user):
         self.cmd("USER " + user)
         self.cmd("PASS " + PASSWORD)
@@ -387,7 +418,7 @@ def retr_run(server, pid, user, limit):
     n = int(p.cmd("STAT").split()[1])
     c0, t, total, i = cpu(pid), time.monotonic(), 0, 1
     while i <= n and total < limit:
-        total += p.multi(f"RETR {i}")
+        total += p.retr(i)
         i += 1
     dt = time.monotonic() - t
     c = cpu(pid) - c0

@@ -31,7 +31,7 @@ use crate::sys::{credentials, dir};
 const MAGIC: &[u8; 16] = b"mboxpopd-index\n\0";
 /// Bumped whenever the layout changes; the server version is recorded besides, so an index
 /// made by another build (whose UIDLs or splits might differ) is never reused.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// No cache file larger than this is read (about 16 million messages).
 pub const MAX_FILE: u64 = 1 << 30;
 

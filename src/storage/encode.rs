@@ -238,10 +238,13 @@ impl Encoder {
     /// as [`Encoder::feed_into`] with a [`Counter`] would, without visiting each line: every
     /// line end becomes CRLF, stuffing dots are not counted, and with mboxrd a `>+From ` line
     /// loses one `>`. Only valid when [`Encoder::at_body_line_start`]; the state is unchanged.
-    pub fn count_body_lines(&mut self, block: &[u8], counter: &mut Counter) {
+    ///
+    /// Returns whether `block` holds a CR (callers that scan it again can skip their search).
+    pub fn count_body_lines(&mut self, block: &[u8], counter: &mut Counter) -> bool {
         debug_assert!(self.at_body_line_start() && block.last() == Some(&b'\n'));
         let lf = memchr::memchr_iter(b'\n', block).count() as u64;
-        let crlf = if memchr::memchr(b'\r', block).is_some() {
+        let has_cr = memchr::memchr(b'\r', block).is_some();
+        let crlf = if has_cr {
             memchr::memchr_iter(b'\r', block)
                 .filter(|&i| block.get(i + 1) == Some(&b'\n'))
                 .count() as u64
@@ -254,6 +257,7 @@ impl Encoder {
         }
         counter.0 += size;
         self.body_lines += lf;
+        has_cr
     }
 
     /// [`Encoder::feed`] into any sink (a [`Counter`] for sizes).

@@ -47,8 +47,9 @@ pub struct IndexOptions {
     pub uidl: UidlFormat,
 }
 
-/// One message of the index: 64 bytes, whatever the scheme (an `X-UIDL` value longer than a
-/// digest adds its own heap string).
+/// One message of the index: 56 bytes, whatever the scheme (an `X-UIDL` value longer than a
+/// digest adds its own heap string). At 100,000 messages the index is the largest allocation
+/// of a login, so the small fields share one `u16` ([`IndexedMessage::layout`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedMessage {
     /// First byte of the "From " line.
@@ -59,27 +60,48 @@ pub struct IndexedMessage {
     pub size: u64,
     /// [`from_line_fingerprint`] of the From_ line's first bytes (line end included, capped
     /// at [`FROM_LINE_CAP`]), to notice that another program rewrote the file.
-    pub from_line: u64,
+    pub from_line: u32,
     pub uidl: Uidl,
-    /// Length of the From_ line with its line end (at most [`FROM_LINE_MAX`]).
-    header_len: u16,
-    /// `next_offset - end_offset`: the separator line (0, 1 or 2 bytes).
-    end_gap: u16,
+    /// Bits 0–12: length of the From_ line with its line end (at most [`FROM_LINE_MAX`]);
+    /// bits 13–14: `next_offset - end_offset`, the separator line (0, 1 or 2 bytes); bit 15:
+    /// the message looks like the pseudo message (it is one only as the first message).
+    layout: u16,
     /// The c-client/Dovecot pseudo message: never listed, kept on commit.
     pub hidden: bool,
-    /// Looks like the pseudo message (it is one only as the first message).
-    pseudo: bool,
 }
 
+const HEADER_LEN_BITS: u16 = 0x1fff;
+const END_GAP_SHIFT: u32 = 13;
+const PSEUDO_BIT: u16 = 0x8000;
+
 impl IndexedMessage {
+    fn pack_layout(header_len: u64, end_gap: u64, pseudo: bool) -> u16 {
+        debug_assert!(header_len <= FROM_LINE_MAX as u64 && end_gap <= 2);
+        (header_len.min(u64::from(HEADER_LEN_BITS)) as u16)
+            | ((end_gap.min(3) as u16) << END_GAP_SHIFT)
+            | if pseudo { PSEUDO_BIT } else { 0 }
+    }
+
+    fn header_len(&self) -> u64 {
+        u64::from(self.layout & HEADER_LEN_BITS)
+    }
+
+    fn end_gap(&self) -> u64 {
+        u64::from((self.layout >> END_GAP_SHIFT) & 3)
+    }
+
+    fn pseudo(&self) -> bool {
+        self.layout & PSEUDO_BIT != 0
+    }
+
     /// First byte after the From_ line's line end.
     pub fn header_offset(&self) -> u64 {
-        self.from_offset + u64::from(self.header_len)
+        self.from_offset + self.header_len()
     }
 
     /// End of the message content (the separator line before the next From_ is excluded).
     pub fn end_offset(&self) -> u64 {
-        self.next_offset - u64::from(self.end_gap)
+        self.next_offset - self.end_gap()
     }
 
     /// The same message `delta` bytes earlier in the file (after a commit removed bytes
@@ -93,17 +115,17 @@ impl IndexedMessage {
     }
 }
 
-/// A 64-bit FNV-1a fingerprint of `bytes[..FROM_LINE_CAP]`. The mailbox re-reads a message's
+/// A 32-bit fingerprint (64-bit FNV-1a, halves folded) of `bytes[..FROM_LINE_CAP]`. The mailbox re-reads a message's
 /// From_ line before serving or committing it and compares fingerprints to notice that
 /// another program rewrote the file; this is a cheap consistency check, not a defence against
 /// an adversary (who could only make us serve their own file's bytes anyway).
-pub fn from_line_fingerprint(bytes: &[u8]) -> u64 {
+pub fn from_line_fingerprint(bytes: &[u8]) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in &bytes[..bytes.len().min(FROM_LINE_CAP)] {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h
+    (h ^ (h >> 32)) as u32
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +188,7 @@ impl Index {
             }
             let mut m = m.shifted_back(removed);
             // Only the first message can be the pseudo message.
-            m.hidden = m.pseudo && messages.is_empty();
+            m.hidden = m.pseudo() && messages.is_empty();
             messages.push(m);
         }
         if next.next().is_some() || messages.is_empty() {
@@ -259,10 +281,27 @@ pub fn is_from_line(line: &[u8]) -> bool {
     }
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let tokens: Vec<&[u8]> = line[5..]
-        .split(|&b| b == b' ' || b == b'\t')
-        .filter(|t| !t.is_empty())
-        .collect();
+    let split = || {
+        line[5..]
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|t| !t.is_empty())
+    };
+    // Every message's From_ line comes here: real ones have a dozen tokens, which fit on the
+    // stack; only a longer line pays for a vector.
+    const ON_STACK: usize = 32;
+    let mut stack: [&[u8]; ON_STACK] = [&[]; ON_STACK];
+    let mut n = 0;
+    let mut heap = Vec::new();
+    for t in split() {
+        if n < ON_STACK {
+            stack[n] = t;
+            n += 1;
+        } else {
+            heap = split().collect();
+            break;
+        }
+    }
+    let tokens: &[&[u8]] = if heap.is_empty() { &stack[..n] } else { &heap };
     // The sender is the first token (possibly empty, e.g. "From  Thu ..."): the date search
     // starts at any later position.
     (0..tokens.len()).any(|i| date_at(&tokens[i..]) || rfc2822_date_at(&tokens[i..]))
@@ -374,7 +413,7 @@ struct MessageParser {
     scheme: UidlFormat,
     from_offset: u64,
     header_offset: u64,
-    from_line: u64,
+    from_line: u32,
     /// End of the content fed so far.
     end: u64,
     encoder: Encoder,
@@ -489,8 +528,8 @@ impl MessageParser {
 
     /// Feed complete body lines at `offset` in one go (see [`body_run_len`]).
     fn feed_body(&mut self, offset: u64, block: &[u8]) {
-        self.encoder.count_body_lines(block, &mut self.size);
-        self.uidl.content(block, true, true);
+        let has_cr = self.encoder.count_body_lines(block, &mut self.size);
+        self.uidl.body_lines(block, has_cr);
         self.end = offset + block.len() as u64;
     }
 
@@ -534,11 +573,12 @@ impl MessageParser {
                 from_line: self.from_line,
                 // The scheme's value; IMAP schemes combine it with the numbers below at the end.
                 uidl: choice.value,
-                header_len: u16::try_from(self.header_offset - self.from_offset)
-                    .unwrap_or(u16::MAX),
-                end_gap: u16::try_from(next_offset - end_offset).unwrap_or(u16::MAX),
+                layout: IndexedMessage::pack_layout(
+                    self.header_offset - self.from_offset,
+                    next_offset - end_offset,
+                    hidden,
+                ),
                 hidden,
-                pseudo: hidden,
             },
             x_uid: choice.x_uid,
             uidvalidity: choice.uidvalidity,
@@ -1067,6 +1107,8 @@ fn run<R: Read>(mut reader: R, mut indexer: Indexer, start: u64) -> Result<Index
             Err(e) => return Err(IndexError::Io(e)),
         }
     }
+    // Not held while the index is finished (its peak is the login's peak).
+    drop(buf);
     Ok(indexer.finish(base, line_end))
 }
 
@@ -1153,6 +1195,20 @@ mod tests {
                 _ => Ok(0),
             }
         }
+    }
+
+    #[test]
+    fn from_line_with_many_tokens() {
+        let pad = " x".repeat(40);
+        assert!(is_from_line(
+            format!("From a@b{pad} Thu Nov 26 03:32:14 2026\n").as_bytes()
+        ));
+        assert!(!is_from_line(
+            format!("From a@b{pad} Thu Nov 26\n").as_bytes()
+        ));
+        assert!(is_from_line(
+            format!("From a@b Thu Nov 26 03:32:14 2026{pad}\n").as_bytes()
+        ));
     }
 
     #[test]
@@ -1568,8 +1624,8 @@ This text is part of the internal format of your mail folder.\n\n"
     }
 
     #[test]
-    fn a_message_costs_64_bytes() {
-        assert_eq!(std::mem::size_of::<IndexedMessage>(), 64);
+    fn a_message_costs_56_bytes() {
+        assert_eq!(std::mem::size_of::<IndexedMessage>(), 56);
         assert_eq!(std::mem::size_of::<Uidl>(), 24);
     }
 

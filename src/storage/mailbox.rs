@@ -93,6 +93,8 @@ struct Opened {
     read_only: bool,
     dev: u64,
     ino: u64,
+    /// Link count when opened: a rename over the mailbox or its removal lowers it.
+    nlink: u64,
     /// mtime when indexed (seconds, nanoseconds): a file of exactly the indexed length whose
     /// mtime moved was rewritten in place (an append would have made it longer).
     mtime: (i64, i64),
@@ -216,7 +218,7 @@ struct FromChecked<'a> {
     skip: usize,
     seen: usize,
     head: [u8; FROM_LINE_CAP],
-    expect: u64,
+    expect: u32,
 }
 
 impl Read for FromChecked<'_> {
@@ -356,6 +358,7 @@ impl Mailbox {
                 read_only,
                 dev: meta.dev(),
                 ino: meta.ino(),
+                nlink: meta.nlink(),
                 mtime: (meta.mtime(), meta.mtime_nsec()),
                 index,
                 first_visible,
@@ -391,7 +394,18 @@ impl Mailbox {
     /// The mtime test needs the MDA locks held (`locked`): without them an MDA may be in the
     /// middle of an append, and Linux updates mtime before it grows the size, so a stat can see
     /// the new mtime with the old length.
-    fn verify(&self, o: &Opened, messages: &[usize], locked: bool) -> Result<(), StoreError> {
+    ///
+    /// `strict`: always look the path up (commits). Otherwise (RETR, TOP) only when the
+    /// inode's link count moved since the open: replacing or removing the mailbox unlinks our
+    /// inode from its name, and the path walk is the largest cost of a small RETR. Whatever is
+    /// served comes from our descriptor, whose bytes the other checks vouch for.
+    fn verify(
+        &self,
+        o: &Opened,
+        messages: &[usize],
+        locked: bool,
+        strict: bool,
+    ) -> Result<(), StoreError> {
         let changed = |what: String| {
             log::error!(
                 "{}: changed by another program during the session: {what}",
@@ -399,18 +413,20 @@ impl Mailbox {
             );
             StoreError::Changed(what)
         };
-        match fs::symlink_metadata(&self.path) {
-            Ok(m) if (m.dev(), m.ino()) == (o.dev, o.ino) => {}
-            Ok(_) => return Err(changed(String::from("the mailbox was replaced"))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(changed(String::from("the mailbox was removed")))
-            }
-            Err(e) => return Err(io_error("cannot stat", &self.path, &e)),
-        }
         let meta = o
             .file
             .metadata()
             .map_err(|e| io_error("cannot stat", &self.path, &e))?;
+        if strict || meta.nlink() != o.nlink {
+            match fs::symlink_metadata(&self.path) {
+                Ok(m) if (m.dev(), m.ino()) == (o.dev, o.ino) => {}
+                Ok(_) => return Err(changed(String::from("the mailbox was replaced"))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(changed(String::from("the mailbox was removed")))
+                }
+                Err(e) => return Err(io_error("cannot stat", &self.path, &e)),
+            }
+        }
         let len = meta.len();
         if len < o.index.length {
             return Err(changed(format!(
@@ -561,6 +577,7 @@ fn load_index(
 
 fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, StoreError> {
     crate::sys::memory::tune_allocator();
+    crate::sys::file_io::advise_sequential(file);
     // The indexer reads in large blocks itself: no buffer in between.
     let reader = ReadAt {
         file,
@@ -630,7 +647,7 @@ impl Maildrop for Mailbox {
             .visible(index)
             .ok_or_else(|| StoreError::Temporary(format!("no message {}", index + 1)))?;
         // The From_ line is checked from the same read that starts the message (below).
-        if let Err(e) = self.verify(o, &[], o.held.is_some()) {
+        if let Err(e) = self.verify(o, &[], o.held.is_some(), false) {
             if matches!(e, StoreError::Changed(_)) {
                 self.close();
             }
@@ -732,7 +749,7 @@ impl Maildrop for Mailbox {
         );
         check.sort_unstable();
         check.dedup();
-        if let Err(e) = self.verify(o, &check, true) {
+        if let Err(e) = self.verify(o, &check, true, true) {
             self.close();
             return Err(e);
         }

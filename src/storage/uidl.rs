@@ -431,6 +431,22 @@ impl MessageUidl {
         }
     }
 
+    /// Whole body lines (see [`MessageUidl::body_only`]); `has_cr`: whether `block` holds a
+    /// CR at all, which the caller's line count already knows, so most blocks skip the CR
+    /// search.
+    pub fn body_lines(&mut self, block: &[u8], has_cr: bool) {
+        if has_cr || self.native_cr {
+            return self.content(block, true, true);
+        }
+        self.native.update(block);
+        if let Some(p) = &mut self.popa3d {
+            p.fragment(block, true);
+        }
+        if let Some(d) = &mut self.dovecot {
+            d.fragment(block, true);
+        }
+    }
+
     /// Hash `bytes` with CRLF read as LF, across fragment boundaries too.
     fn hash_native(&mut self, mut bytes: &[u8]) {
         if self.native_cr {

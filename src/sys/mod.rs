@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod dir;
 pub mod file_copy;
+pub mod file_io;
 pub mod file_lock;
 pub mod limits;
 pub mod memory;

@@ -403,6 +403,37 @@ fn a_mailbox_rewritten_by_another_program_ends_the_session_untouched() {
 }
 
 #[test]
+fn a_mailbox_removed_or_replaced_behind_a_hard_link_ends_the_session() {
+    // RETR looks the path up again only when the open file's link count moved: removing the
+    // mailbox lowers it, and so does replacing a mailbox that has a second link.
+    for replace in [false, true] {
+        let f = Fixture::new();
+        f.write_mbox("alice", &mbox(&[MSG1, MSG2]));
+        let spool = f.path().join("spool");
+        if replace {
+            fs::hard_link(f.mailbox("alice"), spool.join(".alice.link")).unwrap();
+        }
+        let mut c = f.inetd();
+        c.login("alice", "secret");
+        assert!(c.ok_multi("RETR 1") == wire(MSG1));
+        if replace {
+            let tmp = spool.join(".alice.tmp");
+            fs::write(&tmp, mbox(&[MSG2])).unwrap();
+            fs::rename(&tmp, f.mailbox("alice")).unwrap();
+        } else {
+            fs::remove_file(f.mailbox("alice")).unwrap();
+        }
+        let r = c.cmd("RETR 2");
+        assert!(
+            r.starts_with("-ERR [SYS/TEMP]"),
+            "served after the mailbox went (replace={replace}): {r}"
+        );
+        c.expect_eof();
+        c.wait();
+    }
+}
+
+#[test]
 fn an_unquoted_from_line_after_an_empty_line_does_not_split_a_message() {
     // Not a valid From_ line (no date), so it is body text, as mutt and Dovecot read it.
     let msg = "From: g@example.org\nSubject: agree\n\nOpening.\n\nFrom here on, we agree.\n";

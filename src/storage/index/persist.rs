@@ -1,7 +1,7 @@
 //! The byte form of an [`Index`], for the on-disk index cache (`storage::disk_cache`). Pure:
 //! bytes in, bytes out.
 //!
-//! Little-endian, fixed-width fields; a message is 50 bytes plus its text UIDL, if any. The
+//! Little-endian, fixed-width fields; a message is 38 bytes plus its UIDL's digest or text. The
 //! decoder trusts nothing: a count is bounded by the bytes left before anything is allocated,
 //! and every message must be where an index of a file of the recorded length could put it
 //! (contiguous, inside the file, sane lengths, a valid unique-id), so a damaged or hostile
@@ -23,7 +23,7 @@ impl std::fmt::Display for Invalid {
 impl std::error::Error for Invalid {}
 
 /// The smallest encoded message: offsets, size, fingerprint, lengths, flags, UIDL kind.
-const MIN_RECORD: usize = 8 * 4 + 2 + 2 + 1 + 1 + 4;
+const MIN_RECORD: usize = 8 * 3 + 4 + 2 + 2 + 1 + 1 + 4;
 
 const KIND_HEX16: u8 = 0;
 const KIND_HEX8: u8 = 1;
@@ -62,9 +62,11 @@ pub fn encode(index: &Index, out: &mut Vec<u8>) {
         out.extend_from_slice(&m.next_offset.to_le_bytes());
         out.extend_from_slice(&m.size.to_le_bytes());
         out.extend_from_slice(&m.from_line.to_le_bytes());
-        out.extend_from_slice(&m.header_len.to_le_bytes());
-        out.extend_from_slice(&m.end_gap.to_le_bytes());
-        let flags = if m.hidden { FLAG_HIDDEN } else { 0 } | if m.pseudo { FLAG_PSEUDO } else { 0 };
+        // Both fit: a From_ line is at most FROM_LINE_MAX bytes, a separator at most 2.
+        out.extend_from_slice(&(m.header_len() as u16).to_le_bytes());
+        out.extend_from_slice(&(m.end_gap() as u16).to_le_bytes());
+        let flags =
+            if m.hidden { FLAG_HIDDEN } else { 0 } | if m.pseudo() { FLAG_PSEUDO } else { 0 };
         out.push(flags);
         match &m.uidl {
             Uidl::Hex16(b, n) => {
@@ -173,7 +175,7 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Index, Invalid> {
         let from_offset = r.u64()?;
         let next_offset = r.u64()?;
         let size = r.u64()?;
-        let from_line = r.u64()?;
+        let from_line = r.u32()?;
         let header_len = r.u16()?;
         let end_gap = r.u16()?;
         let mflags = r.u8()?;
@@ -223,10 +225,8 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Index, Invalid> {
             size,
             from_line,
             uidl,
-            header_len,
-            end_gap,
+            layout: IndexedMessage::pack_layout(u64::from(header_len), u64::from(end_gap), pseudo),
             hidden,
-            pseudo,
         });
     }
     if let Some(last) = messages.last() {
@@ -306,10 +306,12 @@ mod tests {
         gap.messages[1].from_offset += 1;
         assert_eq!(round_trip(&gap), Err(Invalid("messages not contiguous")));
         let mut short = good.clone();
-        short.messages[0].header_len = 2000;
+        let m = &mut short.messages[0];
+        m.layout = IndexedMessage::pack_layout(2000, m.end_gap(), m.pseudo());
         assert_eq!(round_trip(&short), Err(Invalid("message bounds")));
         let mut wrap = good.clone();
-        wrap.messages[0].end_gap = 2;
+        let m = &mut wrap.messages[0];
+        m.layout = IndexedMessage::pack_layout(m.header_len(), 2, m.pseudo());
         wrap.messages[0].next_offset = 1;
         assert!(round_trip(&wrap).is_err());
         let mut big = good.clone();
@@ -322,7 +324,8 @@ mod tests {
         assert!(round_trip(&far).is_ok());
         let mut hidden = good.clone();
         hidden.messages[1].hidden = true;
-        hidden.messages[1].pseudo = true;
+        let m = &mut hidden.messages[1];
+        m.layout = IndexedMessage::pack_layout(m.header_len(), m.end_gap(), true);
         assert_eq!(round_trip(&hidden), Err(Invalid("hidden message")));
         let mut resume = good;
         resume.resume = Some(Resume {
