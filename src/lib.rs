@@ -2,8 +2,9 @@
 //!
 //! The crate is split along the architecture:
 //! - [`protocol`]: POP3 command parsing and the session state machine, free of sockets and files.
-//! - [`storage`]: the mbox maildrop: indexing, transmit encoding, UIDLs, locks, crash-safe commit.
-//! - [`auth`]: account backends (passwd-file, system) and password-hash verification.
+//! - [`storage`]: the mbox maildrop: indexing, transmit encoding, UIDLs, locks, crash-safe commit,
+//!   index caches.
+//! - [`auth`]: account backends (passwd-file, system, PAM) and password-hash verification.
 //! - [`transport`]: bounded line reading, plain/TLS streams.
 //! - [`server`]: inetd and standalone drivers, privilege dropping, signals, logging.
 //! - [`config`]: the configuration file.
@@ -12,6 +13,14 @@
 //!   only `unsafe`.
 
 #![deny(unsafe_code)]
+
+// One clear message instead of errors deep in `sys`: sessions take users' identities per
+// thread (setfsuid, per-thread capabilities and groups), which only Linux offers.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "mboxpopd builds for Linux only: it relies on per-thread credentials (setfsuid, capabilities), \
+     copy_file_range(2) and /proc"
+);
 
 pub mod admin;
 pub mod auth;
