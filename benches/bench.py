@@ -156,6 +156,11 @@ def place(server, user, src):
     dst = spool_path(server, user)
     tmp = dst + ".new"
     shutil.copyfile(src, tmp)
+    # On disk before anything is timed: else the first fsync a commit makes (mboxpopd's
+    # DELE last is a truncate and an fsync) also writes out this whole copy.
+    fd = os.open(tmp, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
     if server == "popa3d":
         shutil.chown(tmp, user, "mail")
     else:
