@@ -433,37 +433,48 @@ fn connections_over_the_limit_cost_no_thread() {
     }
 }
 
-#[test]
-fn running_out_of_file_descriptors_delays_clients_but_keeps_serving() {
-    let f = fixture();
-    let conf = f.write_config("127.0.0.1:0");
-    let log = f.path().join("emfile.log");
-    // A handful of descriptors: enough for a few sessions, then accept(2) fails with EMFILE.
+/// The daemon started under `sh -c "LIMITS && exec mboxpopd ..."`, logging to `log`, and the
+/// address it listens on.
+fn daemon_with_limits(limits: &str, conf: &Path, log: &Path) -> (Child, String) {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "ulimit -n 14 && exec {} -c {} -d -f",
+            "{limits} && exec {} -c {} -d -f",
             binary().display(),
             conf.display()
         ))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::from(fs::File::create(&log).expect("log")))
+        .stderr(Stdio::from(fs::File::create(log).expect("log")))
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + PATIENCE;
     let addr = loop {
-        let text = fs::read_to_string(&log).unwrap_or_default();
+        let text = fs::read_to_string(log).unwrap_or_default();
         if let Some(port) = text
             .lines()
             .find_map(|l| l.split("listening on 127.0.0.1:").nth(1))
         {
             break format!("127.0.0.1:{}", port.trim());
         }
-        assert!(Instant::now() < deadline, "no listening line: {text}");
+        if Instant::now() >= deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("no listening line: {text}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
+    (child, addr)
+}
+
+#[test]
+fn running_out_of_file_descriptors_delays_clients_but_keeps_serving() {
+    let f = fixture();
+    let conf = f.write_config("127.0.0.1:0");
+    let log = f.path().join("emfile.log");
+    // A handful of descriptors: enough for a few sessions, then accept(2) fails with EMFILE.
+    let (mut child, addr) = daemon_with_limits("ulimit -n 14", &conf, &log);
     // Open more connections than there are descriptors; the excess waits in the backlog.
     let mut conns: Vec<TcpStream> = (0..12)
         .map(|_| TcpStream::connect(&addr).expect("connect"))
@@ -493,31 +504,7 @@ fn the_open_file_limit_is_raised_and_an_idle_connection_holds_one_descriptor() {
     let conf = f.write_config("127.0.0.1:0");
     let log = f.path().join("nofile.log");
     // A soft limit below the hard one, as a login shell or inetd may leave it.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -Sn 100 && ulimit -Hn 4096 && exec {} -c {} -d -f",
-            binary().display(),
-            conf.display()
-        ))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(fs::File::create(&log).expect("log")))
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + PATIENCE;
-    let addr = loop {
-        let text = fs::read_to_string(&log).unwrap_or_default();
-        if let Some(port) = text
-            .lines()
-            .find_map(|l| l.split("listening on 127.0.0.1:").nth(1))
-        {
-            break format!("127.0.0.1:{}", port.trim());
-        }
-        assert!(Instant::now() < deadline, "no listening line: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (mut child, addr) = daemon_with_limits("ulimit -Sn 100 && ulimit -Hn 4096", &conf, &log);
     let text = fs::read_to_string(&log).unwrap_or_default();
     assert!(
         text.contains("open file limit: 4096 (hard 4096)"),
