@@ -382,6 +382,18 @@ fn drop_to_run_user(runtime: &Runtime) -> Result<(), String> {
                 .ok_or_else(|| format!("spool_group {g}: no such group"))?,
         );
     }
+    // The cache directory must belong to the identity the server keeps; only root can make
+    // it so, and only now. An existing one is left as it is and checked after the drop.
+    if let Some(dir) = &c.index_cache_dir {
+        match mboxpopd::storage::disk_cache::create_owned(dir, uid, gid) {
+            Ok(true) => log::info!(
+                "created the index cache directory {} for {user}",
+                dir.display()
+            ),
+            Ok(false) => {}
+            Err(e) => log::warn!("index_cache_dir {}: cannot create it: {e}", dir.display()),
+        }
+    }
     credentials::drop_process_to(uid, gid, &groups)
         .map_err(|e| format!("cannot switch to user {user}: {e}"))
 }

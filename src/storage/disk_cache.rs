@@ -66,6 +66,30 @@ pub struct CacheDir {
     owner: u32,
 }
 
+/// Create `path` (mode 0700) owned by `uid`:`gid` if it does not exist; `Ok(false)` when it
+/// already exists (then [`CacheDir::prepare`] judges it). For a server that starts as root and
+/// keeps another identity (`user =`): the directory must belong to that identity. The new
+/// directory is opened without following links and changed through that descriptor, so a
+/// link planted in its place between the two steps is refused, never chowned.
+pub fn create_owned(path: &Path, uid: u32, gid: u32) -> io::Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    match DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    std::os::unix::fs::fchown(&dir, Some(uid), Some(gid))?;
+    Ok(true)
+}
+
 impl CacheDir {
     /// Check (creating it, mode 0700, if missing) the directory at `path` for the calling
     /// thread's file-system uid: it must be a directory, not a symbolic link, owned by that

@@ -9,7 +9,7 @@
 use crate::common;
 
 use std::fs;
-use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 
 use common::*;
 
@@ -134,4 +134,26 @@ fn virtual_user_mode_drops_the_process_after_binding() {
     assert_eq!(euid_of(server.pid()), Some(NOBODY));
     assert_eq!(c.ok("STAT"), format!("+OK 1 {}", content(MSG1).len()));
     c.quit();
+    // The missing index cache directory was made for the identity the daemon keeps, before
+    // it dropped root, and the session's index went into it.
+    let cache = f.path().join("index-cache");
+    let meta = fs::symlink_metadata(&cache).expect("cache directory created");
+    assert!(meta.is_dir());
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (NOBODY, 0o700));
+    assert!(
+        server.wait_for_log("created the index cache directory"),
+        "{}",
+        server.log()
+    );
+    assert!(!server
+        .log()
+        .contains("running without the on-disk index cache"));
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while fs::read_dir(&cache).expect("read cache").count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no index cache file written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
