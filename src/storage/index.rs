@@ -1701,6 +1701,21 @@ This text is part of the internal format of your mail folder.\n\n"
             }
         }
 
+        fn both_formats() -> impl Strategy<Value = MboxFormat> {
+            prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)]
+        }
+
+        fn every_uidl_format() -> impl Strategy<Value = UidlFormat> {
+            prop_oneof![
+                Just(UidlFormat::Native),
+                Just(UidlFormat::Popa3d),
+                Just(UidlFormat::DovecotMd5),
+                Just(UidlFormat::XUidl),
+                Just(UidlFormat::Imap),
+                Just(UidlFormat::DovecotUid),
+            ]
+        }
+
         fn mbox_bytes() -> impl Strategy<Value = Vec<u8>> {
             let piece = prop_oneof![
                 Just(&b"\n"[..]),
@@ -1732,7 +1747,7 @@ This text is part of the internal format of your mail folder.\n\n"
             fn any_bytes_index_consistently(
                 data in mbox_bytes(),
                 sizes in prop::collection::vec(1usize..64, 1..5),
-                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
+                format in both_formats(),
                 uidl in prop_oneof![
                     Just(UidlFormat::Native),
                     Just(UidlFormat::Popa3d),
@@ -1754,7 +1769,7 @@ This text is part of the internal format of your mail folder.\n\n"
             fn an_index_without_deleted_messages_equals_the_full_index(
                 data in mbox_bytes(),
                 picks in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
-                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
+                format in both_formats(),
                 uidl in prop_oneof![
                     Just(UidlFormat::Native),
                     Just(UidlFormat::Popa3d),
@@ -1783,15 +1798,8 @@ This text is part of the internal format of your mail folder.\n\n"
             fn an_index_survives_its_byte_form(
                 data in mbox_bytes(),
                 cut in any::<prop::sample::Index>(),
-                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
-                uidl in prop_oneof![
-                    Just(UidlFormat::Native),
-                    Just(UidlFormat::Popa3d),
-                    Just(UidlFormat::DovecotMd5),
-                    Just(UidlFormat::XUidl),
-                    Just(UidlFormat::Imap),
-                    Just(UidlFormat::DovecotUid),
-                ],
+                format in both_formats(),
+                uidl in every_uidl_format(),
             ) {
                 // Whole files and files cut anywhere (inside a line, a Content-Length body).
                 let o = opts(format, uidl);
@@ -1817,15 +1825,8 @@ This text is part of the internal format of your mail folder.\n\n"
             fn a_grown_file_continues_to_the_full_index(
                 data in mbox_bytes(),
                 cut in any::<prop::sample::Index>(),
-                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
-                uidl in prop_oneof![
-                    Just(UidlFormat::Native),
-                    Just(UidlFormat::Popa3d),
-                    Just(UidlFormat::DovecotMd5),
-                    Just(UidlFormat::XUidl),
-                    Just(UidlFormat::Imap),
-                    Just(UidlFormat::DovecotUid),
-                ],
+                format in both_formats(),
+                uidl in every_uidl_format(),
             ) {
                 let o = opts(format, uidl);
                 let full = index_mbox(&data[..], &o).expect("indexes");
