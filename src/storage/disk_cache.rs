@@ -72,22 +72,28 @@ pub struct CacheDir {
 /// directory is opened without following links and changed through that descriptor, so a
 /// link planted in its place between the two steps is refused, never chowned.
 pub fn create_owned(path: &Path, uid: u32, gid: u32) -> io::Result<bool> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => return Ok(false),
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        Err(_) => {}
+    if !make_private_dir(path)? {
+        return Ok(false);
     }
+    std::os::unix::fs::fchown(open_dir(path)?, Some(uid), Some(gid))?;
+    Ok(true)
+}
+
+/// mkdir with mode 0700; `Ok(false)` when something (a link included) is already there.
+fn make_private_dir(path: &Path) -> io::Result<bool> {
     match DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(e),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
     }
-    let dir = OpenOptions::new()
+}
+
+/// The directory itself, never what a symbolic link in its place points to.
+fn open_dir(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    std::os::unix::fs::fchown(&dir, Some(uid), Some(gid))?;
-    Ok(true)
+        .open(path)
 }
 
 impl CacheDir {
@@ -100,22 +106,16 @@ impl CacheDir {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(DirError::Open(e));
             }
-            match DirBuilder::new().mode(0o700).create(path) {
-                Ok(()) => log::info!("created the index cache directory {}", path.display()),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(DirError::Create(e)),
+            if make_private_dir(path).map_err(DirError::Create)? {
+                log::info!("created the index cache directory {}", path.display());
             }
         }
-        let dir = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
-                    DirError::Unsafe(String::from("it is a symbolic link or not a directory"))
-                }
-                _ => DirError::Open(e),
-            })?;
+        let dir = open_dir(path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                DirError::Unsafe(String::from("it is a symbolic link or not a directory"))
+            }
+            _ => DirError::Open(e),
+        })?;
         let meta = dir.metadata().map_err(DirError::Open)?;
         if meta.uid() != owner {
             return Err(DirError::Unsafe(format!(
