@@ -9,7 +9,7 @@
 //! first), only an empty line separates content from the next message; the From_ line
 //! fingerprint matches; each size equals the octets the encoder emits for the content, once
 //! unstuffed (and the wire output passes the encoder checks); UIDLs are valid and unique;
-//! reading in small chunks gives the same index.
+//! reading in small chunks gives the same index, and so does indexing in two parts.
 #![no_main]
 
 mod common;
@@ -20,7 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use mboxpopd::config::{MboxFormat, UidlFormat};
 use mboxpopd::storage::encode::{encode_bytes, EncodeOptions};
 use mboxpopd::storage::index::{
-    from_line_fingerprint, index_mbox, is_from_line, IndexError, IndexOptions,
+    from_line_fingerprint, index_mbox, is_from_line, parallel, IndexError, IndexOptions,
 };
 use mboxpopd::storage::uidl::is_valid_uidl;
 
@@ -156,5 +156,11 @@ fuzz_target!(|data: &[u8]| {
         )
         .expect("indexed once");
         assert_eq!(chunked, idx, "chunking changed the index");
+
+        // Two threads, the second from a From_ line found after `hint`.
+        let hint = (selector as usize).wrapping_mul(2_654_435_761) % (bytes.len() + 1);
+        let open = |at: u64| &bytes[at as usize..];
+        let split = parallel::index_split(&open, hint as u64, &opts).expect("indexed once");
+        assert_eq!(split, idx, "indexing in two parts changed the index");
     }
 });

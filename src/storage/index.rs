@@ -35,6 +35,7 @@
 use std::io::{self, Read};
 use std::sync::LazyLock;
 
+pub mod parallel;
 pub mod persist;
 
 use crate::storage::encode::{is_private_header, Counter, EncodeOptions, Encoder};
@@ -752,6 +753,11 @@ struct Indexer {
     first_cl_allowed: bool,
     /// Some message has a Content-Length header.
     content_length: bool,
+    /// Full blocks of `done` moved out, oldest first, when `chunk` is set (the second part of
+    /// a parallel index, whose messages are later appended block by block to the first
+    /// part's: a block freed as soon as it is copied keeps that copy's peak memory small).
+    spilled: Vec<Vec<IndexedMessage>>,
+    chunk: usize,
 }
 
 impl Indexer {
@@ -766,6 +772,8 @@ impl Indexer {
             cl: None,
             first_cl_allowed: true,
             content_length: false,
+            spilled: Vec::new(),
+            chunk: 0,
         }
     }
 
@@ -775,13 +783,60 @@ impl Indexer {
 
     fn push_done(&mut self, f: Finished) {
         self.content_length |= f.content_length;
-        if self.done.is_empty() {
+        if self.done.is_empty() && self.spilled.is_empty() {
             self.uidvalidity = f.uidvalidity;
         }
         if self.imap_scheme() {
             self.x_uids.push(f.x_uid);
         }
         self.done.push(f.message);
+        if self.chunk > 0 && self.done.len() == self.chunk {
+            let full = std::mem::replace(&mut self.done, Vec::with_capacity(self.chunk));
+            self.spilled.push(full);
+        }
+    }
+
+    /// Whether this indexer, having just read the From_ line at `split`, is where an indexer
+    /// that started at that line is after reading it: no Content-Length region open, nothing
+    /// pending, and a fresh message at `split` whose Content-Length may be trusted. From here
+    /// on both would do exactly the same.
+    fn continues_at(&self, split: u64) -> bool {
+        self.cl.is_none()
+            && self.scan.as_ref().is_some_and(|s| {
+                s.blank.is_none()
+                    && s.current.from_offset == split
+                    && s.current.content_length_allowed
+                    && s.current.end == s.current.header_offset
+            })
+    }
+
+    /// This indexer's finished messages followed by the second part's, which started at the
+    /// message this one has open (see [`Indexer::continues_at`]).
+    fn merge(mut self, second: Part) -> Part {
+        let Part {
+            indexer: mut rest,
+            length,
+            line_end,
+        } = second;
+        let mut done = std::mem::take(&mut self.done);
+        let more = rest.spilled.iter().map(Vec::len).sum::<usize>() + rest.done.len();
+        done.reserve_exact(more);
+        for block in std::mem::take(&mut rest.spilled) {
+            done.extend(block);
+        }
+        done.append(&mut rest.done);
+        self.x_uids.append(&mut rest.x_uids);
+        rest.done = done;
+        rest.x_uids = self.x_uids;
+        rest.kept = self.kept;
+        rest.uidvalidity = self.uidvalidity;
+        rest.content_length |= self.content_length;
+        rest.chunk = 0;
+        Part {
+            indexer: rest,
+            length,
+            line_end,
+        }
     }
 
     /// Feed the longest run of whole body lines at the start of `s` in one block, when the
@@ -923,6 +978,11 @@ impl Indexer {
 
     /// `line_end`: the input ended with a complete line.
     fn finish(mut self, length: u64, line_end: bool) -> Index {
+        if !self.spilled.is_empty() {
+            let mut all: Vec<IndexedMessage> = std::mem::take(&mut self.spilled).concat();
+            all.append(&mut self.done);
+            self.done = all;
+        }
         let mut resume = None;
         if let Some(cl) = self.cl.take() {
             // EOF confirms the region unless the announced body is longer than the file.
@@ -1050,7 +1110,61 @@ pub fn index_mbox_from<R: Read>(
     run(reader, indexer, start)
 }
 
-fn run<R: Read>(mut reader: R, mut indexer: Indexer, start: u64) -> Result<Index, IndexError> {
+fn run<R: Read>(reader: R, indexer: Indexer, start: u64) -> Result<Index, IndexError> {
+    scan(reader, indexer, start, None, None).map(Part::finish)
+}
+
+/// A stretch of the file indexed to its end but not finished (UIDLs not made unique, the last
+/// message still open).
+struct Part {
+    indexer: Indexer,
+    /// Offset of the end of the input.
+    length: u64,
+    /// The input ended with a complete line.
+    line_end: bool,
+}
+
+impl Part {
+    fn finish(self) -> Index {
+        self.indexer.finish(self.length, self.line_end)
+    }
+}
+
+/// Where this scan may hand over to a second one that indexed the rest of the file from the
+/// From_ line at `split` (see [`parallel`]).
+struct Join<'a> {
+    split: u64,
+    /// End of that From_ line.
+    at: u64,
+    /// Called once with whether the second part is wanted: it stops the second scan if not,
+    /// waits for it, and returns its result if wanted and it succeeded.
+    second: Option<Box<dyn FnOnce(bool) -> Option<Part> + 'a>>,
+}
+
+impl Join<'_> {
+    fn take(mut self, wanted: bool) -> Option<Part> {
+        self.second.take().and_then(|f| f(wanted))
+    }
+}
+
+impl Drop for Join<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.second.take() {
+            f(false);
+        }
+    }
+}
+
+/// Index `reader` (file bytes from `start`) to its end; or, with `join`, until the From_ line
+/// where a second scan started, if this scan reaches it in the same state (then the two are
+/// merged). `stop` ends the scan early with an error (a second scan that is not wanted).
+fn scan<R: Read>(
+    mut reader: R,
+    mut indexer: Indexer,
+    start: u64,
+    mut join: Option<Join<'_>>,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<Part, IndexError> {
     let mut buf = vec![0u8; BLOCK];
     let (mut lo, mut hi) = (0usize, 0usize); // unprocessed bytes are buf[lo..hi]
     let mut base = start; // file offset of buf[lo]
@@ -1060,6 +1174,14 @@ fn run<R: Read>(mut reader: R, mut indexer: Indexer, start: u64) -> Result<Index
     loop {
         // Hand out every complete line in the buffer; whole runs of body lines in one block.
         while lo < hi {
+            if let Some(j) = join.take_if(|j| base >= j.at) {
+                if base == j.at && indexer.continues_at(j.split) {
+                    if let Some(second) = j.take(true) {
+                        drop(buf);
+                        return Ok(indexer.merge(second));
+                    }
+                }
+            }
             if line_start {
                 let n = indexer.body_run(base, &buf[lo..hi]);
                 if n > 0 {
@@ -1100,6 +1222,9 @@ fn run<R: Read>(mut reader: R, mut indexer: Indexer, start: u64) -> Result<Index
             base += hi as u64;
             hi = 0;
         }
+        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Err(IndexError::Io(io::Error::from(io::ErrorKind::Interrupted)));
+        }
         match reader.read(&mut buf[hi..]) {
             Ok(0) => eof = true,
             Ok(n) => hi += n,
@@ -1109,7 +1234,11 @@ fn run<R: Read>(mut reader: R, mut indexer: Indexer, start: u64) -> Result<Index
     }
     // Not held while the index is finished (its peak is the login's peak).
     drop(buf);
-    Ok(indexer.finish(base, line_end))
+    Ok(Part {
+        indexer,
+        length: base,
+        line_end,
+    })
 }
 
 #[cfg(test)]

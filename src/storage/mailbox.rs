@@ -25,7 +25,7 @@ use super::encode::{encode_to, EncodeOptions};
 use super::error::io_error;
 use super::imapbase;
 use super::index::{
-    from_line_fingerprint, index_mbox, index_mbox_from, Index, IndexError, IndexOptions,
+    from_line_fingerprint, index_mbox_from, parallel, Index, IndexError, IndexOptions,
     IndexedMessage, FROM_LINE_CAP,
 };
 use super::journal::{self, Recovery};
@@ -578,17 +578,22 @@ fn load_index(
 fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, StoreError> {
     crate::sys::memory::tune_allocator();
     crate::sys::file_io::advise_sequential(file);
-    // The indexer reads in large blocks itself: no buffer in between.
-    let reader = ReadAt {
-        file,
-        pos: 0,
-        end: u64::MAX,
-    };
     let iopts = IndexOptions {
         format: opts.format,
         uidl: opts.uidl,
     };
-    index_mbox(reader, &iopts).map_err(|e| match e {
+    let len = file
+        .metadata()
+        .map_err(|e| io_error("cannot stat", path, &e))?
+        .len();
+    // The indexer reads in large blocks itself: no buffer in between. Every reader goes on to
+    // the end of the file, as one scan would.
+    let open_at = |pos: u64| ReadAt {
+        file,
+        pos,
+        end: u64::MAX,
+    };
+    parallel::index_file(open_at, len, &iopts).map_err(|e| match e {
         IndexError::NotMbox(why) => {
             log::error!(
                 "{} is not an mbox file ({why}); refusing it and leaving it untouched",

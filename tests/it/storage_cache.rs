@@ -547,3 +547,74 @@ mod binary {
         );
     }
 }
+
+/// A mailbox big enough to be indexed by two threads, made of `n` ordinary messages of about
+/// 10 KB and, where `middle` says, a message whose trusted Content-Length body holds a From_
+/// line after an empty line right where the second thread looks for its cut.
+fn big_mailbox(middle: bool) -> Vec<u8> {
+    let plain = |i: usize, filler: usize| {
+        let mut m = format!(
+            "From s{i}@example.org Thu Nov 26 03:32:14 2026\nSubject: m{i}\nStatus: RO\n\n"
+        )
+        .into_bytes();
+        while m.len() < 10_000 + filler {
+            m.extend_from_slice(b"a body line that is long enough to look like real mail text\n");
+        }
+        if i % 7 == 0 {
+            m.extend_from_slice(b">From quoted\n");
+        }
+        m.extend_from_slice(b"\n");
+        m
+    };
+    let prefix: Vec<u8> = (0..460).flat_map(|i| plain(i, 0)).collect();
+    let body = b"x\n\nFrom inner@example.org Thu Nov 26 03:32:15 2026\nSubject: inner\n\nin\n";
+    let special = if middle {
+        let mut m = format!(
+            "From cl@example.org Thu Nov 26 03:32:16 2026\nContent-Length: {}\n\n",
+            body.len()
+        )
+        .into_bytes();
+        m.extend_from_slice(body);
+        m.extend_from_slice(b"\n");
+        m
+    } else {
+        plain(999, 0)
+    };
+    // The suffix makes the file's middle fall just after the special message's start.
+    let want = prefix.len() + 20 - special.len();
+    let mut suffix: Vec<u8> = Vec::new();
+    let mut i = 1000;
+    while want - suffix.len() > 25_000 {
+        suffix.extend(plain(i, 0));
+        i += 1;
+    }
+    let rest = want - suffix.len();
+    let mut last = plain(i, rest - 10_000);
+    last.truncate(rest - 1);
+    last.extend_from_slice(b"\n");
+    suffix.extend(last);
+    let data = [prefix, special, suffix].concat();
+    assert!(data.len() as u64 >= mboxpopd::storage::index::parallel::PARALLEL_MIN);
+    data
+}
+
+#[test]
+fn a_big_mailbox_indexed_in_two_parts_is_the_single_pass_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for middle in [false, true] {
+        let path = dir.path().join(format!("big{middle}"));
+        let data = big_mailbox(middle);
+        write_file(&path, &data);
+        settle();
+        let view = session_view(&path).expect("an mbox");
+        assert_eq!(Some(view.clone()), full_view(&path), "middle: {middle}");
+        let half = data.len() / 2;
+        let (cut, _) =
+            mboxpopd::storage::index::parallel::cut_in(&data[half..], half as u64).expect("a cut");
+        let inner = data[cut as usize..].starts_with(b"From inner");
+        assert_eq!(inner, middle, "the second thread starts inside the body");
+        // Every "\nFrom " starts a message but the one inside the Content-Length body.
+        let starts = data.windows(6).filter(|w| w == b"\nFrom ").count() + 1;
+        assert_eq!(view.len(), if middle { starts - 1 } else { starts });
+    }
+}
