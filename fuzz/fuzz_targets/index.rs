@@ -91,16 +91,9 @@ fuzz_target!(|data: &[u8]| {
         }
         for (i, m) in idx.messages.iter().enumerate() {
             assert!(m.from_offset < m.header_offset());
-            assert!(m.header_offset() <= m.end_offset());
-            assert!(m.end_offset() <= m.next_offset);
-            let next = idx
-                .messages
-                .get(i + 1)
-                .map_or(idx.length, |n| n.from_offset);
-            assert_eq!(
-                m.next_offset, next,
-                "message {i} is not followed by the next"
-            );
+            assert!(m.header_offset() <= idx.end_offset(i));
+            assert!(idx.end_offset(i) <= idx.next_offset(i));
+            assert!(idx.next_offset(i) <= idx.length);
             let from_line = &bytes[m.from_offset as usize..m.header_offset() as usize];
             assert!(from_line.starts_with(b"From "));
             assert!(
@@ -113,19 +106,18 @@ fuzz_target!(|data: &[u8]| {
                     is_from_line(from_line),
                     "message {i} starts at an invalid From_ line"
                 );
-                let prev = &idx.messages[i - 1];
-                let sep = &bytes[prev.end_offset() as usize..prev.next_offset as usize];
+                let sep = &bytes[idx.end_offset(i - 1) as usize..m.from_offset as usize];
                 assert!(
                     sep == b"\n" || sep == b"\r\n",
                     "message {i} does not follow an empty line"
                 );
             }
-            let gap = &bytes[m.end_offset() as usize..m.next_offset as usize];
+            let gap = &bytes[idx.end_offset(i) as usize..idx.next_offset(i) as usize];
             assert!(
                 gap.is_empty() || gap == b"\n" || gap == b"\r\n",
                 "gap {gap:?}"
             );
-            let content = &bytes[m.header_offset() as usize..m.end_offset() as usize];
+            let content = &bytes[m.header_offset() as usize..idx.end_offset(i) as usize];
             let wire = encode_bytes(content, EncodeOptions::retr(format));
             common::check_wire(&wire);
             assert_eq!(

@@ -32,7 +32,7 @@ use crate::storage::format::{MboxFormat, UidlFormat};
 
 use super::index::Index;
 
-/// Default bound on the indexes kept (56 bytes a message: about 4.8 million messages).
+/// Default bound on the indexes kept (48 bytes a message: about 5.6 million messages).
 pub const DEFAULT_LIMIT: usize = 256 << 20;
 
 /// What identifies a file's state: a write changes mtime and ctime, a replacement the inode.

@@ -31,7 +31,7 @@ use crate::sys::{credentials, dir};
 const MAGIC: &[u8; 16] = b"mboxpopd-index\n\0";
 /// Bumped whenever the layout changes; the server version is recorded besides, so an index
 /// made by another build (whose UIDLs or splits might differ) is never reused.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// No cache file larger than this is read (about 16 million messages).
 pub const MAX_FILE: u64 = 1 << 30;
 
@@ -299,7 +299,7 @@ pub fn encode_file(
     tail: u64,
     index: &Index,
 ) -> Vec<u8> {
-    let mut v = Vec::with_capacity(256 + index.messages.len() * 56);
+    let mut v = Vec::with_capacity(256 + index.messages.len() * 48);
     v.extend_from_slice(MAGIC);
     v.extend_from_slice(&VERSION.to_le_bytes());
     let build = env!("CARGO_PKG_VERSION").as_bytes();

@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::index::{is_from_line, IndexedMessage};
+use super::index::{is_from_line, Index};
 use super::uidl;
 
 /// Longest field (all its lines) carried over; longer ones are left where they are. Dovecot
@@ -257,17 +257,19 @@ fn from_line_crlf(file: &File, from_offset: u64, header_offset: u64) -> io::Resu
     Ok(tail.ends_with(b"\n").then(|| tail.ends_with(b"\r\n")))
 }
 
-/// For a commit that deletes `deleted` (indices into `messages`, sorted): the bytes to insert,
-/// at an absolute file offset, so that the new first message carries the UIDVALIDITY field of
-/// the deleted first one. The new first message is the first kept one, or else the first
-/// message appended since indexing (at `indexed_len`, the file being `old_len` bytes now).
+/// For a commit that deletes `deleted` (indices into `index.messages`, sorted): the bytes to
+/// insert, at an absolute file offset, so that the new first message carries the UIDVALIDITY
+/// field of the deleted first one. The new first message is the first kept one, or else the
+/// first message appended since indexing (at `index.length`, the file being `old_len` bytes
+/// now).
 pub fn plan_for_commit(
     file: &File,
-    messages: &[IndexedMessage],
+    index: &Index,
     deleted: &[usize],
-    indexed_len: u64,
     old_len: u64,
 ) -> io::Result<Option<Insertion>> {
+    let messages = &index.messages;
+    let indexed_len = index.length;
     let Some(first) = messages.first() else {
         return Ok(None);
     };
@@ -275,7 +277,7 @@ pub fn plan_for_commit(
     if first.hidden || deleted.first() != Some(&0) {
         return Ok(None);
     }
-    let carrier = scan_file(file, first.header_offset(), first.end_offset())?;
+    let carrier = scan_file(file, first.header_offset(), index.end_offset(0))?;
     if carrier.field.is_none() {
         return Ok(None);
     }
@@ -283,7 +285,7 @@ pub fn plan_for_commit(
     let (from_offset, header_offset, end) = match kept {
         Some(i) => {
             let m = &messages[i];
-            (m.from_offset, m.header_offset(), m.end_offset())
+            (m.from_offset, m.header_offset(), index.end_offset(i))
         }
         None if old_len > indexed_len => {
             // Mail delivered during the session: its From_ line starts right at the indexed
@@ -312,9 +314,9 @@ pub fn plan_for_commit(
     // the same field and a From_ line, so only a pathological field can fail this.
     let removed_before: u64 = deleted
         .iter()
-        .map(|&i| &messages[i])
-        .filter(|m| m.next_offset <= at)
-        .map(|m| m.next_offset - m.from_offset)
+        .map(|&i| (messages[i].from_offset, index.next_offset(i)))
+        .filter(|&(_, next)| next <= at)
+        .map(|(from, next)| next - from)
         .sum();
     if ins.bytes.len() as u64 >= removed_before {
         log::warn!("the X-IMAPbase field is too long to carry over; left out");

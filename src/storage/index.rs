@@ -1,10 +1,11 @@
 //! One-pass mbox indexer.
 //!
-//! Each [`IndexedMessage`] records where its From_ line starts (`from_offset`) and where the
-//! next message starts (`next_offset`), its RFC 1939 size, its UIDL, whether it is the hidden
-//! c-client/Dovecot pseudo message, and a fingerprint of its From_ line (to detect foreign
-//! rewrites); [`IndexedMessage::header_offset`] and [`IndexedMessage::end_offset`] are derived.
-//! Deleting message i removes exactly the bytes `[from_offset, next_offset)`.
+//! Each [`IndexedMessage`] records where its From_ line starts (`from_offset`), its RFC 1939
+//! size, its UIDL, whether it is the hidden c-client/Dovecot pseudo message, and a fingerprint
+//! of its From_ line (to detect foreign rewrites); [`IndexedMessage::header_offset`] is
+//! derived, and so are [`Index::next_offset`] (the next message's `from_offset`, or the
+//! indexed length) and [`Index::end_offset`]. Deleting message i removes exactly the bytes
+//! `[from_offset, next_offset)`.
 //!
 //! # How the file is split
 //!
@@ -48,15 +49,14 @@ pub struct IndexOptions {
     pub uidl: UidlFormat,
 }
 
-/// One message of the index: 56 bytes, whatever the scheme (an `X-UIDL` value longer than a
+/// One message of the index: 48 bytes, whatever the scheme (an `X-UIDL` value longer than a
 /// digest adds its own heap string). At 100,000 messages the index is the largest allocation
-/// of a login, so the small fields share one `u16` ([`IndexedMessage::layout`]).
+/// of a login, so the small fields share one `u16` ([`IndexedMessage::layout`]) and where a
+/// message ends is derived from the next one's `from_offset` ([`Index::next_offset`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedMessage {
     /// First byte of the "From " line.
     pub from_offset: u64,
-    /// `from_offset` of the next message, or the indexed length.
-    pub next_offset: u64,
     /// The RFC 1939 size: octets RETR sends before ".\r\n", byte-stuffing dots not counted.
     pub size: u64,
     /// [`from_line_fingerprint`] of the From_ line's first bytes (line end included, capped
@@ -100,17 +100,11 @@ impl IndexedMessage {
         self.from_offset + self.header_len()
     }
 
-    /// End of the message content (the separator line before the next From_ is excluded).
-    pub fn end_offset(&self) -> u64 {
-        self.next_offset - self.end_gap()
-    }
-
     /// The same message `delta` bytes earlier in the file (after a commit removed bytes
     /// before it).
     pub fn shifted_back(&self, delta: u64) -> IndexedMessage {
         IndexedMessage {
             from_offset: self.from_offset - delta,
-            next_offset: self.next_offset - delta,
             ..self.clone()
         }
     }
@@ -157,6 +151,19 @@ struct Resume {
 }
 
 impl Index {
+    /// Where message `i` ends with its separator line: the next message's `from_offset`, or
+    /// the indexed length after the last message.
+    pub fn next_offset(&self, i: usize) -> u64 {
+        self.messages
+            .get(i + 1)
+            .map_or(self.length, |n| n.from_offset)
+    }
+
+    /// End of message `i`'s content (the separator line before the next From_ is excluded).
+    pub fn end_offset(&self, i: usize) -> u64 {
+        self.next_offset(i) - self.messages[i].end_gap()
+    }
+
     /// The offset from which [`index_mbox_from`] continues this index over a file that only
     /// grew (bytes below [`Index::length`] unchanged), or `None` when it must be indexed from
     /// scratch (no message yet, the file ended inside a line, or UIDLs had to be made unique).
@@ -184,7 +191,7 @@ impl Index {
         for (i, m) in self.messages.iter().enumerate() {
             if next.peek() == Some(&&i) {
                 next.next();
-                removed += m.next_offset - m.from_offset;
+                removed += self.next_offset(i) - m.from_offset;
                 continue;
             }
             let mut m = m.shifted_back(removed);
@@ -569,7 +576,6 @@ impl MessageParser {
             content_length: c.content_length.is_some(),
             message: IndexedMessage {
                 from_offset: self.from_offset,
-                next_offset,
                 size: self.size.0,
                 from_line: self.from_line,
                 // The scheme's value; IMAP schemes combine it with the numbers below at the end.
@@ -1267,37 +1273,30 @@ mod tests {
         index_with(bytes, opts(MboxFormat::Mboxo, UidlFormat::Native))
     }
 
-    fn content<'a>(bytes: &'a [u8], m: &IndexedMessage) -> &'a [u8] {
-        &bytes[m.header_offset() as usize..m.end_offset() as usize]
+    fn content<'a>(bytes: &'a [u8], idx: &Index, i: usize) -> &'a [u8] {
+        &bytes[idx.messages[i].header_offset() as usize..idx.end_offset(i) as usize]
     }
 
     pub(crate) fn check_invariants(idx: &Index, bytes: &[u8], format: MboxFormat) {
         assert_eq!(idx.length, bytes.len() as u64);
         for (i, m) in idx.messages.iter().enumerate() {
             assert!(m.from_offset < m.header_offset());
-            assert!(m.header_offset() <= m.end_offset());
-            assert!(m.end_offset() <= m.next_offset);
-            let next = idx
-                .messages
-                .get(i + 1)
-                .map_or(idx.length, |n| n.from_offset);
-            assert_eq!(
-                m.next_offset, next,
-                "message {i} is followed by the next one"
-            );
+            assert!(m.header_offset() <= idx.end_offset(i));
+            assert!(idx.end_offset(i) <= idx.next_offset(i));
+            assert!(idx.next_offset(i) <= idx.length);
             let from = &bytes[m.from_offset as usize..];
             assert!(from.starts_with(b"From "));
             let line_len = (m.header_offset() - m.from_offset) as usize;
             assert_eq!(m.from_line, from_line_fingerprint(&from[..line_len]));
             // Only an empty line may lie between the content and the next message.
-            let gap = &bytes[m.end_offset() as usize..m.next_offset as usize];
+            let gap = &bytes[idx.end_offset(i) as usize..idx.next_offset(i) as usize];
             assert!(
                 gap.is_empty() || gap == b"\n" || gap == b"\r\n",
                 "gap {gap:?}"
             );
             assert_eq!(
                 m.size,
-                transmit_size(content(bytes, m), format),
+                transmit_size(content(bytes, idx, i), format),
                 "message {i} size"
             );
             assert!(crate::storage::uidl::is_valid_uidl(
@@ -1419,12 +1418,12 @@ mod tests {
         let b = mbox.as_bytes();
         let idx = index(b);
         assert_eq!(idx.messages.len(), 3);
-        assert_eq!(content(b, &idx.messages[0]), b"A: 1\n\nbody 1\n");
+        assert_eq!(content(b, &idx, 0), b"A: 1\n\nbody 1\n");
         // Two empty lines: the first is content, the second the separator.
-        assert_eq!(content(b, &idx.messages[1]), b"A: 2\n\nbody 2\n\n");
+        assert_eq!(content(b, &idx, 1), b"A: 2\n\nbody 2\n\n");
         // No trailing separator at EOF: the content runs to the end.
-        assert_eq!(content(b, &idx.messages[2]), b"A: 3\n\nbody 3\n");
-        assert_eq!(idx.messages[2].next_offset, b.len() as u64);
+        assert_eq!(content(b, &idx, 2), b"A: 3\n\nbody 3\n");
+        assert_eq!(idx.next_offset(2), b.len() as u64);
         assert_eq!(
             idx.messages[0].from_line,
             from_line_fingerprint(format!("{F1}\n").as_bytes())
@@ -1439,7 +1438,7 @@ mod tests {
         );
         let idx = index(mbox.as_bytes());
         assert_eq!(idx.messages.len(), 2);
-        assert!(content(mbox.as_bytes(), &idx.messages[0]).ends_with(b">From quoted\n"));
+        assert!(content(mbox.as_bytes(), &idx, 0).ends_with(b">From quoted\n"));
     }
 
     #[test]
@@ -1450,9 +1449,9 @@ mod tests {
         let b = mbox.as_bytes();
         let idx = index(b);
         assert_eq!(idx.messages.len(), 3);
-        assert_eq!(content(b, &idx.messages[0]), b"A: 1\r\n\r\nx\r\n");
-        assert_eq!(content(b, &idx.messages[1]), b"A: 2\n\ny\r\n");
-        assert_eq!(content(b, &idx.messages[2]), b"A: 3\r\n\r\nz\r\n");
+        assert_eq!(content(b, &idx, 0), b"A: 1\r\n\r\nx\r\n");
+        assert_eq!(content(b, &idx, 1), b"A: 2\n\ny\r\n");
+        assert_eq!(content(b, &idx, 2), b"A: 3\r\n\r\nz\r\n");
         for m in &idx.messages {
             assert_eq!(m.size, 11);
         }
@@ -1464,7 +1463,7 @@ mod tests {
         let b = mbox.as_bytes();
         let idx = index(b);
         assert_eq!(idx.messages.len(), 2);
-        assert_eq!(content(b, &idx.messages[1]), b"A: 2\n\nlast line");
+        assert_eq!(content(b, &idx, 1), b"A: 2\n\nlast line");
         assert_eq!(
             idx.messages[1].size,
             "A: 2\r\n\r\nlast line\r\n".len() as u64
@@ -1518,7 +1517,7 @@ mod tests {
         let b = mbox.as_bytes();
         let idx = index(b);
         assert_eq!(idx.messages.len(), 2);
-        assert!(content(b, &idx.messages[0]).ends_with(b"not a new message\n"));
+        assert!(content(b, &idx, 0).ends_with(b"not a new message\n"));
         // At EOF, with and without the trailing separator.
         for tail in ["\n", ""] {
             let mbox = format!("{F1}\nContent-Length: {}\n\n{body}{tail}", body.len());
@@ -1533,7 +1532,7 @@ mod tests {
         let idx = index(mbox.as_bytes());
         assert_eq!(idx.messages.len(), 1);
         assert_eq!(
-            content(mbox.as_bytes(), &idx.messages[0]),
+            content(mbox.as_bytes(), &idx, 0),
             b"Content-Length: 3\n\nabc"
         );
     }
@@ -1556,16 +1555,16 @@ mod tests {
             let idx = index(b);
             assert_eq!(idx.messages.len(), 3, "length {len}");
             assert_eq!(
-                content(b, &idx.messages[0]),
+                content(b, &idx, 0),
                 format!("Content-Length: {len}\nA: 1\n\none\n").as_bytes()
             );
-            assert_eq!(content(b, &idx.messages[1]), b"second\n");
+            assert_eq!(content(b, &idx, 1), b"second\n");
         }
         // Lands on a line start, but no From_ line follows the empty line.
         let mbox = format!("{F1}\nContent-Length: 4\n\none\n\nnot from\n\n{F2}\nA: 2\n\nb\n");
         let idx = index(mbox.as_bytes());
         assert_eq!(idx.messages.len(), 2);
-        assert!(content(mbox.as_bytes(), &idx.messages[0]).ends_with(b"not from\n"));
+        assert!(content(mbox.as_bytes(), &idx, 0).ends_with(b"not from\n"));
     }
 
     #[test]
@@ -1579,13 +1578,13 @@ mod tests {
         let b = mbox.as_bytes();
         let idx = index(b);
         assert_eq!(idx.messages.len(), 2);
-        assert!(content(b, &idx.messages[0]).ends_with(body.as_bytes()));
+        assert!(content(b, &idx, 0).ends_with(body.as_bytes()));
         // Same shape, but the length is wrong: scanning splits at that From_ line.
         let mbox = format!("{F1}\nContent-Length: 999\n\n{body}\n{F2}\nA: 2\n\nb\n");
         let b = mbox.as_bytes();
         let idx = index(b);
         assert_eq!(idx.messages.len(), 3);
-        assert_eq!(content(b, &idx.messages[0]), b"Content-Length: 999\n");
+        assert_eq!(content(b, &idx, 0), b"Content-Length: 999\n");
     }
 
     #[test]
@@ -1753,8 +1752,8 @@ This text is part of the internal format of your mail folder.\n\n"
     }
 
     #[test]
-    fn a_message_costs_56_bytes() {
-        assert_eq!(std::mem::size_of::<IndexedMessage>(), 56);
+    fn a_message_costs_48_bytes() {
+        assert_eq!(std::mem::size_of::<IndexedMessage>(), 48);
         assert_eq!(std::mem::size_of::<Uidl>(), 24);
     }
 
@@ -1915,7 +1914,7 @@ This text is part of the internal format of your mail folder.\n\n"
                 let mut kept = Vec::new();
                 for (i, m) in idx.messages.iter().enumerate() {
                     if del.binary_search(&i).is_err() {
-                        kept.extend_from_slice(&data[m.from_offset as usize..m.next_offset as usize]);
+                        kept.extend_from_slice(&data[m.from_offset as usize..idx.next_offset(i) as usize]);
                     }
                 }
                 if let Some(d) = idx.without(&del) {

@@ -664,7 +664,7 @@ impl Maildrop for Mailbox {
             inner: ReadAt {
                 file: &o.file,
                 pos: m.from_offset,
-                end: m.end_offset(),
+                end: o.index.end_offset(i),
             },
             skip: (m.header_offset() - m.from_offset) as usize,
             seen: 0,
@@ -765,16 +765,10 @@ impl Maildrop for Mailbox {
             .len();
         let ranges: Vec<Range<u64>> = targets
             .iter()
-            .map(|&i| o.index.messages[i].from_offset..o.index.messages[i].next_offset)
+            .map(|&i| o.index.messages[i].from_offset..o.index.next_offset(i))
             .collect();
         // The UIDVALIDITY field moves to the new first message in the same rewrite.
-        let carry = match imapbase::plan_for_commit(
-            &o.file,
-            &o.index.messages,
-            &targets,
-            o.index.length,
-            old_len,
-        ) {
+        let carry = match imapbase::plan_for_commit(&o.file, &o.index, &targets, old_len) {
             Ok(c) => c,
             Err(e) => {
                 self.close();

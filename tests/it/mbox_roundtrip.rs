@@ -246,7 +246,7 @@ fn decode(retr: &[u8]) -> Vec<u8> {
 
 fn retrieve(file: &[u8], idx: &Index, i: usize, format: MboxFormat, top: Option<u64>) -> Vec<u8> {
     let m = &idx.messages[i];
-    let src = &file[m.header_offset() as usize..m.end_offset() as usize];
+    let src = &file[m.header_offset() as usize..idx.end_offset(i) as usize];
     let mut out = Vec::new();
     let n = encode_to(src, EncodeOptions { format, top }, &mut out).expect("in memory");
     assert_eq!(n, out.len() as u64);
@@ -335,16 +335,17 @@ proptest! {
         let mut kept = Vec::new();
         for (i, m) in idx.messages.iter().enumerate() {
             if !deleted[i] {
-                kept_file.extend_from_slice(&w.file[m.from_offset as usize..m.next_offset as usize]);
-                kept.push(m);
+                kept_file.extend_from_slice(&w.file[m.from_offset as usize..idx.next_offset(i) as usize]);
+                kept.push(i);
             }
         }
         let after = index_mbox(&kept_file[..], &opts).expect("re-indexes");
         prop_assert_eq!(after.messages.len(), kept.len());
         let base = |u: &mboxpopd::storage::uidl::Uidl| u.to_string().split('-').next().unwrap_or_default().to_string();
-        for (old, new) in kept.iter().zip(&after.messages) {
-            let old_content = &w.file[old.header_offset() as usize..old.end_offset() as usize];
-            let new_content = &kept_file[new.header_offset() as usize..new.end_offset() as usize];
+        for (j, (&i, new)) in kept.iter().zip(&after.messages).enumerate() {
+            let old = &idx.messages[i];
+            let old_content = &w.file[old.header_offset() as usize..idx.end_offset(i) as usize];
+            let new_content = &kept_file[new.header_offset() as usize..after.end_offset(j) as usize];
             prop_assert_eq!(old_content, new_content);
             prop_assert_eq!(old.size, new.size);
             prop_assert_eq!(&old.from_line, &new.from_line);

@@ -1,11 +1,12 @@
 //! The byte form of an [`Index`], for the on-disk index cache (`storage::disk_cache`). Pure:
 //! bytes in, bytes out.
 //!
-//! Little-endian, fixed-width fields; a message is 38 bytes plus its UIDL's digest or text. The
+//! Little-endian, fixed-width fields; a message is 30 bytes plus its UIDL's digest or text. As
+//! in memory, a message's end is the next one's start (the recorded length for the last). The
 //! decoder trusts nothing: a count is bounded by the bytes left before anything is allocated,
 //! and every message must be where an index of a file of the recorded length could put it
-//! (contiguous, inside the file, sane lengths, a valid unique-id), so a damaged or hostile
-//! input yields [`Invalid`], never a panic later nor an offset outside the mailbox.
+//! (increasing offsets, inside the file, sane lengths, a valid unique-id), so a damaged or
+//! hostile input yields [`Invalid`], never a panic later nor an offset outside the mailbox.
 
 use super::{Index, IndexedMessage, Resume, FROM_LINE_MAX};
 use crate::storage::uidl::{is_valid_uidl, Uidl};
@@ -22,8 +23,8 @@ impl std::fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
-/// The smallest encoded message: offsets, size, fingerprint, lengths, flags, UIDL kind.
-const MIN_RECORD: usize = 8 * 3 + 4 + 2 + 2 + 1 + 1 + 4;
+/// The smallest encoded message: offset, size, fingerprint, lengths, flags, UIDL kind.
+const MIN_RECORD: usize = 8 * 2 + 4 + 2 + 2 + 1 + 1 + 4;
 
 const KIND_HEX16: u8 = 0;
 const KIND_HEX8: u8 = 1;
@@ -59,7 +60,6 @@ pub fn encode(index: &Index, out: &mut Vec<u8>) {
     out.extend_from_slice(&(index.messages.len() as u64).to_le_bytes());
     for m in &index.messages {
         out.extend_from_slice(&m.from_offset.to_le_bytes());
-        out.extend_from_slice(&m.next_offset.to_le_bytes());
         out.extend_from_slice(&m.size.to_le_bytes());
         out.extend_from_slice(&m.from_line.to_le_bytes());
         // Both fit: a From_ line is at most FROM_LINE_MAX bytes, a separator at most 2.
@@ -170,10 +170,8 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Index, Invalid> {
     }
     let count = count as usize;
     let mut messages = Vec::with_capacity(count);
-    let mut expect_from: Option<u64> = None;
     for i in 0..count {
         let from_offset = r.u64()?;
-        let next_offset = r.u64()?;
         let size = r.u64()?;
         let from_line = r.u32()?;
         let header_len = r.u16()?;
@@ -194,21 +192,10 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Index, Invalid> {
             }
             _ => return Err(Invalid("unique-id kind")),
         };
-        if expect_from.is_some_and(|e| e != from_offset) {
-            return Err(Invalid("messages not contiguous"));
-        }
-        let header_end = from_offset.checked_add(u64::from(header_len));
-        let body_end = next_offset.checked_sub(u64::from(end_gap));
-        let (Some(header_end), Some(body_end)) = (header_end, body_end) else {
-            return Err(Invalid("message bounds"));
-        };
+        // Within these bounds `layout` keeps both exactly (the checks below read them back).
         if header_len == 0
             || usize::from(header_len) > FROM_LINE_MAX
             || end_gap > 2
-            || header_end > body_end
-            || next_offset > length
-            // Sizes count line ends as CRLF: at most twice the content, plus a final CRLF.
-            || size > (body_end - header_end).saturating_mul(2).saturating_add(2)
             || mflags & !(FLAG_HIDDEN | FLAG_PSEUDO) != 0
         {
             return Err(Invalid("message bounds"));
@@ -218,10 +205,8 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Index, Invalid> {
         if hidden && (i > 0 || !pseudo) {
             return Err(Invalid("hidden message"));
         }
-        expect_from = Some(next_offset);
         messages.push(IndexedMessage {
             from_offset,
-            next_offset,
             size,
             from_line,
             uidl,
@@ -229,9 +214,24 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Index, Invalid> {
             hidden,
         });
     }
-    if let Some(last) = messages.last() {
-        if last.next_offset != length {
-            return Err(Invalid("indexed length"));
+    // Each message ends where the next starts (the last at the recorded length), after its
+    // From_ line: offsets increase and stay inside the file.
+    let ends = messages
+        .iter()
+        .skip(1)
+        .map(|n| n.from_offset)
+        .chain(std::iter::once(length));
+    for (m, next_offset) in messages.iter().zip(ends) {
+        let header_end = m.from_offset.checked_add(m.header_len());
+        let body_end = next_offset.checked_sub(m.end_gap());
+        let (Some(header_end), Some(body_end)) = (header_end, body_end) else {
+            return Err(Invalid("message bounds"));
+        };
+        if header_end > body_end
+            // Sizes count line ends as CRLF: at most twice the content, plus a final CRLF.
+            || m.size > (body_end - header_end).saturating_mul(2).saturating_add(2)
+        {
+            return Err(Invalid("message bounds"));
         }
     }
     if resume.is_some_and(|r| r.message >= messages.len()) {
@@ -293,18 +293,23 @@ mod tests {
     }
 
     #[test]
-    fn offsets_outside_the_file_or_gaps_are_refused() {
+    fn offsets_outside_the_file_or_out_of_order_are_refused() {
         let good = sample();
-        let mut bad = good.clone();
-        bad.length += 1;
-        assert_eq!(round_trip(&bad), Err(Invalid("indexed length")));
-        bad.messages[1].next_offset += 1;
-        assert!(round_trip(&bad).is_ok());
-        bad.length -= 1;
-        assert_eq!(round_trip(&bad), Err(Invalid("message bounds")));
-        let mut gap = good.clone();
-        gap.messages[1].from_offset += 1;
-        assert_eq!(round_trip(&gap), Err(Invalid("messages not contiguous")));
+        let mut longer = good.clone();
+        longer.length += 1;
+        assert!(round_trip(&longer).is_ok());
+        let mut cut = good.clone();
+        cut.length = good.messages[1].header_offset() - 1;
+        assert_eq!(round_trip(&cut), Err(Invalid("message bounds")));
+        let mut outside = good.clone();
+        outside.messages[1].from_offset = good.length + 1;
+        assert_eq!(round_trip(&outside), Err(Invalid("message bounds")));
+        let mut back = good.clone();
+        back.messages[1].from_offset = good.messages[0].from_offset;
+        assert_eq!(round_trip(&back), Err(Invalid("message bounds")));
+        let mut inside = good.clone();
+        inside.messages[1].from_offset = good.messages[0].header_offset() - 1;
+        assert_eq!(round_trip(&inside), Err(Invalid("message bounds")));
         let mut short = good.clone();
         let m = &mut short.messages[0];
         m.layout = IndexedMessage::pack_layout(2000, m.end_gap(), m.pseudo());
@@ -312,14 +317,13 @@ mod tests {
         let mut wrap = good.clone();
         let m = &mut wrap.messages[0];
         m.layout = IndexedMessage::pack_layout(m.header_len(), 2, m.pseudo());
-        wrap.messages[0].next_offset = 1;
+        wrap.messages[1].from_offset = 1;
         assert!(round_trip(&wrap).is_err());
         let mut big = good.clone();
         big.messages[0].size = u64::MAX;
         assert_eq!(round_trip(&big), Err(Invalid("message bounds")));
         // Offsets near the top of the range: no overflow in the size bound.
         let mut far = good.clone();
-        far.messages[1].next_offset = u64::MAX;
         far.length = u64::MAX;
         assert!(round_trip(&far).is_ok());
         let mut hidden = good.clone();
