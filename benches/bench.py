@@ -438,6 +438,9 @@ def dele(server, pid, user, which):
     n = int(p.cmd("STAT").split()[1])
     k = {"first": 1, "middle": (n + 1) // 2, "last": n}[which]
     p.cmd(f"DELE {k}")
+    # Nobody's earlier writes on the disk: popa3d and Dovecot do not fsync their commits, and
+    # an ext4 fsync (mboxpopd's commit) also waits for whatever else the journal holds.
+    os.sync()
     w0 = write_bytes(pid)
     t = time.monotonic()
     p.cmd("QUIT")
