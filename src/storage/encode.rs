@@ -239,11 +239,19 @@ impl Encoder {
     /// line end becomes CRLF, stuffing dots are not counted, and with mboxrd a `>+From ` line
     /// loses one `>`. Only valid when [`Encoder::at_body_line_start`]; the state is unchanged.
     ///
-    /// Returns whether `block` holds a CR (callers that scan it again can skip their search).
-    pub fn count_body_lines(&mut self, block: &[u8], counter: &mut Counter) -> bool {
+    /// `lf` is the number of LFs in `block` and `maybe_cr` is false only if it holds no CR (the
+    /// caller's scan found both). Returns whether `block` holds a CR (callers that scan it
+    /// again can skip their search).
+    pub fn count_body_lines(
+        &mut self,
+        block: &[u8],
+        lf: u64,
+        maybe_cr: bool,
+        counter: &mut Counter,
+    ) -> bool {
         debug_assert!(self.at_body_line_start() && block.last() == Some(&b'\n'));
-        let lf = memchr::memchr_iter(b'\n', block).count() as u64;
-        let has_cr = memchr::memchr(b'\r', block).is_some();
+        debug_assert_eq!(lf, memchr::memchr_iter(b'\n', block).count() as u64);
+        let has_cr = maybe_cr && memchr::memchr(b'\r', block).is_some();
         let crlf = if has_cr {
             memchr::memchr_iter(b'\r', block)
                 .filter(|&i| block.get(i + 1) == Some(&b'\n'))

@@ -35,7 +35,8 @@
 //! end, where we keep it. Sizes and splits otherwise agree (see tests/fixtures/README.md).
 
 use std::io::{self, Read};
-use std::sync::LazyLock;
+
+use crate::sys::line_scan;
 
 pub mod parallel;
 pub mod persist;
@@ -535,9 +536,11 @@ impl MessageParser {
         !self.in_headers && self.encoder.at_body_line_start() && self.uidl.body_only()
     }
 
-    /// Feed complete body lines at `offset` in one go (see [`body_run_len`]).
-    fn feed_body(&mut self, offset: u64, block: &[u8]) {
-        let has_cr = self.encoder.count_body_lines(block, &mut self.size);
+    /// Feed complete body lines at `offset` in one go (see [`body_run`], which found them).
+    fn feed_body(&mut self, offset: u64, block: &[u8], run: BodyRun) {
+        let has_cr = self
+            .encoder
+            .count_body_lines(block, run.newlines, run.cr, &mut self.size);
         self.uidl.body_lines(block, has_cr);
         self.end = offset + block.len() as u64;
     }
@@ -858,11 +861,11 @@ impl Indexer {
         if scan.blank.is_some() || !scan.current.body_fast_ok() {
             return 0;
         }
-        let n = body_run_len(s);
-        if n > 0 {
-            scan.current.feed_body(offset, &s[..n]);
+        let run = body_run(s);
+        if run.len > 0 {
+            scan.current.feed_body(offset, &s[..run.len], run);
         }
-        n
+        run.len
     }
 
     fn fragment(
@@ -1046,28 +1049,60 @@ impl Indexer {
     }
 }
 
-/// The length of the longest prefix of `s` (which starts at a line start, inside a message
-/// body) made of whole lines that can be fed as body content in one block: it ends at a line
-/// end and holds no empty line that might separate messages, i.e. one followed by a line
-/// starting with "From " or one that is the prefix's last line (the next line decides).
-/// Lines are not judged further: the line-by-line path decides the rest exactly.
-pub fn body_run_len(s: &[u8]) -> usize {
+/// The longest prefix of `s` (which starts at a line start, inside a message body) made of
+/// whole lines that can be fed as body content in one block: it ends at a line end and holds
+/// no empty line that might separate messages, i.e. one followed by a line starting with
+/// "From " or one that is the prefix's last line (the next line decides). Lines are not
+/// judged further: the line-by-line path decides the rest exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyRun {
+    pub len: usize,
+    /// LFs in the prefix.
+    pub newlines: u64,
+    /// The prefix may hold a CR (false: it holds none).
+    pub cr: bool,
+}
+
+pub fn body_run(s: &[u8]) -> BodyRun {
+    let none = BodyRun {
+        len: 0,
+        newlines: 0,
+        cr: false,
+    };
     let Some(last) = memchr::memrchr(b'\n', s) else {
-        return 0;
+        return none;
     };
     let mut end = last + 1;
     if let Some(start) = empty_line_ending_at(s, last) {
         end = start;
     }
-    static FROM: LazyLock<memchr::memmem::Finder<'static>> =
-        LazyLock::new(|| memchr::memmem::Finder::new(b"\nFrom "));
-    for p in FROM.find_iter(&s[..end]) {
+    // One pass counts the lines and stops at each "\nFrom " (usually the next message's).
+    let (mut pos, mut newlines, mut cr) = (0, 0, false);
+    loop {
+        let found = line_scan::until_from_line(&s[pos..end]);
+        newlines += found.newlines;
+        cr |= found.cr;
+        let p = pos + found.stop;
+        if p == end {
+            break;
+        }
         if let Some(start) = empty_line_ending_at(s, p) {
+            // The prefix ends before the empty line; the LF at `p` is not in it, and neither
+            // is anything after it.
             end = start;
             break;
         }
+        newlines += 1;
+        pos = p + 1;
     }
-    end
+    if end == 0 {
+        return none;
+    }
+    BodyRun {
+        len: end,
+        newlines,
+        cr,
+    }
 }
 
 /// If the line ending with the LF at `s[p]` is empty (`s` starts at a line start), its start.
@@ -1758,26 +1793,75 @@ This text is part of the internal format of your mail folder.\n\n"
         assert_eq!(std::mem::size_of::<Uidl>(), 24);
     }
 
+    fn body_run_len_of(s: &[u8]) -> usize {
+        body_run(s).len
+    }
+
+    /// The three-pass form `body_run` replaced: a substring search, then counts of the prefix.
+    fn body_run_reference(s: &[u8]) -> (usize, u64, bool) {
+        let Some(last) = memchr::memrchr(b'\n', s) else {
+            return (0, 0, false);
+        };
+        let mut end = last + 1;
+        if let Some(start) = empty_line_ending_at(s, last) {
+            end = start;
+        }
+        for p in memchr::memmem::find_iter(&s[..end], b"\nFrom ") {
+            if let Some(start) = empty_line_ending_at(s, p) {
+                end = start;
+                break;
+            }
+        }
+        let prefix = &s[..end];
+        let lf = memchr::memchr_iter(b'\n', prefix).count() as u64;
+        (end, lf, prefix.contains(&b'\r'))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn body_runs_match_the_three_pass_reference(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(&b"\n"[..]),
+                    proptest::strategy::Just(&b"\r\n"[..]),
+                    proptest::strategy::Just(&b"\r"[..]),
+                    proptest::strategy::Just(&b"From x\n"[..]),
+                    proptest::strategy::Just(&b"From "[..]),
+                    proptest::strategy::Just(&b"a body line of some length\n"[..]),
+                    proptest::strategy::Just(&b"F"[..]),
+                ],
+                0..60,
+            ),
+        ) {
+            let s = pieces.concat();
+            let run = body_run(&s);
+            let (len, lf, cr) = body_run_reference(&s);
+            proptest::prop_assert_eq!((run.len, run.newlines), (len, lf));
+            // A CR may be suspected where there is none (the caller then looks), never missed.
+            proptest::prop_assert!(run.cr || !cr);
+        }
+    }
+
     #[test]
     fn body_runs_stop_before_possible_separators() {
-        assert_eq!(body_run_len(b"a\nb\n"), 4);
-        assert_eq!(body_run_len(b"a\nb"), 2, "whole lines only");
-        assert_eq!(body_run_len(b"a\n\n"), 2, "a final empty line waits");
-        assert_eq!(body_run_len(b"a\n\r\n"), 2);
+        assert_eq!(body_run_len_of(b"a\nb\n"), 4);
+        assert_eq!(body_run_len_of(b"a\nb"), 2, "whole lines only");
+        assert_eq!(body_run_len_of(b"a\n\n"), 2, "a final empty line waits");
+        assert_eq!(body_run_len_of(b"a\n\r\n"), 2);
         assert_eq!(
-            body_run_len(b"a\n\nb\n"),
+            body_run_len_of(b"a\n\nb\n"),
             5,
             "an empty line before an ordinary one"
         );
-        assert_eq!(body_run_len(b"a\n\nFrom x\n"), 2);
-        assert_eq!(body_run_len(b"a\n\r\nFrom x\n"), 2);
-        assert_eq!(body_run_len(b"\nFrom x\n"), 0);
+        assert_eq!(body_run_len_of(b"a\n\nFrom x\n"), 2);
+        assert_eq!(body_run_len_of(b"a\n\r\nFrom x\n"), 2);
+        assert_eq!(body_run_len_of(b"\nFrom x\n"), 0);
         assert_eq!(
-            body_run_len(b"a\nFrom x\nb\n"),
+            body_run_len_of(b"a\nFrom x\nb\n"),
             11,
             "no empty line before it"
         );
-        assert_eq!(body_run_len(b""), 0);
+        assert_eq!(body_run_len_of(b""), 0);
     }
 
     #[test]
