@@ -9,7 +9,7 @@
 //! first), only an empty line separates content from the next message; the From_ line
 //! fingerprint matches; each size equals the octets the encoder emits for the content, once
 //! unstuffed (and the wire output passes the encoder checks); UIDLs are valid and unique;
-//! reading in small chunks gives the same index, and so does indexing in two parts.
+//! reading in small chunks gives the same index, and so does indexing in parts on several threads.
 #![no_main]
 
 mod common;
@@ -149,10 +149,14 @@ fuzz_target!(|data: &[u8]| {
         .expect("indexed once");
         assert_eq!(chunked, idx, "chunking changed the index");
 
-        // Two threads, the second from a From_ line found after `hint`.
-        let hint = (selector as usize).wrapping_mul(2_654_435_761) % (bytes.len() + 1);
+        // Up to three extra threads, each from a From_ line found after its hint.
+        let len = bytes.len() as u64 + 1;
+        let k = u64::from(selector % 4) + 2;
+        let hints: Vec<u64> = (1..k).map(|j| (len / k * j + u64::from(selector)) % len).collect();
+        let mut hints = hints;
+        hints.sort_unstable();
         let open = |at: u64| &bytes[at as usize..];
-        let split = parallel::index_split(&open, hint as u64, &opts).expect("indexed once");
-        assert_eq!(split, idx, "indexing in two parts changed the index");
+        let (split, _) = parallel::index_parts(&open, &hints, &opts, 2).expect("indexed once");
+        assert_eq!(split, idx, "indexing in parts changed the index");
     }
 });

@@ -763,9 +763,9 @@ struct Indexer {
     first_cl_allowed: bool,
     /// Some message has a Content-Length header.
     content_length: bool,
-    /// Full blocks of `done` moved out, oldest first, when `chunk` is set (the second part of
-    /// a parallel index, whose messages are later appended block by block to the first
-    /// part's: a block freed as soon as it is copied keeps that copy's peak memory small).
+    /// Earlier blocks of messages, oldest first: full blocks of `done` moved out when `chunk`
+    /// is set (the later parts of a parallel index), and the blocks of parts merged into this
+    /// one. [`Indexer::finish`] makes them one vector.
     spilled: Vec<Vec<IndexedMessage>>,
     chunk: usize,
 }
@@ -828,20 +828,17 @@ impl Indexer {
             length,
             line_end,
         } = second;
-        let mut done = std::mem::take(&mut self.done);
-        let more = rest.spilled.iter().map(Vec::len).sum::<usize>() + rest.done.len();
-        done.reserve_exact(more);
-        for block in std::mem::take(&mut rest.spilled) {
-            done.extend(block);
-        }
-        done.append(&mut rest.done);
+        // Only the lists of blocks are joined; `finish` copies the messages once, into one
+        // vector.
+        let mut blocks = std::mem::take(&mut self.spilled);
+        blocks.push(std::mem::take(&mut self.done));
+        blocks.append(&mut rest.spilled);
+        rest.spilled = blocks;
         self.x_uids.append(&mut rest.x_uids);
-        rest.done = done;
         rest.x_uids = self.x_uids;
         rest.kept = self.kept;
         rest.uidvalidity = self.uidvalidity;
         rest.content_length |= self.content_length;
-        rest.chunk = 0;
         Part {
             indexer: rest,
             length,
@@ -988,8 +985,18 @@ impl Indexer {
 
     /// `line_end`: the input ended with a complete line.
     fn finish(mut self, length: u64, line_end: bool) -> Index {
+        // The last messages are pushed below, onto the one vector.
+        self.chunk = 0;
         if !self.spilled.is_empty() {
-            let mut all: Vec<IndexedMessage> = std::mem::take(&mut self.spilled).concat();
+            // Into the first block, grown once; each later block is freed as soon as it is
+            // moved, so the peak is the index plus one block.
+            let mut blocks = std::mem::take(&mut self.spilled).into_iter();
+            let mut all = blocks.next().unwrap_or_default();
+            let more = blocks.as_slice().iter().map(Vec::len).sum::<usize>() + self.done.len();
+            all.reserve_exact(more);
+            for block in blocks {
+                all.extend(block);
+            }
             all.append(&mut self.done);
             self.done = all;
         }

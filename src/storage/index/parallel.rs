@@ -1,36 +1,46 @@
-//! Indexing a big mailbox on two cores.
+//! Indexing a big mailbox on several cores.
 //!
-//! The file is cut at a From_ line near its middle that follows an empty line. A second thread
-//! indexes from that line to the end as if a message started there, while the calling thread
-//! indexes from the start. When the first scan reaches the cut it checks that it is in the
-//! state the second one started from (the cut line opened a new message, no Content-Length
-//! body spans it, nothing is pending; [`Indexer::continues_at`]); from there both would read
-//! the same bytes the same way, so the second part's messages are appended and the result is
-//! the index a single scan gives. If the check fails (the cut lies inside a trusted
-//! Content-Length body, say) or the second scan fails, the second part is dropped and the
-//! first scan simply goes on to the end of the file.
+//! The file is cut at From_ lines that follow an empty line, one near each of `k - 1` evenly
+//! spaced offsets. Each later part is indexed by its own thread from its cut to the end of
+//! the file, as if a message started there, while the calling thread indexes from the start.
+//! When a scan reaches the next cut it checks that it is in the state the next part started
+//! from (the cut line opened a new message, no Content-Length body spans it, nothing is
+//! pending; [`Indexer::continues_at`]); from there both would read the same bytes the same
+//! way, so the next part's messages (which already include those of the parts after it) are
+//! taken over and the result is the index a single scan gives. If the check fails (the cut
+//! lies inside a trusted Content-Length body, say) or the next part failed, that part is
+//! stopped and dropped, and the scan simply goes on to the end of the file.
 //!
-//! Each core then reads and scans its own half, so no data moves between caches. A process
-//! uses at most `available_parallelism() - 1` second threads at a time; when none is free, or
-//! the file is small, the index is built by one scan as before.
+//! Each core reads and scans its own part, so no data moves between caches. A process runs at
+//! most `available_parallelism() - 1` extra threads at a time; when none is free, or the file
+//! is small, the index is built by one scan.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::thread::Scope;
 
-use super::{is_from_line, scan, Index, IndexError, IndexOptions, Indexer, Join, FROM_LINE_MAX};
+use super::{
+    is_from_line, scan, Index, IndexError, IndexOptions, Indexer, Join, Part, FROM_LINE_MAX,
+};
 
 /// Files smaller than this are indexed by one thread: starting another costs more than it
 /// saves, and small mailboxes are the common case.
 pub const PARALLEL_MIN: u64 = 8 << 20;
 
-/// How far past the middle a cut is looked for.
+/// Each part is at least this long.
+const PART_MIN: u64 = PARALLEL_MIN / 2;
+
+/// At most this many parts (and read buffers) for one file.
+const PARTS_MAX: usize = 8;
+
+/// How far past each evenly spaced offset a cut is looked for.
 const WINDOW: usize = 256 << 10;
 
-/// Messages per block of the second part (see [`Indexer::spilled`]).
+/// Messages per block of a later part (see [`Indexer::spilled`]).
 const CHUNK: usize = 4096;
 
-/// The second scan's stack: it only runs the indexer, which does not recurse.
+/// An extra scan's stack: it only runs the indexer, which does not recurse.
 const STACK: usize = 256 << 10;
 
 static BUSY: AtomicUsize = AtomicUsize::new(0);
@@ -45,29 +55,31 @@ fn max_helpers() -> usize {
     })
 }
 
-/// A claim on one of the process's second threads, released on drop.
-struct Slot;
+/// Claims on the process's extra threads, released on drop.
+struct Slots(usize);
 
-impl Slot {
-    fn claim() -> Option<Slot> {
+impl Slots {
+    /// Up to `want` of the free ones.
+    fn claim(want: usize) -> Slots {
         let max = max_helpers();
-        BUSY.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .ok()
-        .map(|_| Slot)
+        let before = BUSY
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then(|| n + want.min(max - n))
+            })
+            .unwrap_or(max);
+        Slots(want.min(max.saturating_sub(before)))
     }
 }
 
-impl Drop for Slot {
+impl Drop for Slots {
     fn drop(&mut self) {
-        BUSY.fetch_sub(1, Ordering::AcqRel);
+        BUSY.fetch_sub(self.0, Ordering::AcqRel);
     }
 }
 
 /// Index a file of `len` bytes whose bytes from offset `o` on `open_at(o)` yields (to its
-/// end, like the reader given to [`super::index_mbox`]). Two threads for a file of at least
-/// [`PARALLEL_MIN`] bytes when a second thread is free; the result is always what
+/// end, like the reader given to [`super::index_mbox`]). Several threads for a file of at
+/// least [`PARALLEL_MIN`] bytes when extra threads are free; the result is always what
 /// [`super::index_mbox`] gives.
 pub fn index_file<R, F>(open_at: F, len: u64, opts: &IndexOptions) -> Result<Index, IndexError>
 where
@@ -75,71 +87,108 @@ where
     F: Fn(u64) -> R + Sync,
 {
     if len >= PARALLEL_MIN {
-        if let Some(_slot) = Slot::claim() {
-            return index_split(&open_at, len / 2, opts);
+        let parts = ((len / PART_MIN) as usize).min(PARTS_MAX);
+        let slots = Slots::claim(parts - 1);
+        if slots.0 > 0 {
+            let k = slots.0 as u64 + 1;
+            let hints: Vec<u64> = (1..k).map(|j| len / k * j).collect();
+            return index_parts(&open_at, &hints, opts, CHUNK).map(|(index, _)| index);
         }
     }
     super::index_mbox(open_at(0), opts)
 }
 
-/// Index with a cut looked for from offset `hint` on (any offset: a file without a usable cut
-/// there is indexed by one scan).
-pub fn index_split<R, F>(open_at: &F, hint: u64, opts: &IndexOptions) -> Result<Index, IndexError>
-where
-    R: Read + Send,
-    F: Fn(u64) -> R + Sync,
-{
-    index_split_with(open_at, hint, opts, CHUNK).map(|(index, _)| index)
-}
-
-fn index_split_with<R, F>(
+/// Index with cuts looked for from each of `hints` on (any offsets: a hint without a usable
+/// cut after it, or whose cut is not past the previous one, is left out). Returns the index
+/// and how many parts were joined.
+pub fn index_parts<R, F>(
     open_at: &F,
-    hint: u64,
+    hints: &[u64],
     opts: &IndexOptions,
     chunk: usize,
-) -> Result<(Index, bool), IndexError>
+) -> Result<(Index, usize), IndexError>
 where
     R: Read + Send,
     F: Fn(u64) -> R + Sync,
 {
-    let one_scan = || super::index_mbox(open_at(0), opts).map(|index| (index, false));
-    let Some((split, line_len)) = find_cut(open_at(hint), hint)? else {
-        return one_scan();
+    let mut cuts: Vec<(u64, u64)> = Vec::with_capacity(hints.len());
+    for &hint in hints {
+        let from = cuts.last().map_or(hint, |&(at, len)| hint.max(at + len));
+        if let Some(cut) = find_cut(open_at(from), from)? {
+            cuts.push(cut);
+        }
+    }
+    let stops: Vec<AtomicBool> = cuts.iter().map(|_| AtomicBool::new(false)).collect();
+    let joined = AtomicUsize::new(0);
+    let shared = Shared {
+        open_at,
+        opts,
+        chunk,
+        joined: &joined,
     };
-    let stop = AtomicBool::new(false);
-    let merged = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let second = std::thread::Builder::new()
+    let part = std::thread::scope(|s| run_part(s, &shared, 0, None, &cuts, &stops))?;
+    Ok((part.finish(), joined.load(Ordering::Relaxed)))
+}
+
+/// What every part's thread reads.
+struct Shared<'a, F> {
+    open_at: &'a F,
+    opts: &'a IndexOptions,
+    chunk: usize,
+    joined: &'a AtomicUsize,
+}
+
+/// Index from `start` to the end of the file; the parts at `cuts` (each with its stop flag in
+/// `stops`) run in threads of their own, and the first of them is joined if this scan
+/// reaches it in the same state.
+fn run_part<'scope, 'env, R, F>(
+    s: &'scope Scope<'scope, 'env>,
+    shared: &'env Shared<'env, F>,
+    start: u64,
+    stop: Option<&'env AtomicBool>,
+    cuts: &'env [(u64, u64)],
+    stops: &'env [AtomicBool],
+) -> Result<Part, IndexError>
+where
+    R: Read + Send,
+    F: Fn(u64) -> R + Sync,
+{
+    let mut indexer = Indexer::new(shared.opts);
+    if start > 0 {
+        indexer.chunk = shared.chunk;
+    }
+    let mut join = None;
+    if let (Some((&(split, line_len), later)), Some((next_stop, later_stops))) =
+        (cuts.split_first(), stops.split_first())
+    {
+        let next = std::thread::Builder::new()
             .name("index".into())
             .stack_size(STACK)
-            .spawn_scoped(s, || {
-                let mut indexer = Indexer::new(opts);
-                indexer.chunk = chunk;
-                scan(open_at(split), indexer, split, None, Some(&stop))
+            .spawn_scoped(s, move || {
+                run_part(s, shared, split, Some(next_stop), later, later_stops)
             });
-        let Ok(second) = second else {
-            return one_scan();
-        };
-        let (stop, merged) = (&stop, &merged);
-        let join = Join {
-            split,
-            at: split + line_len,
-            second: Some(Box::new(move |wanted: bool| {
-                if !wanted {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                match second.join() {
-                    Ok(Ok(part)) if wanted => {
-                        merged.store(true, Ordering::Relaxed);
-                        Some(part)
+        // Without a thread this scan just reads on.
+        if let Ok(next) = next {
+            let joined = shared.joined;
+            join = Some(Join {
+                split,
+                at: split + line_len,
+                second: Some(Box::new(move |wanted: bool| {
+                    if !wanted {
+                        next_stop.store(true, Ordering::Relaxed);
                     }
-                    _ => None,
-                }
-            })),
-        };
-        let index = scan(open_at(0), Indexer::new(opts), 0, Some(join), None)?.finish();
-        Ok((index, merged.load(Ordering::Relaxed)))
-    })
+                    match next.join() {
+                        Ok(Ok(part)) if wanted => {
+                            joined.fetch_add(1, Ordering::Relaxed);
+                            Some(part)
+                        }
+                        _ => None,
+                    }
+                })),
+            });
+        }
+    }
+    scan((shared.open_at)(start), indexer, start, join, stop)
 }
 
 /// Read up to [`WINDOW`] bytes from `reader` (the file from `offset`) and find a cut in them.
@@ -195,8 +244,17 @@ mod tests {
         o: &IndexOptions,
         chunk: usize,
     ) -> Result<(Index, bool), IndexError> {
+        parts(data, &[hint], o, chunk).map(|(index, joined)| (index, joined > 0))
+    }
+
+    fn parts(
+        data: &[u8],
+        hints: &[u64],
+        o: &IndexOptions,
+        chunk: usize,
+    ) -> Result<(Index, usize), IndexError> {
         let open = |at: u64| &data[(at as usize).min(data.len())..];
-        index_split_with(&open, hint, o, chunk)
+        index_parts(&open, hints, o, chunk)
     }
 
     const A: &[u8] = b"From a@x Thu Nov 26 03:32:14 2026\nSubject: a\n\nbody a\n\n";
@@ -236,6 +294,25 @@ mod tests {
         // Every hint before the last message's From_ line finds a cut that joins.
         let last = one.messages[9].from_offset as usize;
         assert_eq!(merged, 3 * (last - 1), "{merged}");
+    }
+
+    #[test]
+    fn every_part_is_joined_when_every_cut_is_a_message_start() {
+        let data = [A, B].concat().repeat(8);
+        let o = opts(MboxFormat::Mboxo, UidlFormat::Native);
+        let one = index_mbox(&data[..], &o).expect("indexes");
+        let len = data.len() as u64;
+        for k in 2..=6u64 {
+            let hints: Vec<u64> = (1..k).map(|j| len / k * j).collect();
+            for chunk in [1, 2, CHUNK] {
+                let (index, joined) = parts(&data, &hints, &o, chunk).expect("indexes");
+                assert_eq!(index, one, "{k} parts, chunk {chunk}");
+                assert_eq!(joined as u64, k - 1, "{k} parts, chunk {chunk}");
+            }
+        }
+        // A hint at or before the previous cut looks after that cut; one at the end finds none.
+        let (index, joined) = parts(&data, &[len / 2, len / 2, len], &o, 1).expect("indexes");
+        assert_eq!((index, joined), (one, 2));
     }
 
     #[test]
@@ -299,7 +376,8 @@ mod tests {
                 R::Ok(&data[at as usize..])
             }
         };
-        assert_eq!(index_split(&open, 10, &o).expect("indexes"), one);
+        let (index, joined) = index_parts(&open, &[10], &o, CHUNK).expect("indexes");
+        assert_eq!((index, joined), (one, 0));
         assert_eq!(calls.load(Ordering::Relaxed), 3);
     }
 
@@ -342,6 +420,7 @@ mod tests {
                 data in mbox_bytes(),
                 hint in any::<prop::sample::Index>(),
                 chunk in 1usize..4,
+                more in prop::collection::vec(any::<prop::sample::Index>(), 1..5),
                 format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
                 uidl in prop_oneof![
                     Just(UidlFormat::Native),
@@ -356,6 +435,12 @@ mod tests {
                 let hint = hint.index(data.len() + 1) as u64;
                 let one = index_mbox(&data[..], &o).expect("indexes");
                 let (split, _) = split_chunked(&data, hint, &o, chunk).expect("indexes");
+                prop_assert_eq!(split, one.clone());
+                // Several parts, some cuts possibly inside Content-Length bodies.
+                let mut hints: Vec<u64> =
+                    more.iter().map(|h| h.index(data.len() + 1) as u64).collect();
+                hints.sort_unstable();
+                let (split, _) = parts(&data, &hints, &o, chunk).expect("indexes");
                 prop_assert_eq!(split, one);
             }
         }
