@@ -193,7 +193,9 @@ pub fn lookup(path: &Path, format: MboxFormat, uidl: UidlFormat, now: &Stamp) ->
 /// would leave mtime and ctime as they are, so such a "racy" state is not trusted (git's rule).
 pub const RACY: Duration = Duration::from_millis(20);
 
-fn racy(stamp: &Stamp) -> bool {
+/// Whether the state `stamp` is younger than [`RACY`] now: a write from now on could leave it
+/// as it is.
+pub fn racy(stamp: &Stamp) -> bool {
     let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
         return true;
     };

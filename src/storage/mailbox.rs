@@ -499,6 +499,9 @@ fn load_index(
     disk: Option<&disk_cache::Slot>,
 ) -> Result<Arc<Index>, StoreError> {
     let (format, uidl) = (opts.format, opts.uidl);
+    // Judged before anything is read: a write in the same clock tick as the change `stamp`
+    // shows would not move it, so what is read below could not be told from that state.
+    let settled = !cache::racy(stamp);
     let read_error = |e: io::Error| io_error("cannot read", path, &e);
     let checked = |ix: &Index, tail: u64| -> Result<bool, StoreError> {
         if tail_fingerprint(file, ix.length).map_err(read_error)? != tail {
@@ -566,6 +569,21 @@ fn load_index(
     };
     let index = Arc::new(index);
     let tail = tail_fingerprint(file, index.length).map_err(read_error)?;
+    // The index and the tail were read after `stamp` was taken, and anyone who ignores our
+    // locks (the owner) may have written meanwhile. Kept under `stamp`, an index of bytes the
+    // file no longer holds would pass a later login's checks (the tail and the From_ lines were
+    // read after the write) and be continued once the file grows: keep it only if the file is
+    // still in that state.
+    if !settled {
+        return Ok(index);
+    }
+    if !file
+        .metadata()
+        .is_ok_and(|m| cache::Stamp::of(&m) == *stamp)
+    {
+        log::info!("{}: changed while it was indexed", path.display());
+        return Ok(index);
+    }
     cache::store(path, format, uidl, *stamp, tail, &index);
     if let Some(d) = disk {
         if cache::storable(stamp, &index, false) {

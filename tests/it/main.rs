@@ -47,6 +47,7 @@ mod storage_crash;
 mod storage_daemon;
 mod storage_faults;
 mod storage_imapbase;
+mod storage_index_races;
 mod storage_mailbox;
 mod storage_roundtrip;
 mod tls_clients;
