@@ -501,6 +501,9 @@ def main():
     ap.add_argument("--messages", type=int, default=int(os.environ.get("MESSAGES", 100000)))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 2)))
     ap.add_argument("--retr-mib", type=int, default=int(os.environ.get("RETR_MIB", 256)))
+    ap.add_argument("--retr-rounds", type=int, default=int(os.environ.get("RETR_ROUNDS", 0)),
+                    help="extra rounds of the RETR row only, servers alternated (its ratios "
+                         "move with the machine's load; more rounds, steadier medians)")
     ap.add_argument("--logins", type=int, default=5)
     ap.add_argument("--levels", default=os.environ.get("LEVELS", "2,8,50,500"))
     ap.add_argument("--users", type=int, default=500)
@@ -567,6 +570,15 @@ def main():
                         add(s, f"dele_{which}_write_bytes", wb)
                 print(f"round {r + 1} {s}: " + ", ".join(
                     f"{k}={v[-1]:.4g}" for k, v in res[s].items()), flush=True)
+        for r in range(a.retr_rounds):
+            order = measured[r % len(measured):] + measured[:r % len(measured)]
+            for s in order:
+                total, dt, c = retr_run(s, pids[s], BIG, a.retr_mib << 20)
+                add(s, "retr_mb_s", total / dt / 1e6)
+                add(s, "retr_cpu_s_per_gb", c / (total / 1e9))
+            print(f"RETR round {r + 1}: " + ", ".join(
+                f"{s} {res[s]['retr_mb_s'][-1]:.0f} MB/s {res[s]['retr_cpu_s_per_gb'][-1]:.2f} s/GB"
+                for s in measured), flush=True)
         for level in levels:
             for s in measured:
                 rate, p99, err = asyncio.run(concurrent(PORTS[s], level, names[1:], a.seconds))
