@@ -1899,7 +1899,7 @@ This text is part of the internal format of your mail folder.\n\n"
         assert!(matches!(err, Err(IndexError::Io(_))));
     }
 
-    mod props {
+    pub(crate) mod props {
         use super::*;
         use proptest::prelude::*;
 
@@ -1921,11 +1921,11 @@ This text is part of the internal format of your mail folder.\n\n"
             }
         }
 
-        fn both_formats() -> impl Strategy<Value = MboxFormat> {
+        pub(crate) fn both_formats() -> impl Strategy<Value = MboxFormat> {
             prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)]
         }
 
-        fn every_uidl_format() -> impl Strategy<Value = UidlFormat> {
+        pub(crate) fn every_uidl_format() -> impl Strategy<Value = UidlFormat> {
             prop_oneof![
                 Just(UidlFormat::Native),
                 Just(UidlFormat::Popa3d),
@@ -1936,26 +1936,30 @@ This text is part of the internal format of your mail folder.\n\n"
             ]
         }
 
-        fn mbox_bytes() -> impl Strategy<Value = Vec<u8>> {
+        /// Mbox-like bytes from the pieces that decide splits, sizes and UIDLs.
+        pub(crate) fn mbox_bytes() -> impl Strategy<Value = Vec<u8>> {
             let piece = prop_oneof![
                 Just(&b"\n"[..]),
                 Just(&b"\r\n"[..]),
                 Just(&b"\n\n"[..]),
                 Just(&b"\nFrom a@b Thu Nov 26 03:32:14 2026\n"[..]),
+                Just(&b"\n\nFrom a@b Thu Nov 26 03:32:14 2026\n"[..]),
                 Just(&b"\n\r\nFrom c@d Fri Nov 27 13:02:44 2026\r\n"[..]),
                 Just(&b"From x\n"[..]),
                 Just(&b"Content-Length: 3\n"[..]),
                 Just(&b"Content-Length: 0\n"[..]),
                 Just(&b"Content-Length: 40\n"[..]),
                 Just(&b"X-UIDL: u1\n"[..]),
+                Just(&b"X-UID: 7\n"[..]),
                 Just(&b"X-IMAP: 1 2\n"[..]),
+                Just(&b"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n"[..]),
                 Just(&b"Status: RO\n"[..]),
                 Just(&b">From "[..]),
                 Just(&b".\r"[..]),
                 Just(&b"abc"[..]),
                 Just(&b"\0\xff"[..]),
             ];
-            prop::collection::vec(piece, 0..50).prop_map(|p| {
+            prop::collection::vec(piece, 0..60).prop_map(|p| {
                 let mut v = b"From first@x Thu Nov 26 03:32:14 2026\n".to_vec();
                 v.extend(p.concat());
                 v

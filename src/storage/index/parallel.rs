@@ -383,36 +383,8 @@ mod tests {
 
     mod props {
         use super::*;
+        use crate::storage::index::tests::props::{both_formats, every_uidl_format, mbox_bytes};
         use proptest::prelude::*;
-
-        fn mbox_bytes() -> impl Strategy<Value = Vec<u8>> {
-            let piece = prop_oneof![
-                Just(&b"\n"[..]),
-                Just(&b"\r\n"[..]),
-                Just(&b"\n\n"[..]),
-                Just(&b"\nFrom a@b Thu Nov 26 03:32:14 2026\n"[..]),
-                Just(&b"\n\nFrom a@b Thu Nov 26 03:32:14 2026\n"[..]),
-                Just(&b"\n\r\nFrom c@d Fri Nov 27 13:02:44 2026\r\n"[..]),
-                Just(&b"From x\n"[..]),
-                Just(&b"Content-Length: 3\n"[..]),
-                Just(&b"Content-Length: 0\n"[..]),
-                Just(&b"Content-Length: 40\n"[..]),
-                Just(&b"X-UIDL: u1\n"[..]),
-                Just(&b"X-UID: 7\n"[..]),
-                Just(&b"X-IMAP: 1 2\n"[..]),
-                Just(&b"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n"[..]),
-                Just(&b"Status: RO\n"[..]),
-                Just(&b">From "[..]),
-                Just(&b".\r"[..]),
-                Just(&b"abc"[..]),
-                Just(&b"\0\xff"[..]),
-            ];
-            prop::collection::vec(piece, 0..60).prop_map(|p| {
-                let mut v = b"From first@x Thu Nov 26 03:32:14 2026\n".to_vec();
-                v.extend(p.concat());
-                v
-            })
-        }
 
         proptest! {
             #[test]
@@ -421,15 +393,8 @@ mod tests {
                 hint in any::<prop::sample::Index>(),
                 chunk in 1usize..4,
                 more in prop::collection::vec(any::<prop::sample::Index>(), 1..5),
-                format in prop_oneof![Just(MboxFormat::Mboxo), Just(MboxFormat::Mboxrd)],
-                uidl in prop_oneof![
-                    Just(UidlFormat::Native),
-                    Just(UidlFormat::Popa3d),
-                    Just(UidlFormat::DovecotMd5),
-                    Just(UidlFormat::XUidl),
-                    Just(UidlFormat::Imap),
-                    Just(UidlFormat::DovecotUid),
-                ],
+                format in both_formats(),
+                uidl in every_uidl_format(),
             ) {
                 let o = opts(format, uidl);
                 let hint = hint.index(data.len() + 1) as u64;
