@@ -544,11 +544,12 @@ fn load_index(
         cache::Lookup::Grown(ix, tail) if checked(&ix, tail)? => {
             let from = ix.resume_offset().unwrap_or(0);
             report(from, "continued", source);
-            // The indexer reads in large blocks itself: no buffer in between.
+            // The indexer reads in large blocks itself: no buffer in between. Up to the length
+            // the file had when it was judged grown (see `index_file`).
             let reader = ReadAt {
                 file,
                 pos: from,
-                end: u64::MAX,
+                end: stamp.len,
             };
             let iopts = IndexOptions { format, uidl };
             // Sole owner (the cache let go of it): continued in place; else a copy.
@@ -604,12 +605,14 @@ fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, 
         .metadata()
         .map_err(|e| io_error("cannot stat", path, &e))?
         .len();
-    // The indexer reads in large blocks itself: no buffer in between. Every reader goes on to
-    // the end of the file, as one scan would.
+    // The indexer reads in large blocks itself: no buffer in between. Every reader stops at
+    // the length seen now: MDAs wait for our locks, and a writer that ignores them (the owner,
+    // appending without end) must not keep this login reading; what it added is indexed at
+    // the next login.
     let open_at = |pos: u64| ReadAt {
         file,
         pos,
-        end: u64::MAX,
+        end: len,
     };
     parallel::index_file(open_at, len, &iopts).map_err(|e| match e {
         IndexError::NotMbox(why) => {
