@@ -12,7 +12,8 @@
 //! The reader is consumed once, in 256 KiB blocks, and cut into lines with memchr; a line
 //! longer than the block is handled in fragments, so memory stays O(number of messages)
 //! whatever the file holds (NUL bytes, invalid UTF-8, megabyte lines, CRLF or mixed line
-//! ends). A big file may be read by several threads at once ([`parallel`]); the result is the same.
+//! ends). A big file may be read by several threads at once ([`parallel`]); the result is
+//! the same.
 //!
 //! - The file must start with a line beginning with `From ` (empty lines before it are
 //!   tolerated and belong to no message); anything else is [`IndexError::NotMbox`]. A
