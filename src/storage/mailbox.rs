@@ -560,12 +560,12 @@ fn load_index(
                     new
                 }
                 Err(IndexError::Io(e)) => return Err(io_error("cannot read", path, &e)),
-                Err(IndexError::NotMbox(_)) => index_file(file, path, opts)?,
+                Err(IndexError::NotMbox(_)) => index_file(file, path, opts, stamp.len)?,
             }
         }
         _ => {
             report(0, "built", "none");
-            index_file(file, path, opts)?
+            index_file(file, path, opts, stamp.len)?
         }
     };
     let index = Arc::new(index);
@@ -594,21 +594,23 @@ fn load_index(
     Ok(index)
 }
 
-fn index_file(file: &File, path: &Path, opts: &MailboxOptions) -> Result<Index, StoreError> {
+/// Index `file` from scratch, up to `len` (its length when the login judged it).
+fn index_file(
+    file: &File,
+    path: &Path,
+    opts: &MailboxOptions,
+    len: u64,
+) -> Result<Index, StoreError> {
     crate::sys::memory::tune_allocator();
     crate::sys::file_io::advise_sequential(file);
     let iopts = IndexOptions {
         format: opts.format,
         uidl: opts.uidl,
     };
-    let len = file
-        .metadata()
-        .map_err(|e| io_error("cannot stat", path, &e))?
-        .len();
     // The indexer reads in large blocks itself: no buffer in between. Every reader stops at
-    // the length seen now: MDAs wait for our locks, and a writer that ignores them (the owner,
-    // appending without end) must not keep this login reading; what it added is indexed at
-    // the next login.
+    // `len`: MDAs wait for our locks, and a writer that ignores them (the owner, appending
+    // without end) must not keep this login reading; what it added is indexed at the next
+    // login.
     let open_at = |pos: u64| ReadAt {
         file,
         pos,
