@@ -10,47 +10,23 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::time::Duration;
 
 use mboxpopd::config::{MboxFormat, UidlFormat};
 use mboxpopd::protocol::ports::Maildrop;
 use mboxpopd::storage::cache;
 use mboxpopd::storage::disk_cache::CacheDir;
-use mboxpopd::storage::index::{index_mbox, IndexOptions};
 use mboxpopd::storage::mailbox::Mailbox;
 use proptest::prelude::*;
 use storage_support::*;
 
-/// (UIDL, size) of every visible message, as a session sees them.
-fn session_view(path: &Path) -> Option<Vec<(String, u64)>> {
-    let mb = Mailbox::open(path, &options()).ok()?;
-    Some(
-        mb.messages()
-            .into_iter()
-            .map(|m| (m.uidl, m.size))
-            .collect(),
-    )
+/// What a session lists (`None`: the open failed).
+fn session_view(path: &Path) -> Option<View> {
+    storage_support::session_view(path).ok()
 }
 
-/// The same from a full index of the file's bytes (`None`: not an mbox).
-fn full_view(path: &Path) -> Option<Vec<(String, u64)>> {
-    let o = options();
-    let bytes = fs::read(path).expect("read");
-    let idx = index_mbox(
-        &bytes[..],
-        &IndexOptions {
-            format: o.format,
-            uidl: o.uidl,
-        },
-    )
-    .ok()?;
-    Some(
-        idx.messages
-            .iter()
-            .filter(|m| !m.hidden)
-            .map(|m| (m.uidl.to_string(), m.size))
-            .collect(),
-    )
+/// The same from one scan of the file (`None`: not an mbox).
+fn full_view(path: &Path) -> Option<View> {
+    storage_support::full_view(path).ok()
 }
 
 #[derive(Debug, Clone)]
@@ -80,11 +56,6 @@ fn messages(n: usize, seed: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| message(&format!("m{}", seed * 100 + i), 1 + (seed + i) % 7))
         .collect()
-}
-
-/// Let a change age past the cache's racy window, so the next session may cache its state.
-fn settle() {
-    std::thread::sleep(mboxpopd::storage::cache::RACY + Duration::from_millis(10));
 }
 
 fn apply(path: &Path, c: &Change) {

@@ -10,7 +10,7 @@
 use crate::common::{self, storage as storage_support};
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -20,17 +20,17 @@ use std::time::{Duration, Instant};
 
 use mboxpopd::protocol::ports::Maildrop;
 use mboxpopd::storage::cache;
-use mboxpopd::storage::index::parallel::{cut_in, PARALLEL_MIN};
+use mboxpopd::storage::index::parallel::{find_cut, PARALLEL_MIN};
 use mboxpopd::storage::index::{index_mbox, IndexOptions};
 use mboxpopd::storage::lock::DotLock;
 use mboxpopd::storage::mailbox::Mailbox;
-use storage_support::{options, transmit, write_file, Rng};
+use storage_support::{
+    full_view, index_view, options, session_view, settle, transmit, write_file, Rng,
+};
 
 /// Size of the generated mailboxes: well above [`PARALLEL_MIN`], so truncations to half of
 /// it still take the two-thread path now and then.
 const TARGET: usize = 20 << 20;
-/// How far past the middle `index::parallel` looks for its cut.
-const WINDOW: usize = 256 << 10;
 /// Longest any single wait in these tests may take before it counts as a hang.
 const HANG: Duration = Duration::from_secs(60);
 
@@ -115,37 +115,7 @@ fn messages_until(rng: &mut Rng, shape: Shape, len: usize, prefix: &str) -> Vec<
     out
 }
 
-/// (UIDL, size) of every visible message, as a session sees them.
-fn session_view(path: &Path) -> View {
-    let mb = Mailbox::open(path, &options()).map_err(|e| e.to_string())?;
-    Ok(mb
-        .messages()
-        .into_iter()
-        .map(|m| (m.uidl, m.size))
-        .collect())
-}
-
-/// The same from one scan of the file's bytes (`Err`: not an mbox).
-fn full_view(path: &Path) -> View {
-    view_of(&fs::read(path).map_err(|e| e.to_string())?)
-}
-
-fn view_of(bytes: &[u8]) -> View {
-    let o = options();
-    let opts = IndexOptions {
-        format: o.format,
-        uidl: o.uidl,
-    };
-    let idx = index_mbox(bytes, &opts).map_err(|_| String::from("not an mbox"))?;
-    Ok(idx
-        .messages
-        .iter()
-        .filter(|m| !m.hidden)
-        .map(|m| (m.uidl.to_string(), m.size))
-        .collect())
-}
-
-type View = Result<Vec<(String, u64)>, String>;
+type View = Result<storage_support::View, String>;
 
 /// Where two views part (the whole lists are too long for a failure message).
 fn first_difference(got: &View, want: &View) -> Option<String> {
@@ -173,11 +143,6 @@ fn digest(v: &View) -> String {
     }
 }
 
-/// Let the last change age past the cache's racy window.
-fn settle() {
-    thread::sleep(cache::RACY + Duration::from_millis(10));
-}
-
 static INDEX_PANICS: AtomicUsize = AtomicUsize::new(0);
 
 /// Count panics of the second index thread (named "index"): `parallel` joins it and quietly
@@ -198,11 +163,10 @@ fn count_index_thread_panics() {
 
 /// The cut `index::parallel` would choose in the file now: the From_ line's offset and length.
 fn current_cut(path: &Path) -> Option<(u64, u64)> {
-    let f = fs::File::open(path).ok()?;
+    let mut f = fs::File::open(path).ok()?;
     let hint = f.metadata().ok()?.len() / 2;
-    let mut window = vec![0u8; WINDOW];
-    let n = f.read_at(&mut window, hint).ok()?;
-    cut_in(&window[..n], hint)
+    f.seek(SeekFrom::Start(hint)).ok()?;
+    find_cut(f, hint).ok()?
 }
 
 /// What the owner does, as fast as it can.
@@ -590,10 +554,10 @@ fn an_index_read_while_the_file_changed_is_not_reused() {
     // A space of the first message's first body line becomes a line end: same length, another
     // size and UIDL.
     let at = memchr::memmem::find(&base, b"This is m0.").expect("first body line") + 4;
-    let before = view_of(&base).expect("an mbox");
+    let before = index_view(&base).expect("an mbox");
     let mut changed = base.clone();
     changed[at] = b'\n';
-    assert_ne!(view_of(&changed).expect("an mbox")[0], before[0]);
+    assert_ne!(index_view(&changed).expect("an mbox")[0], before[0]);
     let mut raced = false;
     for attempt in 1..=3 {
         write_file(&path, &base);

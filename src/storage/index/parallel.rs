@@ -191,8 +191,9 @@ where
     scan((shared.open_at)(start), indexer, start, join, stop)
 }
 
-/// Read up to [`WINDOW`] bytes from `reader` (the file from `offset`) and find a cut in them.
-fn find_cut<R: Read>(mut reader: R, offset: u64) -> Result<Option<(u64, u64)>, IndexError> {
+/// Read up to [`WINDOW`] bytes from `reader` (the file from `offset`) and find a cut in them
+/// ([`cut_in`]).
+pub fn find_cut<R: Read>(mut reader: R, offset: u64) -> Result<Option<(u64, u64)>, IndexError> {
     let mut window = vec![0u8; WINDOW];
     let mut n = 0;
     while n < window.len() {

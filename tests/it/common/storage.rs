@@ -6,7 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mboxpopd::config::{MboxFormat, UidlFormat};
-use mboxpopd::storage::mailbox::MailboxOptions;
+use mboxpopd::protocol::ports::Maildrop;
+use mboxpopd::storage::index::{index_mbox, IndexOptions};
+use mboxpopd::storage::mailbox::{Mailbox, MailboxOptions};
 
 pub fn options() -> MailboxOptions {
     super::shared();
@@ -21,6 +23,46 @@ pub fn options() -> MailboxOptions {
         owner_uid: None,
         journal_writers: Vec::new(),
     }
+}
+
+/// (UIDL, size) of every visible message.
+pub type View = Vec<(String, u64)>;
+
+/// What a session opening `path` with [`options`] lists (`Err`: the open failed).
+pub fn session_view(path: &Path) -> Result<View, String> {
+    let mb = Mailbox::open(path, &options()).map_err(|e| e.to_string())?;
+    Ok(mb
+        .messages()
+        .into_iter()
+        .map(|m| (m.uidl, m.size))
+        .collect())
+}
+
+/// The same from one scan of `bytes` (`Err`: not an mbox).
+pub fn index_view(bytes: &[u8]) -> Result<View, String> {
+    let o = options();
+    let opts = IndexOptions {
+        format: o.format,
+        uidl: o.uidl,
+    };
+    let idx = index_mbox(bytes, &opts).map_err(|_| String::from("not an mbox"))?;
+    Ok(idx
+        .messages
+        .iter()
+        .filter(|m| !m.hidden)
+        .map(|m| (m.uidl.to_string(), m.size))
+        .collect())
+}
+
+/// [`index_view`] of the file at `path`.
+pub fn full_view(path: &Path) -> Result<View, String> {
+    index_view(&std::fs::read(path).map_err(|e| e.to_string())?)
+}
+
+/// Let the last change of a file age past the cache's racy window, so the next session may
+/// cache its state.
+pub fn settle() {
+    std::thread::sleep(mboxpopd::storage::cache::RACY + Duration::from_millis(10));
 }
 
 /// One mbox message (From_ line to the blank separator line included), `body_lines` long,
