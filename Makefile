@@ -38,7 +38,7 @@ MIB      ?= 128
 MESSAGES ?= 12500
 ROUNDS   ?= 2
 bench:
-	$(CARGO) build --release --locked --bin mboxpopd --example storage_bench
+	$(CARGO) build --release --locked --bin mboxpopd --example storage_bench --example retr_floor
 	MIB=$(MIB) MESSAGES=$(MESSAGES) ROUNDS=$(ROUNDS) python3 benches/bench.py
 
 # Hold 10,000 idle connections against the release daemon (root; see BENCHMARKS.md).

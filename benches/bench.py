@@ -12,6 +12,10 @@ same generated spool, and the servers are alternated round by round:
   with dovecot-pop3d), inetd style under `systemd-socket-activate --inetd`, system users
   through PAM, mailboxes in /var/mail.
 
+Beside them runs the RETR floor (examples/retr_floor.rs), only for the RETR row: it answers each
+RETR with a body of the message's size from memory in one write, so its server CPU per GB is
+what loopback TCP and this client cost any server on this machine.
+
 Metrics (medians over the rounds; CPU is the server's process tree, from /proc):
   first login on a fresh copy of the spool (PASS sent -> STAT answered), later login sessions
   (connect, USER, PASS, STAT, QUIT) p50 and server CPU per login, LIST+UIDL session p50, RETR of
@@ -40,7 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = "/var/tmp/mboxpopd-bench"
 PASSWORD = "secret"
-PORTS = {"mboxpopd": 24111, "dovecot": 24110, "popa3d": 24112}
+PORTS = {"mboxpopd": 24111, "dovecot": 24110, "popa3d": 24112, "floor": 24113}
 SERVERS = ["mboxpopd", "dovecot", "popa3d"]
 BIG = "mbb0"  # the user whose mailbox is the big spool
 TICK = os.sysconf("SC_CLK_TCK")
@@ -194,8 +198,11 @@ def big_mbox(path, messages, mib):
 # ---------------------------------------------------------------- servers
 
 
-def start_servers(popa3d, binary):
+def start_servers(popa3d, binary, master):
     procs = {}
+    # Not a server: answers RETR from memory with the mailbox's sizes (examples/retr_floor.rs).
+    procs["floor"] = subprocess.Popen(
+        [os.path.join(ROOT, "target/release/examples/retr_floor"), master, str(PORTS["floor"])])
     env = dict(os.environ, RUST_LOG="warn")
     procs["mboxpopd"] = subprocess.Popen(
         [binary, "-f", "-d", "-c", os.path.join(WORK, "mboxpopd.conf")],
@@ -204,7 +211,7 @@ def start_servers(popa3d, binary):
     procs["popa3d"] = subprocess.Popen(
         ["systemd-socket-activate", "-l", f"127.0.0.1:{PORTS['popa3d']}", "--inetd", "-a", popa3d],
         stderr=subprocess.DEVNULL)
-    for s in SERVERS:
+    for s in SERVERS + ["floor"]:
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", PORTS[s]), timeout=1).close()
@@ -530,18 +537,24 @@ def main():
     for s in SERVERS:
         for u in names[1:]:
             place(s, u, small)
-    procs = start_servers(popa3d, a.bin)
-    pids = {s: procs[s].pid for s in SERVERS}
-    res = {s: {} for s in SERVERS}
+    procs = start_servers(popa3d, a.bin, master)
+    pids = {s: procs[s].pid for s in SERVERS + ["floor"]}
+    res = {s: {} for s in SERVERS + ["floor"]}
 
     def add(s, k, v):
         res[s].setdefault(k, []).append(v)
 
     try:
         for r in range(a.rounds):
-            order = measured[r % len(measured):] + measured[:r % len(measured)]
+            turns = measured + ["floor"]
+            order = turns[r % len(turns):] + turns[:r % len(turns)]
             for s in order:
                 pid = pids[s]
+                if s == "floor":
+                    total, dt, c = retr_run(s, pid, BIG, a.retr_mib << 20)
+                    add(s, "retr_mb_s", total / dt / 1e6)
+                    add(s, "retr_cpu_s_per_gb", c / (total / 1e9))
+                    continue
                 place(s, BIG, master)
                 time.sleep(0.05)
                 dt, n, rss, c = first_login(s, pid, BIG)
@@ -571,14 +584,15 @@ def main():
                 print(f"round {r + 1} {s}: " + ", ".join(
                     f"{k}={v[-1]:.4g}" for k, v in res[s].items()), flush=True)
         for r in range(a.retr_rounds):
-            order = measured[r % len(measured):] + measured[:r % len(measured)]
+            turns = measured + ["floor"]
+            order = turns[r % len(turns):] + turns[:r % len(turns)]
             for s in order:
                 total, dt, c = retr_run(s, pids[s], BIG, a.retr_mib << 20)
                 add(s, "retr_mb_s", total / dt / 1e6)
                 add(s, "retr_cpu_s_per_gb", c / (total / 1e9))
             print(f"RETR round {r + 1}: " + ", ".join(
                 f"{s} {res[s]['retr_mb_s'][-1]:.0f} MB/s {res[s]['retr_cpu_s_per_gb'][-1]:.2f} s/GB"
-                for s in measured), flush=True)
+                for s in order), flush=True)
         for level in levels:
             for s in measured:
                 rate, p99, err = asyncio.run(concurrent(PORTS[s], level, names[1:], a.seconds))
@@ -589,7 +603,7 @@ def main():
                       flush=True)
     finally:
         stop_servers(procs)
-    summary = {s: {k: med(v) for k, v in res[s].items()} for s in SERVERS}
+    summary = {s: {k: med(v) for k, v in res[s].items()} for s in SERVERS + ["floor"]}
     with open(a.json, "w") as f:
         json.dump({"args": vars(a), "raw": res, "median": summary}, f, indent=1)
     report(summary, a)
@@ -628,6 +642,12 @@ def report(m, a):
 
         print(f"| {label} | {v[0]:.4g} | {v[1]:.4g} | {v[2]:.4g} | {ratio(v[1])} | {ratio(v[2])} |")
     print("\nRatios are mboxpopd / other (time, CPU, bytes, RSS: below 1 is better; MB/s and sessions/s: above 1 is better).")
+    f, me = m["floor"], m["mboxpopd"]
+    if "retr_mb_s" in f:
+        print(f"\nRETR floor (examples/retr_floor.rs: no file, no encoder, one write per RETR): "
+              f"{f['retr_mb_s']:.4g} MB/s, {f['retr_cpu_s_per_gb']:.3g} s server CPU per GB sent; "
+              f"mboxpopd at {me.get('retr_mb_s', float('nan')) / f['retr_mb_s']:.2f}× its MB/s and "
+              f"{me.get('retr_cpu_s_per_gb', float('nan')) / f['retr_cpu_s_per_gb']:.2f}× its CPU per GB.")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 //! that starts with '.'; it equals a line-by-line reference model, so unstuffing it gives
 //! back the message content (line ends as CRLF, private headers dropped, mboxrd quoting
 //! removed); the size the indexer uses (`transmit_size`) equals the unstuffed octets sent;
-//! feeding in arbitrary chunks, `encode_to` and `encode_bytes` agree; TOP output is a prefix
+//! feeding in arbitrary chunks, `encode_to`, `encode_slice` and `encode_bytes` agree; TOP output is a prefix
 //! of RETR output.
 #![no_main]
 
@@ -14,7 +14,9 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use mboxpopd::config::MboxFormat;
-use mboxpopd::storage::encode::{encode_bytes, encode_to, transmit_size, EncodeOptions, Encoder};
+use mboxpopd::storage::encode::{
+    encode_bytes, encode_slice, encode_to, transmit_size, EncodeOptions, Encoder,
+};
 
 fuzz_target!(|data: &[u8]| {
     let [flags, top, chunking, content @ ..] = data else {
@@ -56,6 +58,11 @@ fuzz_target!(|data: &[u8]| {
     let mut written = Vec::new();
     let n = encode_to(content, opts, &mut written).expect("writes to a Vec");
     assert_eq!(written, out);
+    assert_eq!(n, out.len() as u64);
+
+    let mut from_slice = Vec::new();
+    let n = encode_slice(content, opts, &mut from_slice).expect("writes to a Vec");
+    assert_eq!(from_slice, out, "encode_slice differs");
     assert_eq!(n, out.len() as u64);
 
     let retr = encode_bytes(content, EncodeOptions::retr(format));

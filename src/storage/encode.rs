@@ -28,6 +28,7 @@
 //!     pub fn done(&self) -> bool;                   // TOP limit reached: stop reading early
 //! }
 //! pub fn encode_to<R: Read, W: Write + ?Sized>(src: R, opts: EncodeOptions, out: &mut W) -> io::Result<u64>;
+//! pub fn encode_slice<W: Write + ?Sized>(message: &[u8], opts: EncodeOptions, out: &mut W) -> io::Result<u64>;
 //! pub fn transmit_size(message: &[u8], format: MboxFormat) -> u64;
 //! ```
 
@@ -35,6 +36,7 @@ use std::io::{self, Read, Write};
 use std::sync::LazyLock;
 
 use crate::storage::format::MboxFormat;
+use crate::sys::line_copy;
 
 /// Header fields that belong to the mailbox (flags, IMAP state, mboxcl lengths), not to the
 /// message. Dovecot hides the same list; clients must not see them, and sizes exclude them.
@@ -192,26 +194,11 @@ impl Encoder {
         let Some(last) = memchr::memrchr(b'\n', input) else {
             return 0;
         };
-        let block = &input[..=last];
         let rd = self.opts.format == MboxFormat::Mboxrd;
-        out.reserve(block.len() + block.len() / 16 + 64);
-        let mut start = 0;
-        let mut lines = 0;
-        for nl in memchr::memchr_iter(b'\n', block) {
-            let line = &block[start..nl];
-            match line.first() {
-                Some(b'.') => out.push(b'.'),
-                Some(b'>') if rd => break,
-                _ => {}
-            }
-            out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-            out.extend_from_slice(b"\r\n");
-            start = nl + 1;
-            lines += 1;
-        }
+        let (used, lines) = line_copy::encode_lines(&input[..=last], out, rd);
         self.body_lines += lines;
         self.mid_line = false;
-        start
+        used
     }
 
     /// Finish the message: flush held bytes and make sure the output ends with CRLF.
@@ -507,6 +494,12 @@ fn quoted_from_lines(block: &[u8]) -> u64 {
     n
 }
 
+thread_local! {
+    /// Input and output buffers, kept per thread: a RETR allocates nothing.
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// Encode a stored message read from `src` into `out`; returns the octets written (for RETR
 /// this equals the indexed size). Stops reading early once a TOP limit is reached. Output is
 /// written in large blocks so a response leaves in few writes.
@@ -515,11 +508,6 @@ pub fn encode_to<R: Read, W: Write + ?Sized>(
     opts: EncodeOptions,
     out: &mut W,
 ) -> io::Result<u64> {
-    thread_local! {
-        /// Input and output buffers, kept per thread: a RETR allocates nothing.
-        static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
-            const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-    }
     BUFFERS.with(|b| match b.try_borrow_mut() {
         Ok(mut bufs) => {
             let (input, output) = &mut *bufs;
@@ -527,6 +515,38 @@ pub fn encode_to<R: Read, W: Write + ?Sized>(
         }
         // Re-entered (a writer that encodes): fresh buffers.
         Err(_) => encode_with(src, opts, out, &mut Vec::new(), &mut Vec::new()),
+    })
+}
+
+/// [`encode_to`] for a stored message already in memory (`[header_offset, end_offset)`).
+pub fn encode_slice<W: Write + ?Sized>(
+    message: &[u8],
+    opts: EncodeOptions,
+    out: &mut W,
+) -> io::Result<u64> {
+    const CHUNK: usize = 64 * 1024;
+    let mut run = |output: &mut Vec<u8>| {
+        let mut enc = Encoder::new(opts);
+        let mut total = 0u64;
+        output.clear();
+        for piece in message.chunks(CHUNK) {
+            if enc.done() {
+                break;
+            }
+            enc.feed(piece, output);
+            if output.len() >= CHUNK {
+                out.write_all(output)?;
+                total += output.len() as u64;
+                output.clear();
+            }
+        }
+        enc.finish(output);
+        out.write_all(output)?;
+        Ok(total + output.len() as u64)
+    };
+    BUFFERS.with(|b| match b.try_borrow_mut() {
+        Ok(mut bufs) => run(&mut bufs.1),
+        Err(_) => run(&mut Vec::new()),
     })
 }
 

@@ -21,7 +21,7 @@ use crate::sys::credentials;
 use super::cache;
 use super::commit;
 use super::disk_cache;
-use super::encode::{encode_to, EncodeOptions};
+use super::encode::{encode_slice, encode_to, EncodeOptions};
 use super::error::io_error;
 use super::imapbase;
 use super::index::{
@@ -30,6 +30,7 @@ use super::index::{
 };
 use super::journal::{self, Recovery};
 use super::lock::{self, DotLock, DotLockOptions, MdaLocks, SessionLock};
+use super::read_ahead::ReadAhead;
 use super::StoreError;
 
 /// How to open maildrops: the storage settings plus the session's user.
@@ -78,6 +79,7 @@ pub struct Mailbox {
     path: PathBuf,
     opts: MailboxOptions,
     state: State,
+    read_ahead: ReadAhead,
 }
 
 enum State {
@@ -293,6 +295,7 @@ impl Mailbox {
                 path: path.to_owned(),
                 opts: opts.clone(),
                 state: State::Missing,
+                read_ahead: ReadAhead::default(),
             });
         };
         let meta = file
@@ -353,6 +356,7 @@ impl Mailbox {
         Ok(Mailbox {
             path: path.to_owned(),
             opts: opts.clone(),
+            read_ahead: ReadAhead::default(),
             state: State::Open(Box::new(Opened {
                 file,
                 read_only,
@@ -457,6 +461,7 @@ impl Mailbox {
     /// Release every lock; the session is over for the storage.
     fn close(&mut self) {
         self.state = State::Closed;
+        self.read_ahead.clear();
     }
 }
 
@@ -670,7 +675,10 @@ impl Maildrop for Mailbox {
         top: Option<u64>,
         out: &mut dyn Write,
     ) -> Result<(), StoreError> {
-        let o = self.opened()?;
+        // Borrows only `state`: the read-ahead beside it is used mutably below.
+        let State::Open(o) = &self.state else {
+            return self.opened().map(|_| ());
+        };
         let i = o
             .visible(index)
             .ok_or_else(|| StoreError::Temporary(format!("no message {}", index + 1)))?;
@@ -682,24 +690,41 @@ impl Maildrop for Mailbox {
             return Err(e);
         }
         let m = &o.index.messages[i];
-        // encode_to reads in large blocks itself: no buffer in between.
-        let src = FromChecked {
-            inner: ReadAt {
-                file: &o.file,
-                pos: m.from_offset,
-                end: o.index.end_offset(i),
-            },
-            skip: (m.header_offset() - m.from_offset) as usize,
-            seen: 0,
-            head: [0; FROM_LINE_CAP],
-            expect: m.from_line,
-        };
         let mut w = ClientWriter { out, failed: false };
         let opts = EncodeOptions {
             format: self.opts.format,
             top,
         };
-        match encode_to(src, opts, &mut w) {
+        let range = m.from_offset..o.index.end_offset(i);
+        let skip = (m.header_offset() - m.from_offset) as usize;
+        let served = match self.read_ahead.get(&o.file, range, o.index.length) {
+            Ok(Some(bytes)) => {
+                let line = &bytes[..skip.min(FROM_LINE_CAP)];
+                if from_line_fingerprint(line) == m.from_line {
+                    encode_slice(&bytes[skip..], opts, &mut w)
+                } else {
+                    Err(io::Error::other(Moved))
+                }
+            }
+            Ok(None) => {
+                // Larger than the read-ahead: streamed in large blocks, no buffer in between.
+                let src = FromChecked {
+                    inner: ReadAt {
+                        file: &o.file,
+                        pos: m.from_offset,
+                        end: o.index.end_offset(i),
+                    },
+                    skip,
+                    seen: 0,
+                    head: [0; FROM_LINE_CAP],
+                    expect: m.from_line,
+                };
+                encode_to(src, opts, &mut w)
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(io::Error::other(Moved)),
+            Err(e) => Err(e),
+        };
+        match served {
             Ok(_) => Ok(()),
             Err(e) if w.failed => Err(StoreError::Client(e)),
             Err(e) if e.get_ref().is_some_and(|r| r.is::<Moved>()) => {

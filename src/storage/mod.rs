@@ -3,7 +3,7 @@
 //! Pure logic (no files): `index` (one pass over the bytes, memchr), `encode` (the transmit
 //! encoder shared by sizing and RETR/TOP), `uidl` (UIDL schemes).
 //! I/O: `lock` (fs2 session lock, dot-lock, fcntl), `mailbox` (open/serve, implements
-//! `protocol::Maildrop`), `commit` + `journal` (crash-safe in-place rewrite and recovery; both
+//! `protocol::Maildrop`), `read_ahead` (the bytes of the next messages for RETR and TOP), `commit` + `journal` (crash-safe in-place rewrite and recovery; both
 //! write only through `fault`, the file operations with their crash points; `error` maps I/O
 //! errors for all of them), `cache` (indexes kept in memory) and `disk_cache` (indexes kept in
 //! a cache directory),
@@ -24,5 +24,6 @@ pub mod disk_cache;
 pub mod journal;
 pub mod lock;
 pub mod mailbox;
+pub mod read_ahead;
 
 pub use error::StoreError;
