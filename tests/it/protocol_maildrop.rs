@@ -380,6 +380,51 @@ fn a_large_message_streams_with_exact_size() {
 }
 
 #[test]
+fn messages_fetched_in_order_and_out_of_order_are_exact() {
+    // Sizes around and across the 64 KiB read-ahead: small ones that share one read, ones that
+    // straddle its end, one larger than it, dot lines and a >From line.
+    let bodies: Vec<String> = (0..60usize)
+        .map(|i| {
+            let mut b = format!("Subject: m{i}\n\n");
+            let lines = match i {
+                17 => 1500,
+                _ => (i * 37) % 160,
+            };
+            for k in 0..lines {
+                match (i + k) % 9 {
+                    0 => b.push_str(".starts with a dot\n"),
+                    1 => b.push_str(">From quoted\n"),
+                    2 => b.push_str("tab\tseparated\n"),
+                    3 => b.push('\n'),
+                    _ => b.push_str(&format!("{i} {k} {}\n", "x".repeat((i * k) % 90))),
+                }
+            }
+            b
+        })
+        .collect();
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let f = Fixture::new();
+    f.write_mbox("alice", &mbox(&refs));
+    let mut c = f.inetd();
+    c.login("alice", "secret");
+    let mut order: Vec<usize> = (1..=bodies.len()).collect();
+    order.extend([60, 1, 30, 29, 28, 31, 32, 18, 17, 18, 19, 5]);
+    for n in order {
+        let body = &bodies[n - 1];
+        let got = c.ok_multi(&format!("RETR {n}"));
+        assert!(got == wire(body), "RETR {n} differs");
+        assert_eq!(c.ok(&format!("LIST {n}")), format!("+OK {n} {}", content(body).len()));
+    }
+    for n in 1..=bodies.len() {
+        let head = c.ok_multi(&format!("TOP {n} 0"));
+        let body = &bodies[n - 1];
+        let end = body.find("\n\n").unwrap() + 2;
+        assert!(head == wire(&body[..end]), "TOP {n} 0 differs");
+    }
+    c.quit();
+}
+
+#[test]
 fn a_mailbox_rewritten_by_another_program_ends_the_session_untouched() {
     let f = Fixture::new();
     f.write_mbox("alice", &mbox(&[MSG1, MSG2, MSG3]));
