@@ -413,7 +413,10 @@ fn messages_fetched_in_order_and_out_of_order_are_exact() {
         let body = &bodies[n - 1];
         let got = c.ok_multi(&format!("RETR {n}"));
         assert!(got == wire(body), "RETR {n} differs");
-        assert_eq!(c.ok(&format!("LIST {n}")), format!("+OK {n} {}", content(body).len()));
+        assert_eq!(
+            c.ok(&format!("LIST {n}")),
+            format!("+OK {n} {}", content(body).len())
+        );
     }
     for n in 1..=bodies.len() {
         let head = c.ok_multi(&format!("TOP {n} 0"));
@@ -422,6 +425,36 @@ fn messages_fetched_in_order_and_out_of_order_are_exact() {
         assert!(head == wire(&body[..end]), "TOP {n} 0 differs");
     }
     c.quit();
+}
+
+#[test]
+fn a_mailbox_cut_short_is_noticed_while_the_next_messages_are_read_ahead() {
+    // RETR 2 follows RETR 1, so it reads the next 64 KiB too: RETR 3 is in memory, and the
+    // file's length is still checked before it is served.
+    let bodies: Vec<String> = (0..40)
+        .map(|i| format!("Subject: {i}\n\n{}", format!("line {i}\n").repeat(400)))
+        .collect();
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let f = Fixture::new();
+    let original = mbox(&refs);
+    f.write_mbox("alice", &original);
+    let mut c = f.inetd();
+    c.login("alice", "secret");
+    assert!(c.ok_multi("RETR 1") == wire(&bodies[0]));
+    assert!(c.ok_multi("RETR 2") == wire(&bodies[1]));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(f.mailbox("alice"))
+        .unwrap();
+    file.set_len(original.len() as u64 / 2).unwrap();
+    let r = c.cmd("RETR 3");
+    assert!(
+        r.starts_with("-ERR [SYS/TEMP]"),
+        "served from a shrunk mailbox: {r}"
+    );
+    c.expect_eof();
+    c.wait();
+    assert_eq!(f.read_mbox("alice"), original[..original.len() / 2]);
 }
 
 #[test]
