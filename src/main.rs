@@ -271,6 +271,7 @@ fn run(mode: Mode, foreground: bool, config_path: Option<&Path>) -> Result<(), S
             // After the drop: the directory belongs to the identity the server keeps.
             let mut runtime = runtime;
             runtime.open_index_cache();
+            runtime.sweep_index_cache();
             // After the drop, so the scan runs as the sessions do (a later glibc setresuid
             // would switch this thread too, in the middle of a recovery).
             let config = std::sync::Arc::clone(&runtime.config);

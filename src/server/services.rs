@@ -87,6 +87,36 @@ impl Runtime {
         }
     }
 
+    /// Remove the index cache files no login will use again ([`CacheDir::sweep`]), in a
+    /// thread of its own so that start-up does not wait for it.
+    pub fn sweep_index_cache(&self) {
+        let Some(dir) = self.index_cache.clone() else {
+            return;
+        };
+        let run = move || match dir.sweep() {
+            Ok(s) if s.gone + s.unusable > 0 => log::info!(
+                "index cache {}: removed {} files of mailboxes that no longer exist and {} \
+                 that no login can use (other versions, damaged); kept {}",
+                dir.path().display(),
+                s.gone,
+                s.unusable,
+                s.kept
+            ),
+            Ok(s) => log::debug!(
+                "index cache {}: kept {} files",
+                dir.path().display(),
+                s.kept
+            ),
+            Err(e) => log::warn!("index cache {}: cannot sweep: {e}", dir.path().display()),
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name(String::from("cache sweep"))
+            .spawn(run)
+        {
+            log::error!("cannot start the index cache sweep: {e}");
+        }
+    }
+
     /// SIGHUP: read the config file again (if there is one), reopen the auth backend and
     /// reload the certificate. Sockets and process credentials cannot change without a
     /// restart; such changes are logged and otherwise ignored.

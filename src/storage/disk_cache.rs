@@ -15,9 +15,10 @@
 //! whose checksum fails, which counts as no cache. Writes happen while the session holds
 //! the mailbox's session lock, so sessions of one mailbox never write it concurrently.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,6 +141,56 @@ impl CacheDir {
         &self.path
     }
 
+    /// Remove the cache files that no login will use again: those whose mailbox no longer
+    /// exists, and those another layout or server version wrote, damaged or misnamed ones
+    /// (a login would rewrite those, but only if it ever comes). Names not ending in `.idx`
+    /// are left alone. A file is judged by its head alone; one removed while a session of
+    /// another process writes it costs that mailbox one index at its next login.
+    pub fn sweep(&self) -> io::Result<Swept> {
+        let mut done = Swept::default();
+        for name in dir::names(&self.dir)? {
+            if !name.as_encoded_bytes().ends_with(b".idx") {
+                continue;
+            }
+            let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+            let mut head = vec![0u8; HEAD_MAX];
+            let owner = match dir::open_at(&self.dir, &name, flags, 0) {
+                Ok(f) => {
+                    let n = read_head(&f, &mut head)?;
+                    owner_mailbox(&head[..n], &name)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // A symbolic link (ELOOP) or other non-file: not a cache file.
+                Err(_) => None,
+            };
+            let remove = match &owner {
+                None => {
+                    done.unusable += 1;
+                    true
+                }
+                Some(mailbox) => match fs::symlink_metadata(mailbox) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        done.gone += 1;
+                        true
+                    }
+                    // Present, or not known to be absent (no search permission): kept.
+                    _ => {
+                        done.kept += 1;
+                        false
+                    }
+                },
+            };
+            if remove {
+                match dir::remove_at(&self.dir, &name) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(done)
+    }
+
     /// The cache file of `mailbox` read with `format`/`uidl`, created empty if missing. Call
     /// as the server's uid (before the session takes the user's identity): the descriptor is
     /// what the session keeps.
@@ -171,13 +222,52 @@ impl CacheDir {
 /// The cache file's name: a digest of everything that decides the index, so mailboxes and
 /// settings never share a file (the file repeats them, and they are compared on reading).
 fn file_name(mailbox: &Path, format: MboxFormat, uidl: UidlFormat) -> OsString {
-    let mut key = Vec::new();
-    key.extend_from_slice(mailbox.as_os_str().as_encoded_bytes());
-    key.push(0);
-    key.push(format_code(format));
-    key.push(uidl_code(uidl));
+    name_of(
+        mailbox.as_os_str().as_encoded_bytes(),
+        format_code(format),
+        uidl_code(uidl),
+    )
+}
+
+fn name_of(mailbox: &[u8], format: u8, uidl: u8) -> OsString {
+    let mut key = Vec::with_capacity(mailbox.len() + 3);
+    key.extend_from_slice(mailbox);
+    key.extend_from_slice(&[0, format, uidl]);
     let h = xxhash_rust::xxh3::xxh3_128(&key);
     OsString::from(format!("{h:032x}.idx"))
+}
+
+/// What [`CacheDir::sweep`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub kept: usize,
+    /// Files of mailboxes that no longer exist.
+    pub gone: usize,
+    /// Files no login can use: another layout or server version, damaged, or misnamed.
+    pub unusable: usize,
+}
+
+/// The start of a cache file: everything up to and including the mailbox path.
+const HEAD_MAX: usize = MAGIC.len() + 4 + 1 + 255 + 2 + 4 + 4096;
+
+/// The mailbox a cache file is for, if its head is this layout and server version's and its
+/// name is the one that mailbox and settings give.
+fn owner_mailbox(head: &[u8], name: &OsStr) -> Option<PathBuf> {
+    let mut r = Reader::new(head);
+    if r.take(MAGIC.len()).ok()? != MAGIC || r.u32().ok()? != VERSION {
+        return None;
+    }
+    let n = r.u8().ok()?;
+    if r.take(usize::from(n)).ok()? != env!("CARGO_PKG_VERSION").as_bytes() {
+        return None;
+    }
+    let (format, uidl) = (r.u8().ok()?, r.u8().ok()?);
+    let n = r.u32().ok()? as usize;
+    let path = r.take(n).ok()?;
+    if name_of(path, format, uidl) != name {
+        return None;
+    }
+    Some(PathBuf::from(OsStr::from_bytes(path)))
 }
 
 fn format_code(f: MboxFormat) -> u8 {
@@ -196,6 +286,20 @@ fn uidl_code(u: UidlFormat) -> u8 {
         UidlFormat::DovecotMd5 => 4,
         UidlFormat::DovecotUid => 5,
     }
+}
+
+/// Up to `buf.len()` bytes from the start of `f` (fewer only at its end).
+fn read_head(f: &File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// One mailbox's cache file, opened for the session.
@@ -402,6 +506,70 @@ mod tests {
             mtime: (3, 4),
             ctime: (5, 6),
         }
+    }
+
+    #[test]
+    fn the_sweep_removes_files_of_gone_mailboxes_and_unusable_ones() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let dir = CacheDir::prepare(&t.path().join("cache")).expect("cache dir");
+        let (here, gone) = (t.path().join("here"), t.path().join("gone"));
+        fs::write(&here, MBOX).expect("mailbox");
+        let ix = index();
+        let (f, u) = (MboxFormat::Mboxo, UidlFormat::Native);
+        let put =
+            |name: &OsStr, bytes: &[u8]| fs::write(dir.path().join(name), bytes).expect("put");
+        for m in [&here, &gone] {
+            put(
+                &file_name(m, f, u),
+                &encode_file(m, f, u, &stamp(ix.length), 0, &ix),
+            );
+        }
+        // The same mailbox under other settings: a file of its own, also kept.
+        let rd = file_name(&here, MboxFormat::Mboxrd, u);
+        put(
+            &rd,
+            &encode_file(&here, MboxFormat::Mboxrd, u, &stamp(ix.length), 0, &ix),
+        );
+        // Unusable: another layout version, a file under another mailbox's name, junk.
+        let mut old = encode_file(&here, f, UidlFormat::Popa3d, &stamp(ix.length), 0, &ix);
+        old[MAGIC.len()] = 2;
+        put(&file_name(&here, f, UidlFormat::Popa3d), &old);
+        put(
+            &file_name(&t.path().join("other"), f, u),
+            &encode_file(&here, f, u, &stamp(ix.length), 0, &ix),
+        );
+        put(OsStr::new("junk.idx"), b"not a cache file");
+        std::os::unix::fs::symlink(&here, dir.path().join("link.idx")).expect("symlink");
+        put(OsStr::new("notes.txt"), b"left alone");
+
+        let swept = dir.sweep().expect("sweep");
+        assert_eq!(
+            swept,
+            Swept {
+                kept: 2,
+                gone: 1,
+                unusable: 4
+            }
+        );
+        let mut left: Vec<OsString> = dir::names(&dir.dir).expect("names");
+        left.sort();
+        let mut want = vec![file_name(&here, f, u), rd, OsString::from("notes.txt")];
+        want.sort();
+        assert_eq!(left, want);
+        assert_eq!(
+            fs::read(&here).expect("mailbox"),
+            MBOX,
+            "a link's target is untouched"
+        );
+        // Nothing more to do the second time.
+        assert_eq!(
+            dir.sweep().expect("sweep"),
+            Swept {
+                kept: 2,
+                gone: 0,
+                unusable: 0
+            }
+        );
     }
 
     #[test]

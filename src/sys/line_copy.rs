@@ -59,8 +59,8 @@ mod avx2 {
         let lf = _mm256_set1_epi8(b'\n' as i8);
         let (mut p, mut o, mut lines) = (0usize, 0usize, 0u64);
         // `p` is always at a line start here, and `o` <= 2 * p.
-        while p < n {
-            let start = p;
+        'lines: while p < n {
+            let (start, line_out) = (p, o);
             // SAFETY (all raw accesses below): reads are at indexes < n (`p < n` here; a
             // vector load only when p + 32 <= n; the LF search stays inside `block`, which
             // ends with LF, so `p` stops at an LF < n). Writes stay below base + 2 * n + 64:
@@ -73,7 +73,7 @@ mod avx2 {
                         *dst.add(o) = b'.';
                         o += 1;
                     }
-                    b'>' if stop_at_gt => break,
+                    b'>' if stop_at_gt => break 'lines,
                     _ => {}
                 }
                 loop {
@@ -90,7 +90,12 @@ mod avx2 {
                         p += j;
                         o += j;
                     } else {
-                        let j = memchr::memchr(b'\n', &block[p..]).unwrap_or(n - p);
+                        // Always found (`block` ends with LF); if not, the partial line is
+                        // left out.
+                        let Some(j) = memchr::memchr(b'\n', &block[p..]) else {
+                            (p, o) = (start, line_out);
+                            break 'lines;
+                        };
                         std::ptr::copy_nonoverlapping(src.add(p), dst.add(o), j);
                         p += j;
                         o += j;

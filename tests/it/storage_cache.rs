@@ -429,6 +429,39 @@ mod binary {
     }
 
     #[test]
+    fn a_restarted_daemon_removes_the_cache_files_of_removed_mailboxes() {
+        let f = Fixture::new();
+        f.write_mbox("alice", &mbox(&[M1, M2]));
+        f.write_mbox("bob", &mbox(&[M3]));
+        settle();
+        let cache = f.path().join("index-cache");
+        let files = || fs::read_dir(&cache).expect("cache dir").count();
+        let mut first = f.standalone();
+        for (user, password) in [("alice", "secret"), ("bob", "hunter2")] {
+            let mut c = first.connect();
+            c.login(user, password);
+            c.ok("STAT");
+            c.quit();
+        }
+        first.stop();
+        assert_eq!(files(), 2);
+        fs::remove_file(f.mailbox("bob")).expect("remove bob's mailbox");
+        let mut second = f.standalone();
+        assert!(
+            second.wait_for_log("removed 1 files of mailboxes that no longer exist and 0"),
+            "{}",
+            second.log()
+        );
+        assert_eq!(files(), 1);
+        let mut c = second.connect();
+        c.login("alice", "secret");
+        c.ok("STAT");
+        c.quit();
+        assert!(second.wait_for_log("cache=disk"), "{}", second.log());
+        second.stop();
+    }
+
+    #[test]
     fn a_cache_directory_someone_else_owns_is_refused_with_a_warning() {
         if !is_root() {
             eprintln!("SKIPPED: needs root (chown)");
