@@ -698,14 +698,12 @@ impl Maildrop for Mailbox {
         let range = m.from_offset..o.index.end_offset(i);
         let skip = (m.header_offset() - m.from_offset) as usize;
         let served = match self.read_ahead.get(&o.file, range, o.index.length) {
-            Ok(Some(bytes)) => {
-                let line = &bytes[..skip.min(FROM_LINE_CAP)];
-                if from_line_fingerprint(line) == m.from_line {
-                    encode_slice(&bytes[skip..], opts, &mut w)
-                } else {
-                    Err(io::Error::other(Moved))
+            Ok(Some(bytes)) => match bytes.get(skip..) {
+                Some(body) if from_line_fingerprint(&bytes[..skip]) == m.from_line => {
+                    encode_slice(body, opts, &mut w)
                 }
-            }
+                _ => Err(io::Error::other(Moved)),
+            },
             Ok(None) => {
                 // Larger than the read-ahead: streamed in large blocks, no buffer in between.
                 let src = FromChecked {
