@@ -15,11 +15,10 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use mboxpopd::config::{MboxFormat, UidlFormat};
+use mboxpopd::config::Config;
 use mboxpopd::protocol::ports::Maildrop;
-use mboxpopd::storage::mailbox::{Mailbox, MailboxOptions};
+use mboxpopd::storage::mailbox::Mailbox;
 
 /// Stored lines of 72 octets with CRLF: the body of every answer is a prefix of this.
 fn pattern(len: usize) -> Vec<u8> {
@@ -99,16 +98,8 @@ fn main() {
         .get(2)
         .and_then(|p| p.parse().ok())
         .expect("usage: retr_floor PATH PORT");
-    let opts = MailboxOptions {
-        format: MboxFormat::Mboxo,
-        uidl: UidlFormat::Native,
-        hold_mda_locks: false,
-        dotlock_use_link: false,
-        dotlock_stale_age: Duration::from_secs(300),
-        lock_timeout: Duration::from_secs(30),
-        owner_uid: None,
-        journal_writers: Vec::new(),
-    };
+    // The daemon's defaults (mbox format, UIDL scheme), as in the benchmark's config.
+    let opts = Config::default().mailbox_options(None);
     let mb = Mailbox::open(&path, &opts).expect("index the mailbox");
     let sizes: Arc<Vec<u64>> = Arc::new((0..mb.count()).map(|i| mb.size(i)).collect());
     drop(mb);

@@ -524,31 +524,20 @@ pub fn encode_slice<W: Write + ?Sized>(
     opts: EncodeOptions,
     out: &mut W,
 ) -> io::Result<u64> {
-    const CHUNK: usize = 64 * 1024;
+    let mut pieces = message.chunks(CHUNK);
     let mut run = |output: &mut Vec<u8>| {
-        let mut enc = Encoder::new(opts);
-        let mut total = 0u64;
-        output.clear();
-        for piece in message.chunks(CHUNK) {
-            if enc.done() {
-                break;
-            }
-            enc.feed(piece, output);
-            if output.len() >= CHUNK {
-                out.write_all(output)?;
-                total += output.len() as u64;
-                output.clear();
-            }
-        }
-        enc.finish(output);
-        out.write_all(output)?;
-        Ok(total + output.len() as u64)
+        pump(opts, out, output, |enc, output| {
+            Ok(pieces.next().map(|piece| enc.feed(piece, output)).is_some())
+        })
     };
     BUFFERS.with(|b| match b.try_borrow_mut() {
         Ok(mut bufs) => run(&mut bufs.1),
         Err(_) => run(&mut Vec::new()),
     })
 }
+
+/// Input is read, and output written, in blocks of this size.
+const CHUNK: usize = 64 * 1024;
 
 fn encode_with<R: Read, W: Write + ?Sized>(
     mut src: R,
@@ -557,21 +546,34 @@ fn encode_with<R: Read, W: Write + ?Sized>(
     input: &mut Vec<u8>,
     output: &mut Vec<u8>,
 ) -> io::Result<u64> {
-    const CHUNK: usize = 64 * 1024;
-    let mut enc = Encoder::new(opts);
     input.resize(CHUNK, 0);
+    pump(opts, out, output, |enc, output| loop {
+        match src.read(input) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                enc.feed(&input[..n], output);
+                return Ok(true);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    })
+}
+
+/// Run an encoder over the pieces `feed` gives it (it returns false when there are no more)
+/// and write its output to `out` in blocks of about [`CHUNK`]; returns the octets written.
+fn pump<W: Write + ?Sized>(
+    opts: EncodeOptions,
+    out: &mut W,
+    output: &mut Vec<u8>,
+    mut feed: impl FnMut(&mut Encoder, &mut Vec<u8>) -> io::Result<bool>,
+) -> io::Result<u64> {
+    let mut enc = Encoder::new(opts);
     output.clear();
     // Worst case the output is twice the input (".\n" → "..\r\n") plus a few held bytes.
     output.reserve(2 * CHUNK + 2 * NAME_PROBE + 64);
     let mut total = 0u64;
-    while !enc.done() {
-        let n = match src.read(input) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        enc.feed(&input[..n], output);
+    while !enc.done() && feed(&mut enc, output)? {
         if output.len() >= CHUNK {
             out.write_all(output)?;
             total += output.len() as u64;
@@ -580,8 +582,7 @@ fn encode_with<R: Read, W: Write + ?Sized>(
     }
     enc.finish(output);
     out.write_all(output)?;
-    total += output.len() as u64;
-    Ok(total)
+    Ok(total + output.len() as u64)
 }
 
 /// The transmit size of a stored message (`[header_offset, end_offset)` bytes).
