@@ -201,8 +201,11 @@ def big_mbox(path, messages, mib):
 def start_servers(popa3d, binary, master):
     procs = {}
     # Not a server: answers RETR from memory with the mailbox's sizes (examples/retr_floor.rs).
-    procs["floor"] = subprocess.Popen(
-        [os.path.join(ROOT, "target/release/examples/retr_floor"), master, str(PORTS["floor"])])
+    floor = os.path.join(ROOT, "target/release/examples/retr_floor")
+    if not os.path.exists(floor):
+        sys.exit(f"{floor} is missing: `make bench` builds it "
+                 "(or cargo build --release --example retr_floor)")
+    procs["floor"] = subprocess.Popen([floor, master, str(PORTS["floor"])])
     env = dict(os.environ, RUST_LOG="warn")
     procs["mboxpopd"] = subprocess.Popen(
         [binary, "-f", "-d", "-c", os.path.join(WORK, "mboxpopd.conf")],

@@ -39,6 +39,8 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
+    if a.floor and not os.path.exists(FLOOR):
+        sys.exit(f"{FLOOR} is missing: cargo build --release --example retr_floor")
     if a.client_cpu is not None:
         os.sched_setaffinity(0, {a.client_cpu})
     pin = ["taskset", "-c", str(a.server_cpu)] if a.server_cpu is not None else []
