@@ -148,20 +148,21 @@ impl CacheDir {
     /// another process writes it costs that mailbox one index at its next login.
     pub fn sweep(&self) -> io::Result<Swept> {
         let mut done = Swept::default();
+        let mut head = vec![0u8; HEAD_MAX];
         for name in dir::names(&self.dir)? {
             if !name.as_encoded_bytes().ends_with(b".idx") {
                 continue;
             }
             let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
-            let mut head = vec![0u8; HEAD_MAX];
             let owner = match dir::open_at(&self.dir, &name, flags, 0) {
-                Ok(f) => {
-                    let n = read_head(&f, &mut head)?;
+                Ok(f) if f.metadata().is_ok_and(|m| m.file_type().is_file()) => {
+                    // Unreadable counts as unusable, like damage.
+                    let n = read_head(&f, &mut head).unwrap_or(0);
                     owner_mailbox(&head[..n], &name)
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                // A symbolic link (ELOOP) or other non-file: not a cache file.
-                Err(_) => None,
+                // A symbolic link (ELOOP), a FIFO or another non-file: not a cache file.
+                _ => None,
             };
             let remove = match &owner {
                 None => {
@@ -540,6 +541,11 @@ mod tests {
         );
         put(OsStr::new("junk.idx"), b"not a cache file");
         std::os::unix::fs::symlink(&here, dir.path().join("link.idx")).expect("symlink");
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("fifo.idx"))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
         put(OsStr::new("notes.txt"), b"left alone");
 
         let swept = dir.sweep().expect("sweep");
@@ -548,7 +554,7 @@ mod tests {
             Swept {
                 kept: 2,
                 gone: 1,
-                unusable: 4
+                unusable: 5
             }
         );
         let mut left: Vec<OsString> = dir::names(&dir.dir).expect("names");
