@@ -17,7 +17,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -148,7 +148,7 @@ impl CacheDir {
     /// another process writes it costs that mailbox one index at its next login.
     pub fn sweep(&self) -> io::Result<Swept> {
         let mut done = Swept::default();
-        let mut head = vec![0u8; HEAD_MAX];
+        let mut head = Vec::with_capacity(HEAD_MAX);
         for name in dir::names(&self.dir)? {
             if !name.as_encoded_bytes().ends_with(b".idx") {
                 continue;
@@ -156,9 +156,12 @@ impl CacheDir {
             let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
             let owner = match dir::open_at(&self.dir, &name, flags, 0) {
                 Ok(f) if f.metadata().is_ok_and(|m| m.file_type().is_file()) => {
+                    head.clear();
                     // Unreadable counts as unusable, like damage.
-                    let n = read_head(&f, &mut head).unwrap_or(0);
-                    owner_mailbox(&head[..n], &name)
+                    match (&f).take(HEAD_MAX as u64).read_to_end(&mut head) {
+                        Ok(_) => owner_mailbox(&head, &name),
+                        Err(_) => None,
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 // A symbolic link (ELOOP), a FIFO or another non-file: not a cache file.
@@ -287,20 +290,6 @@ fn uidl_code(u: UidlFormat) -> u8 {
         UidlFormat::DovecotMd5 => 4,
         UidlFormat::DovecotUid => 5,
     }
-}
-
-/// Up to `buf.len()` bytes from the start of `f` (fewer only at its end).
-fn read_head(f: &File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read_at(&mut buf[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// One mailbox's cache file, opened for the session.
