@@ -55,7 +55,10 @@ impl ReadAhead {
         let held = self.start..self.start + self.len as u64;
         if !(held.start <= range.start && range.end <= held.end) {
             let want = if sequential {
-                limit.saturating_sub(range.start).min(READ_AHEAD as u64).max(len)
+                limit
+                    .saturating_sub(range.start)
+                    .min(READ_AHEAD as u64)
+                    .max(len)
             } else {
                 len
             } as usize;
