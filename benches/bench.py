@@ -46,6 +46,8 @@ WORK = "/var/tmp/mboxpopd-bench"
 PASSWORD = "secret"
 PORTS = {"mboxpopd": 24111, "dovecot": 24110, "popa3d": 24112, "floor": 24113}
 SERVERS = ["mboxpopd", "dovecot", "popa3d"]
+# The servers and the RETR floor (examples/retr_floor.rs), which takes part in the RETR rows only.
+ALL = SERVERS + ["floor"]
 BIG = "mbb0"  # the user whose mailbox is the big spool
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -214,7 +216,7 @@ def start_servers(popa3d, binary, master):
     procs["popa3d"] = subprocess.Popen(
         ["systemd-socket-activate", "-l", f"127.0.0.1:{PORTS['popa3d']}", "--inetd", "-a", popa3d],
         stderr=subprocess.DEVNULL)
-    for s in SERVERS + ["floor"]:
+    for s in ALL:
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", PORTS[s]), timeout=1).close()
@@ -541,22 +543,26 @@ def main():
         for u in names[1:]:
             place(s, u, small)
     procs = start_servers(popa3d, a.bin, master)
-    pids = {s: procs[s].pid for s in SERVERS + ["floor"]}
-    res = {s: {} for s in SERVERS + ["floor"]}
+    pids = {s: procs[s].pid for s in ALL}
+    res = {s: {} for s in ALL}
 
     def add(s, k, v):
         res[s].setdefault(k, []).append(v)
 
+    def retr_row(s):
+        total, dt, c = retr_run(s, pids[s], BIG, a.retr_mib << 20)
+        add(s, "retr_mb_s", total / dt / 1e6)
+        add(s, "retr_cpu_s_per_gb", c / (total / 1e9))
+
+    turns = measured + ["floor"]
+
     try:
         for r in range(a.rounds):
-            turns = measured + ["floor"]
             order = turns[r % len(turns):] + turns[:r % len(turns)]
             for s in order:
                 pid = pids[s]
                 if s == "floor":
-                    total, dt, c = retr_run(s, pid, BIG, a.retr_mib << 20)
-                    add(s, "retr_mb_s", total / dt / 1e6)
-                    add(s, "retr_cpu_s_per_gb", c / (total / 1e9))
+                    retr_row(s)
                     continue
                 place(s, BIG, master)
                 time.sleep(0.05)
@@ -571,9 +577,7 @@ def main():
                 res[s].setdefault("login_s", []).extend(lat)
                 res[s].setdefault("list_uidl_s", []).extend(
                     login_session(s, BIG, ("LIST", "UIDL")) for _ in range(3))
-                total, dt, c = retr_run(s, pid, BIG, a.retr_mib << 20)
-                add(s, "retr_mb_s", total / dt / 1e6)
-                add(s, "retr_cpu_s_per_gb", c / (total / 1e9))
+                retr_row(s)
                 for which in ["last", "middle", "first"]:
                     dt, wb = dele(s, pid, BIG, which)
                     # The session after a commit (clients that keep mail for N days delete
@@ -587,12 +591,9 @@ def main():
                 print(f"round {r + 1} {s}: " + ", ".join(
                     f"{k}={v[-1]:.4g}" for k, v in res[s].items()), flush=True)
         for r in range(a.retr_rounds):
-            turns = measured + ["floor"]
             order = turns[r % len(turns):] + turns[:r % len(turns)]
             for s in order:
-                total, dt, c = retr_run(s, pids[s], BIG, a.retr_mib << 20)
-                add(s, "retr_mb_s", total / dt / 1e6)
-                add(s, "retr_cpu_s_per_gb", c / (total / 1e9))
+                retr_row(s)
             print(f"RETR round {r + 1}: " + ", ".join(
                 f"{s} {res[s]['retr_mb_s'][-1]:.0f} MB/s {res[s]['retr_cpu_s_per_gb'][-1]:.2f} s/GB"
                 for s in order), flush=True)
@@ -606,7 +607,7 @@ def main():
                       flush=True)
     finally:
         stop_servers(procs)
-    summary = {s: {k: med(v) for k, v in res[s].items()} for s in SERVERS + ["floor"]}
+    summary = {s: {k: med(v) for k, v in res[s].items()} for s in ALL}
     with open(a.json, "w") as f:
         json.dump({"args": vars(a), "raw": res, "median": summary}, f, indent=1)
     report(summary, a)
